@@ -1,0 +1,28 @@
+// `sluice config validate`: check a config and its lists the way a reload would, like unbound-checkconf.
+import type { Command } from 'commander';
+import { silentLogger } from '../logging/logger.js';
+import { LoadError, loadRuleSet } from '../server/sluice-server.js';
+import { DEFAULT_CONFIG } from './serve.js';
+
+export function registerConfig(program: Command): void {
+  const config = program.command('config').description('Work with the config file.');
+  config
+    .command('validate')
+    .description('Validate a config file and the lists it names. Exit 0 when valid, 1 when not.')
+    .argument('[file]', 'config file', DEFAULT_CONFIG)
+    .addHelpText('after', '\nExamples:\n  sluice config validate\n  sluice config validate /etc/sluice/sluice.yaml')
+    .action(async (file: string) => {
+      try {
+        const { rules } = await loadRuleSet(file, silentLogger());
+        const c = rules.config;
+        process.stdout.write(
+          `${file}: OK (${c.listeners.length} listeners, ${Object.keys(c.networks).length} networks, ` +
+            `${Object.keys(c.profiles).length} profiles, ${Object.keys(c.lists).length} lists)\n`,
+        );
+      } catch (err) {
+        const lines = err instanceof LoadError ? err.lines : [(err as Error).message];
+        process.stderr.write(lines.join('\n') + '\n');
+        process.exitCode = 1;
+      }
+    });
+}

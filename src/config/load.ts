@@ -1,0 +1,151 @@
+// YAML text → validated Config, with every problem located as file:line path: message.
+// Parsing is pure (text in, value out); readConfigFile is the one function that touches the disk.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type Config } from './schema.js';
+
+export interface ConfigProblem {
+  file: string;
+  line?: number;
+  /** Dotted path with indices, e.g. `networks.guest.cidrs[1]`. */
+  path: string;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: ConfigProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  const where = p.line !== undefined ? `${p.file}:${p.line}` : p.file;
+  return p.path ? `${where} ${p.path}: ${p.message}` : `${where}: ${p.message}`;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out;
+}
+
+/** A loaded config and where it came from (list paths resolve against `baseDir`). */
+export interface LoadedConfig {
+  config: Config;
+  file: string;
+  baseDir: string;
+}
+
+/** Parse and validate config text. Throws ConfigError listing every problem at once. */
+export function parseConfig(text: string, file: string): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => ({
+        file,
+        line: e.linePos?.[0]?.line,
+        path: '',
+        message: e.message.split('\n')[0] ?? e.message,
+      })),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((issue) => locateIssue(issue, raw, doc, lineCounter, file)));
+  }
+  return { config: result.data, file, baseDir: dirname(resolve(file)) };
+}
+
+export function readConfigFile(file: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ file, path: '', message: `cannot read: ${(err as Error).message}` }]);
+  }
+  return parseConfig(text, file);
+}
+
+function locateIssue(issue: z.core.$ZodIssue, raw: unknown, doc: Document, lc: LineCounter, file: string): ConfigProblem {
+  let path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+  // Unknown keys are reported on the object; point at the key itself.
+  if (issue.code === 'unrecognized_keys' && issue.keys.length > 0) {
+    path = [...path, issue.keys[0]!];
+  }
+  return {
+    file,
+    line: lineOf(doc, lc, path),
+    path: formatPath(path),
+    message: describeIssue(issue, valueAt(raw, issue.path)),
+  };
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v = raw;
+  for (const seg of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[seg];
+  }
+  return v;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    case 'invalid_type':
+      return issue.input === undefined ? `required, expected ${issue.expected}` : `expected ${issue.expected}, got ${describeValue(issue.input)}`;
+    case 'invalid_value':
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(issue.input)}`;
+    case 'custom':
+      // Refinements carry what was expected; say what was found too.
+      return value !== undefined && typeof value !== 'object' && !issue.message.startsWith('unknown') && !issue.message.startsWith('must')
+        ? `${JSON.stringify(value)} is not ${issue.message}`
+        : issue.message;
+    default:
+      return value !== undefined && typeof value !== 'object' ? `${issue.message} (got ${JSON.stringify(value)})` : issue.message;
+  }
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** Line of the deepest YAML node that exists along `path`. */
+function lineOf(doc: Document, lc: LineCounter, path: (string | number)[]): number | undefined {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const prefix = path.slice(0, depth);
+    const node = depth === 0 ? doc.contents : doc.getIn(prefix, true);
+    if (isNode(node) && node.range) {
+      // For a mapping key, point at the key rather than at its value.
+      const keyLine = depth > 0 ? keyLineOf(doc, lc, prefix) : undefined;
+      return keyLine ?? lc.linePos(node.range[0]).line;
+    }
+  }
+  return undefined;
+}
+
+function keyLineOf(doc: Document, lc: LineCounter, path: (string | number)[]): number | undefined {
+  const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+  const last = path[path.length - 1];
+  if (parent && typeof parent === 'object' && 'items' in parent && Array.isArray(parent.items)) {
+    for (const item of parent.items as unknown[]) {
+      if (item && typeof item === 'object' && 'key' in item) {
+        const key = (item as { key: unknown }).key;
+        if (isNode(key) && key.range && (key as { value?: unknown }).value === last) return lc.linePos(key.range[0]).line;
+      }
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,206 @@
+// The config schema: the single source of truth for the config's shape, defaults and
+// documentation. Every object is strict so a typo in a key is an error, not a silent default.
+import { z } from 'zod';
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]*$/i, 'a name of letters, digits, "-" and "_"')
+  .describe('An identifier: letters, digits, "-" and "_".');
+
+const ipAddress = z.string().refine((s) => isIP(s) !== 0, 'an IPv4 or IPv6 address');
+
+export const cidr = z.string().refine((s) => {
+  try {
+    if (!s.includes('/')) return isIP(s) !== 0;
+    ipaddr.parseCIDR(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'a CIDR such as "10.0.0.0/8" or "2001:db8::/32" (or a single address)');
+
+const port = z.number().int().min(0).max(65535);
+const millis = (max: number) => z.number().int().min(1).max(max);
+
+export const listenerSchema = z
+  .strictObject({
+    address: ipAddress.describe('Address to listen on, e.g. "127.0.0.1", "0.0.0.0" or "::".'),
+    port: port.default(53).describe('Port to listen on (0 picks a free port, for tests).'),
+    protocols: z
+      .array(z.enum(['udp', 'tcp']))
+      .min(1)
+      .default(['udp', 'tcp'])
+      .describe('Transports served on this address.'),
+    network: name
+      .optional()
+      .describe(
+        'Network that every query arriving on this listener belongs to (one address per VLAN). ' +
+          'Without it the client source address is looked up in the networks table.',
+      ),
+  })
+  .describe('An address and port sluice answers on.');
+
+export const networkSchema = z
+  .strictObject({
+    cidrs: z.array(cidr).default([]).describe('Client address ranges; the longest matching prefix over all networks wins.'),
+    profile: name.describe('Profile whose rules apply to clients of this network.'),
+    description: z.string().optional().describe('Free text for humans.'),
+  })
+  .describe('A client network.');
+
+export const blockResponseSchema = z
+  .strictObject({
+    mode: z
+      .enum(['nxdomain', 'null', 'refused', 'address'])
+      .default('nxdomain')
+      .describe(
+        'nxdomain: NXDOMAIN with an SOA so clients cache it (RFC 2308); null: A 0.0.0.0 / AAAA ::, ' +
+          'other types empty NOERROR; refused: REFUSED; address: the fixed ipv4/ipv6 addresses below.',
+      ),
+    ipv4: z.array(z.ipv4()).default([]).describe('Answers to A queries in mode "address".'),
+    ipv6: z.array(z.ipv6()).default([]).describe('Answers to AAAA queries in mode "address".'),
+    ttl: z.number().int().min(0).max(86400).default(60).describe('TTL of blocked answers, seconds.'),
+  })
+  .describe('How a blocked name is answered.');
+
+export const profileSchema = z
+  .strictObject({
+    block: z.array(name).default([]).describe('Names of lists (see `lists`) whose domains are blocked.'),
+    allow: z
+      .array(z.string())
+      .default([])
+      .describe('Domains that are answered normally even when a blocked list has them (they win over block entries).'),
+    block_response: blockResponseSchema.prefault({}),
+    description: z.string().optional(),
+  })
+  .describe('The rules a network gets.');
+
+export const listSchema = z
+  .strictObject({
+    file: z.string().min(1).describe('Path of the list file, relative to the config file.'),
+    description: z.string().optional(),
+  })
+  .describe('A named list of domains.');
+
+const upstreamAddress = z
+  .string()
+  .refine((s) => s === 'system' || parseUpstreamAddress(s) !== undefined, 'an address such as "192.0.2.53", "192.0.2.53:5353", "[2001:db8::53]:53" or "system"');
+
+export const upstreamsSchema = z
+  .strictObject({
+    default: z
+      .array(upstreamAddress)
+      .min(1)
+      .default(['system'])
+      .describe('Upstream servers tried in order; "system" means the nameservers of /etc/resolv.conf.'),
+    conditional: z
+      .array(
+        z.strictObject({
+          zone: z.string().min(1).describe('Queries for this zone and below go to `servers`.'),
+          servers: z.array(upstreamAddress).min(1),
+        }),
+      )
+      .default([])
+      .describe('Conditional forwarding, e.g. an internal Active Directory zone to its DNS servers.'),
+    timeout_ms: millis(10000).default(1000).describe('How long one upstream gets before the next is tried.'),
+    total_timeout_ms: millis(30000).default(3000).describe('Upper bound for resolving one query; SERVFAIL after it.'),
+    sockets: z.number().int().min(1).max(256).default(16).describe('UDP sockets in the upstream pool (source ports).'),
+    socket_max_queries: z
+      .number()
+      .int()
+      .min(1)
+      .default(4096)
+      .describe('A pool socket is replaced by one with a fresh random port after this many queries (RFC 5452).'),
+  })
+  .describe('Where allowed queries are forwarded.');
+
+export const cacheSchema = z
+  .strictObject({
+    max_entries: z.number().int().min(0).default(100000).describe('Maximum cached answers; least recently used are evicted. 0 disables.'),
+    min_ttl: z.number().int().min(0).default(0).describe('Cached TTLs are raised to at least this.'),
+    max_ttl: z.number().int().min(0).default(86400).describe('Cached TTLs are lowered to at most this.'),
+    negative_max_ttl: z.number().int().min(0).default(3600).describe('Upper bound for caching NXDOMAIN/NODATA (RFC 2308 §5).'),
+  })
+  .describe('The answer cache.');
+
+export const tcpSchema = z
+  .strictObject({
+    idle_timeout_ms: millis(600000).default(10000).describe('A TCP connection with no query for this long is closed (RFC 7766).'),
+    max_connections: z.number().int().min(1).default(1000).describe('Connections beyond this are refused.'),
+  })
+  .describe('DNS over TCP.');
+
+export const loggingSchema = z
+  .strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Each query is logged at debug.'),
+  })
+  .describe('Process log (pino JSON on stdout).');
+
+export const configSchema = z
+  .strictObject({
+    listeners: z.array(listenerSchema).min(1).describe('Where sluice answers.'),
+    networks: z.record(name, networkSchema).describe('Client networks by name. Clients in no network are refused.'),
+    profiles: z.record(name, profileSchema).describe('Rule sets by name.'),
+    lists: z.record(name, listSchema).default({}).describe('Domain lists by name.'),
+    upstreams: upstreamsSchema.prefault({}),
+    cache: cacheSchema.prefault({}),
+    tcp: tcpSchema.prefault({}),
+    logging: loggingSchema.prefault({}),
+  })
+  .superRefine((cfg, ctx) => {
+    for (const [i, l] of cfg.listeners.entries()) {
+      if (l.network !== undefined && !(l.network in cfg.networks)) {
+        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'network'], message: `unknown network "${l.network}"` });
+      }
+    }
+    for (const [n, net] of Object.entries(cfg.networks)) {
+      if (!(net.profile in cfg.profiles)) {
+        ctx.addIssue({ code: 'custom', path: ['networks', n, 'profile'], message: `unknown profile "${net.profile}"` });
+      }
+    }
+    for (const [p, prof] of Object.entries(cfg.profiles)) {
+      for (const [i, l] of prof.block.entries()) {
+        if (!(l in cfg.lists)) ctx.addIssue({ code: 'custom', path: ['profiles', p, 'block', i], message: `unknown list "${l}"` });
+      }
+      const br = prof.block_response;
+      if (br.mode === 'address' && br.ipv4.length === 0 && br.ipv6.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['profiles', p, 'block_response', 'ipv4'], message: 'mode "address" needs ipv4 or ipv6 addresses' });
+      }
+    }
+    if (cfg.cache.min_ttl > cfg.cache.max_ttl) {
+      ctx.addIssue({ code: 'custom', path: ['cache', 'min_ttl'], message: 'must not exceed cache.max_ttl' });
+    }
+    if (cfg.upstreams.timeout_ms > cfg.upstreams.total_timeout_ms) {
+      ctx.addIssue({ code: 'custom', path: ['upstreams', 'timeout_ms'], message: 'must not exceed upstreams.total_timeout_ms' });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ListenerConfig = z.infer<typeof listenerSchema>;
+export type NetworkConfig = z.infer<typeof networkSchema>;
+export type ProfileConfig = z.infer<typeof profileSchema>;
+export type BlockResponseConfig = z.infer<typeof blockResponseSchema>;
+export type UpstreamsConfig = z.infer<typeof upstreamsSchema>;
+
+export interface UpstreamAddress {
+  host: string;
+  port: number;
+}
+
+/** "192.0.2.1", "192.0.2.1:5353", "::1", "[::1]:5353" → host and port. */
+export function parseUpstreamAddress(s: string): UpstreamAddress | undefined {
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
+  if (bracket) return withPort(bracket[1]!, bracket[2]);
+  if (isIP(s) !== 0) return { host: s, port: 53 };
+  const hostPort = /^([^:]+):(\d+)$/.exec(s);
+  if (hostPort) return withPort(hostPort[1]!, hostPort[2]);
+  return undefined;
+}
+
+function withPort(host: string, portText: string | undefined): UpstreamAddress | undefined {
+  if (isIP(host) === 0) return undefined;
+  const p = portText === undefined ? 53 : Number(portText);
+  return p >= 1 && p <= 65535 ? { host, port: p } : undefined;
+}

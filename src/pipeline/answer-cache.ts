@@ -1,0 +1,60 @@
+// The answer cache: upstream answers kept as bytes, keyed by name, type, class and DO bit, bounded
+// by entry count with LRU eviction (lru-cache keeps recency in typed arrays, O(1) per hit).
+// Blocking is decided before the cache, so an answer cached for one network is only ever served
+// to a network whose rules allow the name.
+import { LRUCache } from 'lru-cache';
+import { renderAnswer, type AnswerBytes } from '../dns/answer-bytes.js';
+import type { Query } from '../dns/wire.js';
+
+export type Clock = () => number;
+
+interface Entry {
+  answer: AnswerBytes;
+  storedAt: number;
+  expiresAt: number;
+}
+
+export class AnswerCache {
+  private readonly lru: LRUCache<string, Entry> | undefined;
+  hits = 0;
+  misses = 0;
+
+  constructor(maxEntries: number, private readonly now: Clock = Date.now) {
+    this.lru = maxEntries > 0 ? new LRUCache<string, Entry>({ max: maxEntries }) : undefined;
+  }
+
+  static key(query: Query): string {
+    return `${query.name}/${query.type}/${query.qclass}${query.edns?.do ? '/do' : ''}`;
+  }
+
+  get size(): number {
+    return this.lru?.size ?? 0;
+  }
+
+  /** A rendered answer for this client when a fresh entry exists. */
+  answer(msg: Buffer, query: Query, key: string): Buffer | undefined {
+    const e = this.lru?.get(key);
+    if (!e) {
+      this.misses++;
+      return undefined;
+    }
+    const now = this.now();
+    if (now >= e.expiresAt) {
+      this.lru!.delete(key);
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    return renderAnswer(e.answer, msg, query, Math.floor((now - e.storedAt) / 1000));
+  }
+
+  store(key: string, answer: AnswerBytes): void {
+    if (!this.lru || answer.cacheTtl <= 0) return;
+    const now = this.now();
+    this.lru.set(key, { answer, storedAt: now, expiresAt: now + answer.cacheTtl * 1000 });
+  }
+
+  clear(): void {
+    this.lru?.clear();
+  }
+}

@@ -1,0 +1,36 @@
+// The request context that flows through the pipeline: listener → classify → decide → local answer
+// or cache or upstream → response → query log.
+import type { Query } from '../dns/wire.js';
+import type { Decision, Network } from '../policy/policy-engine.js';
+
+export type Transport = 'udp' | 'tcp';
+
+export interface ClientInfo {
+  address: string;
+  port: number;
+  transport: Transport;
+  /** `address:port` of the listener the query arrived on. */
+  listener: string;
+  /** Network pinned by the listener's config, if any. */
+  listenerNetwork: string | undefined;
+}
+
+export type Outcome = 'allowed' | 'blocked' | 'refused' | 'error' | 'malformed';
+
+export interface RequestContext {
+  readonly msg: Buffer;
+  readonly query: Query;
+  readonly client: ClientInfo;
+  readonly startedAt: number;
+  network?: Network;
+  decision?: Decision;
+  outcome?: Outcome;
+  cacheHit?: boolean;
+  upstream?: string;
+  rcode?: number;
+  /** The bytes to send; undefined when the message is dropped. */
+  response?: Buffer;
+}
+
+/** A stage answers (bytes) or returns undefined to let the next stage try. Only forwarding awaits. */
+export type Answer = Buffer | undefined;

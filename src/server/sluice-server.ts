@@ -1,0 +1,161 @@
+// One running sluice: config and lists loaded into a RuleSet, a Resolver, and the listeners.
+// Reload builds a complete new RuleSet off the hot path and swaps it in only when everything
+// loaded; a broken config or list keeps the old state serving and says why.
+import { typeName, rcodeName } from '../dns/codes.js';
+import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { loadLists } from '../lists/list-loader.js';
+import type { Logger } from '../logging/logger.js';
+import type { DomainSet } from '../policy/domain-set.js';
+import type { RequestContext } from '../pipeline/context.js';
+import { Resolver, RuleSet } from '../pipeline/resolver.js';
+import { TcpListener } from './tcp.js';
+import { UdpListener, type ListenerHooks } from './udp.js';
+
+export interface BoundAddress {
+  protocol: 'udp' | 'tcp';
+  address: string;
+  port: number;
+}
+
+export interface ServerOptions {
+  configFile: string;
+  logger: Logger;
+  clock?: () => number;
+}
+
+export class LoadError extends Error {
+  constructor(readonly lines: string[]) {
+    super(lines.join('\n'));
+    this.name = 'LoadError';
+  }
+}
+
+/** Load a config file and its lists into a RuleSet. Throws LoadError listing every problem. */
+export async function loadRuleSet(configFile: string, logger: Logger): Promise<{ rules: RuleSet; loaded: LoadedConfig }> {
+  let loaded: LoadedConfig;
+  try {
+    loaded = readConfigFile(configFile);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new LoadError(err.message.split('\n'));
+    throw err;
+  }
+  const { lists, errors } = await loadLists(loaded.config, loaded.baseDir);
+  if (errors.length > 0) throw new LoadError(errors.map((e) => `${e.file}: list ${e.list}: ${e.message}`));
+  const sets = new Map<string, DomainSet>();
+  for (const l of lists) {
+    sets.set(l.name, l.set);
+    for (const p of l.problems.slice(0, 20)) logger.warn({ file: l.file, line: p.line, text: p.text }, `${l.file}:${p.line}: ${p.message} (line skipped)`);
+    if (l.problems.length > 20) logger.warn({ file: l.file, count: l.problems.length }, `${l.file}: ${l.problems.length} lines skipped in all`);
+  }
+  logger.info({ lists: lists.map((l) => ({ name: l.name, entries: l.set.size })) }, 'lists loaded');
+  return { rules: new RuleSet(loaded.config, sets), loaded };
+}
+
+export class SluiceServer {
+  private listeners: (UdpListener | TcpListener)[] = [];
+  readonly bound: BoundAddress[] = [];
+  private reloading: Promise<boolean> | undefined;
+
+  private constructor(
+    readonly resolver: Resolver,
+    private readonly opts: ServerOptions,
+    private config: Config,
+  ) {}
+
+  static async start(opts: ServerOptions): Promise<SluiceServer> {
+    const { rules } = await loadRuleSet(opts.configFile, opts.logger);
+    const server = new SluiceServer(new Resolver(rules, opts.clock), opts, rules.config);
+    try {
+      await server.listen();
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return server;
+  }
+
+  private async listen(): Promise<void> {
+    const log = this.opts.logger;
+    const debug = log.isLevelEnabled('debug');
+    const hooks: ListenerHooks = {
+      done: debug ? (ctx) => logQuery(log, ctx) : () => {},
+      error: (err, where) => log.error({ err, where }, 'request error'),
+    };
+    const handler = () => this.resolver;
+    for (const l of this.config.listeners) {
+      for (const proto of l.protocols) {
+        const listener =
+          proto === 'udp'
+            ? new UdpListener(l.address, l.port, l.network, handler, hooks)
+            : new TcpListener(l.address, l.port, l.network, handler, hooks, () => ({
+                idleTimeoutMs: this.config.tcp.idle_timeout_ms,
+                maxConnections: this.config.tcp.max_connections,
+              }));
+        this.listeners.push(listener);
+        const a = await listener.start();
+        this.bound.push({ protocol: proto, ...a });
+        log.info({ protocol: proto, address: a.address, port: a.port, network: l.network }, 'listening');
+      }
+    }
+  }
+
+  /** Port of the first listener of `protocol` (tests listen on port 0). */
+  port(protocol: 'udp' | 'tcp' = 'udp'): number {
+    return this.bound.find((b) => b.protocol === protocol)?.port ?? 0;
+  }
+
+  /** Reload config and lists. Returns false (and keeps serving the old state) when they are broken. */
+  reload(): Promise<boolean> {
+    // Reloads do not overlap: a second request while one runs waits for it and then runs again.
+    const run = async (): Promise<boolean> => {
+      const log = this.opts.logger;
+      try {
+        const { rules } = await loadRuleSet(this.opts.configFile, log);
+        if (JSON.stringify(rules.config.listeners) !== JSON.stringify(this.config.listeners)) {
+          log.warn('listener changes take effect at the next restart');
+        }
+        this.resolver.swap(rules);
+        this.config = rules.config;
+        log.level = rules.config.logging.level;
+        log.info({ config: this.opts.configFile }, 'reloaded');
+        return true;
+      } catch (err) {
+        const lines = err instanceof LoadError ? err.lines : [(err as Error).message];
+        log.error({ problems: lines }, `reload rejected, still serving the previous config:\n${lines.join('\n')}`);
+        return false;
+      }
+    };
+    const prev = this.reloading ?? Promise.resolve(true);
+    const next = prev.then(run, run);
+    this.reloading = next;
+    return next;
+  }
+
+  /** Stop listening, finish answers in flight (at most `graceMs`), close upstream sockets. */
+  async stop(graceMs = 4000): Promise<void> {
+    await Promise.all(this.listeners.map((l) => l.stop(graceMs)));
+    this.listeners = [];
+    this.resolver.close();
+  }
+}
+
+function logQuery(log: Logger, ctx: RequestContext): void {
+  const d = ctx.decision;
+  log.debug(
+    {
+      client: ctx.client.address,
+      transport: ctx.client.transport,
+      network: ctx.network?.name,
+      name: ctx.query.name,
+      type: typeName(ctx.query.type),
+      outcome: ctx.outcome,
+      list: d?.kind === 'blocked' ? d.list : undefined,
+      rule: d?.kind === 'blocked' ? d.rule : undefined,
+      cache: ctx.cacheHit ?? false,
+      upstream: ctx.upstream,
+      rcode: ctx.rcode !== undefined ? rcodeName(ctx.rcode) : undefined,
+    },
+    'query',
+  );
+}

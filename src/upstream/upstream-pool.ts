@@ -1,0 +1,268 @@
+// Forwarding to upstream servers. A pool of UDP sockets carries many queries at once; each query
+// gets a fresh random ID on a randomly chosen socket, and each socket is replaced by one on a new
+// random port after a number of queries, so the (ID, port) pair stays hard to guess (RFC 5452)
+// without creating a socket per query. A reply is accepted only from the server asked, with the
+// ID and question that were sent.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { randomFillSync } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import type { UpstreamAddress } from '../config/schema.js';
+import { EDNS_UDP_SIZE, RCODE, TYPE } from '../dns/codes.js';
+import type { Query } from '../dns/wire.js';
+
+export interface UpstreamOptions {
+  sockets: number;
+  socketMaxQueries: number;
+  timeoutMs: number;
+  totalTimeoutMs: number;
+}
+
+export type UpstreamResult =
+  | { ok: true; reply: Buffer; server: string; transport: 'udp' | 'tcp' }
+  | { ok: false; reason: string; server?: string };
+
+interface Pending {
+  resolve: (reply: Buffer | undefined) => void;
+  host: string;
+  port: number;
+  question: Buffer;
+  timer: NodeJS.Timeout;
+}
+
+class PoolSocket {
+  readonly socket: dgram.Socket;
+  readonly pending = new Map<number, Pending>();
+  used = 0;
+  retired = false;
+
+  constructor(family: 'udp4' | 'udp6', onError: (e: Error) => void) {
+    this.socket = dgram.createSocket({ type: family, recvBufferSize: 4 << 20 });
+    this.socket.on('error', onError);
+    this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    // exclusive: under node:cluster a worker's port-0 bind would otherwise be shared with the
+    // other workers, and replies would land in the wrong process.
+    this.socket.bind({ port: 0, exclusive: true });
+    this.socket.unref();
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (msg.length < 12) return;
+    const id = msg.readUInt16BE(0);
+    const p = this.pending.get(id);
+    if (!p) return;
+    if (rinfo.port !== p.port || normaliseHost(rinfo.address) !== normaliseHost(p.host)) return;
+    if (!sameQuestion(msg, p.question)) return; // a spoofed or stray reply: keep waiting
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    p.resolve(msg);
+    if (this.retired && this.pending.size === 0) this.close();
+  }
+
+  close(): void {
+    try {
+      this.socket.close();
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+export class UpstreamPool {
+  private readonly pools: Record<'udp4' | 'udp6', (PoolSocket | undefined)[]> = { udp4: [], udp6: [] };
+  private ids = Buffer.alloc(0);
+  private idPos = 0;
+  private closed = false;
+  errors = 0;
+
+  constructor(
+    private readonly opts: UpstreamOptions,
+    private readonly onSocketError: (e: Error) => void = () => {},
+  ) {}
+
+  /**
+   * Ask `servers` in order, each for at most `timeoutMs`, all within `totalTimeoutMs`. A truncated
+   * UDP answer is asked again over TCP. SERVFAIL/REFUSED from one server moves on to the next.
+   */
+  async resolve(servers: readonly UpstreamAddress[], msg: Buffer, query: Query): Promise<UpstreamResult> {
+    const deadline = Date.now() + this.opts.totalTimeoutMs;
+    const question = msg.subarray(12, query.questionEnd);
+    let last: UpstreamResult = { ok: false, reason: 'no upstream' };
+    for (const server of servers) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      const label = formatServer(server);
+      const timeout = Math.min(this.opts.timeoutMs, remaining);
+      let reply = await this.udp(server, question, query, timeout);
+      let transport: 'udp' | 'tcp' = 'udp';
+      if (reply && reply[2]! & 0x02) {
+        const left = deadline - Date.now();
+        reply = left > 0 ? await tcpExchange(server, buildUpstreamQuery(this.nextId(), question, query), question, Math.min(this.opts.timeoutMs, left)) : undefined;
+        transport = 'tcp';
+      }
+      if (!reply) {
+        this.errors++;
+        last = { ok: false, reason: 'timeout', server: label };
+        continue;
+      }
+      const rcode = reply[3]! & 0xf;
+      last = { ok: true, reply, server: label, transport };
+      if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) {
+        this.errors++;
+        continue;
+      }
+      return last;
+    }
+    return last;
+  }
+
+  private udp(server: UpstreamAddress, question: Buffer, query: Query, timeoutMs: number): Promise<Buffer | undefined> {
+    if (this.closed) return Promise.resolve(undefined);
+    const family = isIPv6(server.host) ? 'udp6' : 'udp4';
+    const sock = this.pick(family);
+    let id = this.nextId();
+    for (let tries = 0; sock.pending.has(id) && tries < 16; tries++) id = this.nextId();
+    if (sock.pending.has(id)) return Promise.resolve(undefined); // 65k queries in flight on one socket
+    const out = buildUpstreamQuery(id, question, query);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        sock.pending.delete(id);
+        resolve(undefined);
+        if (sock.retired && sock.pending.size === 0) sock.close();
+      }, timeoutMs);
+      sock.pending.set(id, { resolve, host: server.host, port: server.port, question: Buffer.from(question), timer });
+      sock.socket.send(out, server.port, server.host, (err) => {
+        if (err) {
+          clearTimeout(timer);
+          sock.pending.delete(id);
+          resolve(undefined);
+        }
+      });
+    });
+  }
+
+  private pick(family: 'udp4' | 'udp6'): PoolSocket {
+    const pool = this.pools[family];
+    const i = (this.randomByte() * this.opts.sockets) >> 8;
+    let s = pool[i];
+    if (!s || s.used >= this.opts.socketMaxQueries) {
+      if (s) {
+        s.retired = true;
+        if (s.pending.size === 0) s.close();
+      }
+      s = new PoolSocket(family, this.onSocketError);
+      pool[i] = s;
+    }
+    s.used++;
+    return s;
+  }
+
+  private randomByte(): number {
+    if (this.idPos >= this.ids.length) this.refill();
+    return this.ids[this.idPos++]!;
+  }
+
+  private nextId(): number {
+    if (this.idPos + 2 > this.ids.length) this.refill();
+    const id = this.ids.readUInt16BE(this.idPos);
+    this.idPos += 2;
+    return id;
+  }
+
+  // One crypto call per 4 KiB of randomness rather than one per query.
+  private refill(): void {
+    this.ids = randomFillSync(Buffer.allocUnsafe(4096));
+    this.idPos = 0;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const pool of Object.values(this.pools)) {
+      // The pool is sparse: slots are filled on first use.
+      for (const s of pool) {
+        if (!s) continue;
+        for (const p of s.pending.values()) {
+          clearTimeout(p.timer);
+          p.resolve(undefined);
+        }
+        s.close();
+      }
+      pool.length = 0;
+    }
+  }
+}
+
+/** Header (fresh ID, RD, CD from the client), the client's question, OPT advertising 1232 with its DO bit. */
+export function buildUpstreamQuery(id: number, question: Buffer, query: Query): Buffer {
+  const b = Buffer.allocUnsafe(12 + question.length + 11);
+  b.writeUInt16BE(id, 0);
+  b[2] = 0x01; // RD
+  b[3] = query.flags & 0x10; // CD
+  b.writeUInt16BE(1, 4);
+  b.writeUInt32BE(0, 6);
+  b.writeUInt16BE(1, 10);
+  question.copy(b, 12);
+  let p = 12 + question.length;
+  b[p++] = 0;
+  b.writeUInt16BE(TYPE.OPT, p);
+  b.writeUInt16BE(EDNS_UDP_SIZE, p + 2);
+  b[p + 4] = 0;
+  b[p + 5] = 0;
+  b[p + 6] = query.edns?.do ? 0x80 : 0;
+  b[p + 7] = 0;
+  b.writeUInt16BE(0, p + 8);
+  return b;
+}
+
+/** The reply's question equals ours (name compared case-insensitively, RFC 5452 §9.1). */
+function sameQuestion(reply: Buffer, question: Buffer): boolean {
+  if (reply.readUInt16BE(4) !== 1 || reply.length < 12 + question.length) return false;
+  for (let i = 0; i < question.length; i++) {
+    let a = reply[12 + i]!;
+    let b = question[i]!;
+    if (a >= 0x41 && a <= 0x5a) a |= 0x20;
+    if (b >= 0x41 && b <= 0x5a) b |= 0x20;
+    if (a !== b) return false;
+  }
+  return true;
+}
+
+function tcpExchange(server: UpstreamAddress, query: Buffer, question: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    let buf = Buffer.alloc(0);
+    let done = false;
+    const finish = (r: Buffer | undefined) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const sock = net.connect({ host: server.host, port: server.port });
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    sock.on('connect', () => {
+      const len = Buffer.allocUnsafe(2);
+      len.writeUInt16BE(query.length, 0);
+      sock.write(Buffer.concat([len, query]));
+    });
+    sock.on('data', (d) => {
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      if (buf.length < 2) return;
+      const n = buf.readUInt16BE(0);
+      if (buf.length < 2 + n) return;
+      const reply = buf.subarray(2, 2 + n);
+      const ok = n >= 12 && reply.readUInt16BE(0) === query.readUInt16BE(0) && sameQuestion(reply, question);
+      finish(ok ? Buffer.from(reply) : undefined);
+    });
+    sock.on('error', () => finish(undefined));
+    sock.on('close', () => finish(undefined));
+  });
+}
+
+function normaliseHost(h: string): string {
+  return h.startsWith('::ffff:') ? h.slice(7) : h;
+}
+
+export function formatServer(s: UpstreamAddress): string {
+  return isIPv6(s.host) ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+}
