@@ -1,0 +1,93 @@
+// Starts a real SluiceServer in-process on ephemeral loopback ports, with its config and lists in
+// a temporary directory, so end-to-end tests talk DNS to it over real sockets.
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../src/logging/logger.js';
+import { SluiceServer } from '../../src/server/sluice-server.js';
+
+export interface Harness {
+  server: SluiceServer;
+  dir: string;
+  configFile: string;
+  udp: { host: string; port: number };
+  tcp: { host: string; port: number };
+  writeConfig(text: string): void;
+  writeList(name: string, text: string): void;
+  stop(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  /** Config YAML; `@UPSTREAM@` is replaced by the fake upstream's address. Listeners default to 127.0.0.1:0. */
+  config: string;
+  lists?: Record<string, string>;
+  upstream?: string;
+  clock?: () => number;
+}
+
+export async function startSluice(opts: HarnessOptions): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-test-'));
+  mkdirSync(join(dir, 'lists'));
+  const configFile = join(dir, 'sluice.yaml');
+  const render = (t: string) => t.replaceAll('@UPSTREAM@', opts.upstream ?? '127.0.0.1:9');
+  const writeConfig = (t: string) => writeFileSync(configFile, render(t));
+  const writeList = (name: string, text: string) => writeFileSync(join(dir, 'lists', `${name}.txt`), text);
+  for (const [name, text] of Object.entries(opts.lists ?? {})) writeList(name, text);
+  writeConfig(opts.config);
+  const server = await SluiceServer.start({ configFile, logger: silentLogger(), ...(opts.clock ? { clock: opts.clock } : {}) });
+  return {
+    server,
+    dir,
+    configFile,
+    udp: { host: '127.0.0.1', port: server.port('udp') },
+    tcp: { host: '127.0.0.1', port: server.port('tcp') },
+    writeConfig,
+    writeList,
+    async stop() {
+      await server.stop(500);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The reference deployment in a test: internal /16 with the comms /24 inside it, guest and school hosts; 127.9.x.x is in no network. */
+export function referenceConfig(extra = ''): string {
+  return `
+listeners:
+  - address: 127.0.0.1
+    port: 0
+networks:
+  internal:
+    cidrs: [127.0.0.0/16]
+    profile: staff
+  comms:
+    cidrs: [127.0.4.0/24]
+    profile: comms
+  guest:
+    cidrs: [127.0.0.2/32]
+    profile: open
+  school:
+    cidrs: [127.0.0.3/32]
+    profile: open
+profiles:
+  staff:
+    block: [tiktok, wechat]
+    allow: [newsroom.tiktok.com]
+  comms:
+    block: [wechat]
+  open:
+    block: []
+lists:
+  tiktok: { file: lists/tiktok.txt }
+  wechat: { file: lists/wechat.txt }
+upstreams:
+  default: ["@UPSTREAM@"]
+  timeout_ms: 300
+  total_timeout_ms: 1000
+${extra}`;
+}
+
+export const referenceLists = {
+  tiktok: '# test list\ntiktok.com\ntiktokcdn.com\n*.byteoversea.com\n',
+  wechat: 'wechat.com\n0.0.0.0 weixin.qq.com\n||wx.qq.com^\n',
+};
