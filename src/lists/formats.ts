@@ -35,6 +35,7 @@ export function normaliseDomain(input: string): { domain: string } | { error: st
   let d = input.trim().toLowerCase();
   if (d.endsWith('.')) d = d.slice(0, -1);
   if (d === '') return { error: 'empty domain' };
+  // eslint-disable-next-line no-control-regex -- the range test is the point: any non-ASCII means IDN
   if (/[^\x00-\x7f]/.test(d)) {
     const ascii = domainToASCII(d);
     if (ascii === '') return { error: `"${input}" is not a valid international domain name` };

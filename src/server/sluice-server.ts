@@ -84,16 +84,19 @@ export class SluiceServer {
     };
     const handler = () => this.resolver;
     for (const l of this.config.listeners) {
+      // Port 0 (tests): TCP takes the port UDP was given, so one address:port serves both, as in production.
+      let port = l.port;
       for (const proto of l.protocols) {
         const listener =
           proto === 'udp'
-            ? new UdpListener(l.address, l.port, l.network, handler, hooks)
-            : new TcpListener(l.address, l.port, l.network, handler, hooks, () => ({
+            ? new UdpListener(l.address, port, l.network, handler, hooks)
+            : new TcpListener(l.address, port, l.network, handler, hooks, () => ({
                 idleTimeoutMs: this.config.tcp.idle_timeout_ms,
                 maxConnections: this.config.tcp.max_connections,
               }));
         this.listeners.push(listener);
         const a = await listener.start();
+        port = a.port;
         this.bound.push({ protocol: proto, ...a });
         log.info({ protocol: proto, address: a.address, port: a.port, network: l.network }, 'listening');
       }

@@ -1,0 +1,107 @@
+// The real `sluice serve` process: signals, logs, start-up errors.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RCODE, resolve } from '../helpers/dns-client.js';
+import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { referenceConfig, referenceLists } from '../helpers/sluice-harness.js';
+
+const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+
+interface Running {
+  child: ChildProcess;
+  logs: Record<string, unknown>[];
+  port: number;
+  waitFor(pred: (l: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
+}
+
+function run(configFile: string): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        /* not JSON */
+      }
+      for (const w of waiters.splice(0)) w();
+    }
+  });
+  const waitFor = (pred: (l: Record<string, unknown>) => boolean, ms = 5000) =>
+    new Promise<Record<string, unknown>>((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`timed out; logs: ${JSON.stringify(logs)}`)), ms);
+      const check = () => {
+        const hit = logs.find(pred);
+        if (hit) {
+          clearTimeout(t);
+          res(hit);
+        } else waiters.push(check);
+      };
+      check();
+    });
+  return waitFor((l) => l.msg === 'listening' && l.protocol === 'udp').then((l) => ({ child, logs, port: l.port as number, waitFor }));
+}
+
+let upstream: FakeUpstream;
+let dir: string;
+beforeAll(async () => {
+  upstream = await startFakeUpstream();
+  dir = mkdtempSync(join(tmpdir(), 'sluice-proc-'));
+  mkdirSync(join(dir, 'lists'));
+  for (const [n, t] of Object.entries(referenceLists)) writeFileSync(join(dir, 'lists', `${n}.txt`), t);
+});
+afterAll(async () => {
+  await upstream?.close();
+});
+
+describe('sluice serve', () => {
+  it('reloads on SIGHUP, keeps the old config when the new one is broken, and stops on SIGTERM within 5 s', async () => {
+    const cfg = join(dir, 'sluice.yaml');
+    const config = referenceConfig().replaceAll('@UPSTREAM@', upstream.address);
+    writeFileSync(cfg, config);
+    const s = await run(cfg);
+    const server = { host: '127.0.0.1', port: s.port };
+    try {
+      expect((await resolve(server, 'temu.com', 'A', { localAddress: '127.0.0.1' })).rcode).toBe(RCODE.NOERROR);
+
+      writeFileSync(join(dir, 'lists', 'tiktok.txt'), referenceLists.tiktok + 'temu.com\n');
+      s.child.kill('SIGHUP');
+      await s.waitFor((l) => l.msg === 'reloaded');
+      expect((await resolve(server, 'temu.com', 'A', { localAddress: '127.0.0.1' })).rcode).toBe(RCODE.NXDOMAIN);
+
+      writeFileSync(cfg, config.replace('cidrs: [127.0.0.2/32]', 'cidrs: [127.0.0.300/32]'));
+      s.child.kill('SIGHUP');
+      const rejected = await s.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('reload rejected'));
+      expect(String(rejected.msg)).toMatch(/sluice\.yaml:\d+ networks\.guest\.cidrs\[0\]/);
+      expect((await resolve(server, 'temu.com', 'A', { localAddress: '127.0.0.1' })).rcode).toBe(RCODE.NXDOMAIN);
+
+      const t0 = Date.now();
+      const exited = new Promise<number | null>((r) => s.child.on('exit', (code) => r(code)));
+      s.child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      s.child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses to start on a broken config, naming file, line and field', async () => {
+    const cfg = join(dir, 'broken.yaml');
+    writeFileSync(cfg, referenceConfig().replace('profile: open', 'profile: open\n    colour: blue'));
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/broken\.yaml:\d+ networks\.guest\.colour: unknown key "colour"/);
+  });
+});
