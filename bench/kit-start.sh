@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Start sluice for a benchmark: kit-start.sh PORT UPSTREAM(host:port) LIST [WORKERS]
+# Writes a config that blocks every domain of LIST (and its subdomains) for 127.0.0.0/8 and forwards
+# everything else to UPSTREAM, then runs `sluice serve` in the foreground.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+port=$1 upstream=$2 list=$3
+dir=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+cat > "$dir/sluice.yaml" <<YAML
+listeners:
+  - { address: 127.0.0.1, port: $port }
+networks:
+  loopback: { cidrs: [127.0.0.0/8], profile: bench }
+profiles:
+  bench: { block: [bench], block_response: { mode: "null" } }
+lists:
+  bench: { file: "$list" }
+upstreams:
+  default: ["$upstream"]
+logging: { level: warn }
+YAML
+exec node "$here/../bin/sluice.js" serve --config "$dir/sluice.yaml"
