@@ -3,8 +3,9 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { DomainSet } from '../policy/domain-set.js';
-import { parseList, type ListProblem } from './formats.js';
+import type { DomainSet } from '../policy/domain-set.js';
+import type { ListProblem } from './formats.js';
+import { loadDomainsFromBytes } from './list-bytes.js';
 
 export interface LoadedList {
   name: string;
@@ -26,9 +27,8 @@ export function listPath(config: Config, baseDir: string, name: string): string 
 }
 
 export async function loadList(name: string, file: string): Promise<LoadedList> {
-  const text = await readFile(file, 'utf8');
-  const parsed = parseList(text);
-  return { name, file, set: DomainSet.from(parsed.entries), problems: parsed.problems };
+  const { set, problems } = loadDomainsFromBytes(await readFile(file));
+  return { name, file, set, problems };
 }
 
 /** Load every list of the config. A missing or unreadable file is an error (the reload is refused). */

@@ -1,7 +1,8 @@
 // A set of domain rules with suffix matching. Hand-written because it is the hot path: a lookup
-// walks the query's label suffixes against hash sets, so its cost depends on the number of labels
+// walks the query's label suffixes against hash tables, so its cost depends on the number of labels
 // in the name, never on the number of rules.
 import type { ListEntry } from '../lists/formats.js';
+import { DomainTable } from './domain-table.js';
 
 export interface DomainMatch {
   /** The rule that matched: the listed domain (for `*.d` rules, `d`). */
@@ -11,8 +12,12 @@ export interface DomainMatch {
 
 export class DomainSet {
   // `self` rules match the domain and everything below; `below` rules (`*.d`) only what is below.
-  private readonly self = new Set<string>();
-  private readonly below = new Set<string>();
+  readonly self: DomainTable;
+  readonly below = new DomainTable();
+
+  constructor(expected = 16) {
+    this.self = new DomainTable(expected);
+  }
 
   static from(entries: Iterable<Pick<ListEntry, 'domain' | 'subdomainsOnly'>>): DomainSet {
     const set = new DomainSet();
@@ -27,6 +32,10 @@ export class DomainSet {
 
   get size(): number {
     return this.self.size + this.below.size;
+  }
+
+  get memoryBytes(): number {
+    return this.self.memoryBytes + this.below.memoryBytes;
   }
 
   /** Rules in insertion order, `*.` prefixed for subdomain-only rules. */
@@ -44,9 +53,8 @@ export class DomainSet {
     const checkBelow = this.below.size > 0;
     let dot = name.indexOf('.');
     while (dot >= 0) {
-      const suffix = name.slice(dot + 1);
-      if (this.self.has(suffix)) return { rule: suffix, subdomainsOnly: false };
-      if (checkBelow && this.below.has(suffix)) return { rule: suffix, subdomainsOnly: true };
+      if (this.self.hasRange(name, dot + 1)) return { rule: name.slice(dot + 1), subdomainsOnly: false };
+      if (checkBelow && this.below.hasRange(name, dot + 1)) return { rule: name.slice(dot + 1), subdomainsOnly: true };
       dot = name.indexOf('.', dot + 1);
     }
     return undefined;
