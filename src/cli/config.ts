@@ -2,16 +2,17 @@
 import type { Command } from 'commander';
 import { silentLogger } from '../logging/logger.js';
 import { LoadError, loadRuleSet } from '../server/sluice-server.js';
-import { DEFAULT_CONFIG } from './serve.js';
+import { configPath } from './config-file.js';
 
 export function registerConfig(program: Command): void {
   const config = program.command('config').description('Work with the config file.');
   config
     .command('validate')
     .description('Validate a config file and the lists it names. Exit 0 when valid, 1 when not.')
-    .argument('[file]', 'config file', DEFAULT_CONFIG)
+    .argument('[file]', 'config file (default: --config, $SLUICE_CONFIG, config/sluice.yaml)')
     .addHelpText('after', '\nExamples:\n  sluice config validate\n  sluice config validate /etc/sluice/sluice.yaml')
-    .action(async (file: string) => {
+    .action(async (fileArg: string | undefined, _opts: unknown, cmd: Command) => {
+      const file = fileArg ?? configPath(cmd);
       try {
         const { rules } = await loadRuleSet(file, silentLogger());
         const c = rules.config;

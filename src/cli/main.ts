@@ -1,15 +1,20 @@
 // The `sluice` command line.
 import { Command } from 'commander';
+import { registerCheck } from './check.js';
 import { registerConfig } from './config.js';
+import { registerLists } from './lists.js';
 import { registerServe } from './serve.js';
 
 export function buildProgram(): Command {
   const program = new Command('sluice')
     .description('A DNS resolver that sinkholes banned apps per network.')
-    .addHelpText('after', '\nExit codes: 0 success, 1 a check failed (invalid config, blocked name), 2 usage or start-up error.');
+    .option('-c, --config <file>', 'config file (default: $SLUICE_CONFIG, else config/sluice.yaml)')
+    .addHelpText('after', '\nExit codes: 0 success, 1 a check failed (blocked name, invalid config, refused edit), 2 usage or start-up error.');
   program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   registerServe(program);
   registerConfig(program);
+  registerLists(program);
+  registerCheck(program);
   return program;
 }
 

@@ -1,18 +1,17 @@
 // `sluice serve`: run the resolver in the foreground. SIGHUP reloads, SIGTERM/SIGINT stop within 5 s.
 import type { Command } from 'commander';
+import { configPath } from './config-file.js';
 import { createLogger } from '../logging/logger.js';
 import { readConfigFile } from '../config/load.js';
 import { LoadError, SluiceServer } from '../server/sluice-server.js';
-
-export const DEFAULT_CONFIG = 'config/sluice.yaml';
 
 export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('Run the resolver in the foreground (SIGHUP reloads config and lists, SIGTERM stops).')
-    .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
     .addHelpText('after', '\nExamples:\n  sluice serve\n  sluice serve --config /etc/sluice/sluice.yaml')
-    .action(async (opts: { config: string }) => {
+    .action(async (_opts: unknown, cmd: Command) => {
+      const opts = { config: configPath(cmd) };
       let level = 'info';
       try {
         level = readConfigFile(opts.config).config.logging.level;

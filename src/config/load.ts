@@ -40,6 +40,8 @@ export interface LoadedConfig {
   config: Config;
   file: string;
   baseDir: string;
+  /** A problem found after validation (e.g. a list name no catalog defines), located in the file. */
+  problemAt(path: (string | number)[], message: string): ConfigProblem;
 }
 
 /** Parse and validate config text. Throws ConfigError listing every problem at once. */
@@ -61,7 +63,12 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((issue) => locateIssue(issue, raw, doc, lineCounter, file)));
   }
-  return { config: result.data, file, baseDir: dirname(resolve(file)) };
+  return {
+    config: result.data,
+    file,
+    baseDir: dirname(resolve(file)),
+    problemAt: (path, message) => ({ file, line: lineOf(doc, lineCounter, path), path: formatPath(path), message }),
+  };
 }
 
 export function readConfigFile(file: string): LoadedConfig {

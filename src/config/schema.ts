@@ -79,10 +79,24 @@ export const profileSchema = z
 
 export const listSchema = z
   .strictObject({
-    file: z.string().min(1).describe('Path of the list file, relative to the config file.'),
+    file: z.string().min(1).optional().describe('Path of the list file, relative to the config file.'),
+    url: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe('An http(s) source for the list instead of `file`; the last good copy is kept in `state_dir`.'),
+    refresh_minutes: z.number().int().min(1).default(1440).describe('How often a `url` list is checked for a new version.'),
+    format: z.enum(['auto', 'plain', 'hosts', 'adblock']).default('auto').describe('Format of a `url` list.'),
     description: z.string().optional(),
   })
+  .refine((l) => (l.file === undefined) !== (l.url === undefined), { message: 'a list has either `file` or `url`', path: ['file'] })
   .describe('A named list of domains.');
+
+export const remoteListsSchema = z
+  .strictObject({
+    timeout_ms: millis(120000).default(30000).describe('Time limit for one download.'),
+    max_bytes: z.number().int().min(1024).default(64 * 1024 * 1024).describe('Downloads larger than this are rejected.'),
+  })
+  .describe('Downloading `url` lists.');
 
 const upstreamAddress = z
   .string()
@@ -143,7 +157,17 @@ export const configSchema = z
     listeners: z.array(listenerSchema).min(1).describe('Where sluice answers.'),
     networks: z.record(name, networkSchema).describe('Client networks by name. Clients in no network are refused.'),
     profiles: z.record(name, profileSchema).describe('Rule sets by name.'),
-    lists: z.record(name, listSchema).default({}).describe('Domain lists by name.'),
+    lists: z.record(name, listSchema).default({}).describe('Domain lists by name (in addition to those of `catalog`).'),
+    catalog: z
+      .string()
+      .optional()
+      .describe('A list catalog (blocklists/catalog.yaml) whose lists can be used by name, relative to the config file.'),
+    state_dir: z
+      .string()
+      .default('state')
+      .describe('Where sluice keeps what it writes: downloaded lists, the audit log, locks. Relative to the config file.'),
+    watch: z.boolean().default(true).describe('Apply edits to the config and list files automatically (within 2 s).'),
+    remote_lists: remoteListsSchema.prefault({}),
     upstreams: upstreamsSchema.prefault({}),
     cache: cacheSchema.prefault({}),
     tcp: tcpSchema.prefault({}),
@@ -162,7 +186,10 @@ export const configSchema = z
     }
     for (const [p, prof] of Object.entries(cfg.profiles)) {
       for (const [i, l] of prof.block.entries()) {
-        if (!(l in cfg.lists)) ctx.addIssue({ code: 'custom', path: ['profiles', p, 'block', i], message: `unknown list "${l}"` });
+        // Lists of a catalog are only known once it is read (see lists/catalog.ts).
+        if (!(l in cfg.lists) && cfg.catalog === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['profiles', p, 'block', i], message: `unknown list "${l}"` });
+        }
       }
       const br = prof.block_response;
       if (br.mode === 'address' && br.ipv4.length === 0 && br.ipv6.length === 0) {

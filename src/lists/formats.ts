@@ -71,9 +71,11 @@ export function parseRule(text: string, format: ListFormat): { entries: Omit<Lis
     const entries: Omit<ListEntry, 'line'>[] = [];
     for (const host of fields.slice(1)) {
       if (HOSTS_NOISE.has(host.toLowerCase())) continue;
-      const n = normaliseDomain(host);
+      // `*.d` is not hosts-file syntax, but sluice's own export writes it for subdomain-only rules.
+      const wildcard = host.startsWith('*.');
+      const n = normaliseDomain(wildcard ? host.slice(2) : host);
       if ('error' in n) return n;
-      entries.push({ domain: n.domain, subdomainsOnly: false });
+      entries.push({ domain: n.domain, subdomainsOnly: wildcard });
     }
     return { entries };
   }
@@ -89,13 +91,13 @@ export function parseRule(text: string, format: ListFormat): { entries: Omit<Lis
 
 function parseAdblock(t: string): { entries: Omit<ListEntry, 'line'>[] } | { error: string } {
   if (t.startsWith('@@')) return { error: 'adblock exception rules (@@) are not supported in a block list; use a profile allow entry' };
-  const m = /^\|\|([^/^$|*]+)\^?(\$.*)?$/.exec(t);
+  const m = /^\|\|(\*\.)?([^/^$|*]+)\^?(\$.*)?$/.exec(t);
   if (!m) return { error: 'unsupported adblock rule; only "||domain^" is understood' };
-  if (m[2] !== undefined && m[2] !== '$important' && m[2] !== '$all') {
-    return { error: `adblock modifier "${m[2]}" is not supported` };
+  if (m[3] !== undefined && m[3] !== '$important' && m[3] !== '$all') {
+    return { error: `adblock modifier "${m[3]}" is not supported` };
   }
-  const n = normaliseDomain(m[1]!);
-  return 'error' in n ? n : { entries: [{ domain: n.domain, subdomainsOnly: false }] };
+  const n = normaliseDomain(m[2]!);
+  return 'error' in n ? n : { entries: [{ domain: n.domain, subdomainsOnly: m[1] !== undefined }] };
 }
 
 /** Strip a `#` comment. A `#` inside an adblock rule is not a comment only in cosmetic rules, which we reject anyway. */

@@ -1,49 +1,72 @@
-// Reads the list files a config names into DomainSets. Problems (unreadable files, bad lines) are
+// Reads the lists a config uses into DomainSets. Problems (unreadable files, bad lines) are
 // returned with file and line, never thrown for a single bad line: the rest of the list still loads.
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import type { Config } from '../config/schema.js';
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import type { LoadedConfig, ConfigProblem } from '../config/load.js';
+import { formatProblem } from '../config/load.js';
 import type { DomainSet } from '../policy/domain-set.js';
+import { resolveLists, type ListDefinition, type ResolvedLists } from './catalog.js';
 import type { ListProblem } from './formats.js';
 import { loadDomainsFromBytes } from './list-bytes.js';
 
 export interface LoadedList {
-  name: string;
-  file: string;
+  def: ListDefinition;
   set: DomainSet;
   problems: ListProblem[];
+  /** Modification time of the file the rules came from. */
+  updated: Date | undefined;
 }
 
-export interface ListLoadError {
-  list: string;
-  file: string;
-  message: string;
+export async function loadList(def: ListDefinition): Promise<LoadedList> {
+  const { set, problems } = loadDomainsFromBytes(await readFile(def.file));
+  const st = await stat(def.file);
+  return { def, set, problems, updated: st.mtime };
 }
 
-export function listPath(config: Config, baseDir: string, name: string): string {
-  const l = config.lists[name];
-  if (!l) throw new Error(`unknown list ${name}`);
-  return resolve(baseDir, l.file);
+export interface LoadedLists {
+  resolved: ResolvedLists;
+  lists: LoadedList[];
+  /** Problems that make the config unusable: unknown list names, unreadable list files. */
+  errors: string[];
+  /** `url` lists with no copy on disk yet: loaded empty until the first download succeeds. */
+  pendingRemote: ListDefinition[];
 }
 
-export async function loadList(name: string, file: string): Promise<LoadedList> {
-  const { set, problems } = loadDomainsFromBytes(await readFile(file));
-  return { name, file, set, problems };
-}
-
-/** Load every list of the config. A missing or unreadable file is an error (the reload is refused). */
-export async function loadLists(config: Config, baseDir: string): Promise<{ lists: LoadedList[]; errors: ListLoadError[] }> {
+/** Resolve and load every list the config defines or uses. */
+export async function loadLists(loaded: LoadedConfig): Promise<LoadedLists> {
+  const { config } = loaded;
+  let resolved: ResolvedLists;
+  try {
+    resolved = resolveLists(config, loaded.baseDir);
+  } catch (err) {
+    return { resolved: { lists: new Map() }, lists: [], errors: [`${loaded.file} catalog: ${(err as Error).message}`], pendingRemote: [] };
+  }
+  const errors: ConfigProblem[] = [];
+  const used = new Set<string>();
+  for (const [p, prof] of Object.entries(config.profiles)) {
+    prof.block.forEach((l, i) => {
+      used.add(l);
+      if (!resolved.lists.has(l)) errors.push(loaded.problemAt(['profiles', p, 'block', i], `unknown list "${l}"`));
+    });
+  }
+  const lines = errors.map(formatProblem);
   const lists: LoadedList[] = [];
-  const errors: ListLoadError[] = [];
+  const pendingRemote: ListDefinition[] = [];
+  // Catalog lists that no profile uses are not loaded: a catalog may offer more than a site wants.
+  const wanted = [...resolved.lists.values()].filter((d) => d.origin === 'config' || used.has(d.name));
   await Promise.all(
-    Object.keys(config.lists).map(async (name) => {
-      const file = listPath(config, baseDir, name);
+    wanted.map(async (def) => {
+      if (def.url !== undefined && !existsSync(def.file)) {
+        pendingRemote.push(def);
+        return;
+      }
       try {
-        lists.push(await loadList(name, file));
+        lists.push(await loadList(def));
       } catch (err) {
-        errors.push({ list: name, file, message: (err as Error).message });
+        lines.push(`${def.file}: list ${def.name}: ${(err as Error).message}`);
       }
     }),
   );
-  return { lists, errors };
+  lists.sort((a, b) => a.def.name.localeCompare(b.def.name));
+  return { resolved, lists, errors: lines, pendingRemote };
 }

@@ -127,10 +127,10 @@ export async function fetchRemoteList(src: RemoteListSource, opts: RemoteFetchOp
 
   const parsed = parseList(new TextDecoder().decode(body.bytes), 'auto');
   const { problems } = parsed;
-  const problemNote = problems.length > 0 ? ` (${problems.length} problem line${problems.length === 1 ? '' : 's'})` : '';
+  const problemNote = problems.length > 0 ? ` (${count(problems.length, 'problem line')})` : '';
   if (parsed.entries.length === 0) return result('rejected', `download has no entries${problemNote}, ${keeping}`, { problems });
   if (problems.length > parsed.entries.length) {
-    return result('rejected', `download looks like garbage: ${problems.length} problem lines against ${parsed.entries.length} entries, ${keeping}`, { problems });
+    return result('rejected', `download looks like garbage: ${count(problems.length, 'problem line')} against ${count(parsed.entries.length, 'entry')}, ${keeping}`, { problems });
   }
 
   const old = current ? parseList(current.text, 'auto') : undefined;
@@ -138,7 +138,7 @@ export async function fetchRemoteList(src: RemoteListSource, opts: RemoteFetchOp
   const diff = opts.dryRun ? { added, removed } : {};
   const oldCount = old?.entries.length ?? 0;
   if (parsed.entries.length < oldCount / 2 && !opts.force) {
-    return result('rejected', `new copy has ${parsed.entries.length} entries against ${oldCount} now, more than half would be lost; refresh with force to accept it`, { problems, ...diff });
+    return result('rejected', `new copy has ${count(parsed.entries.length, 'entry')} against ${oldCount} now, more than half would be lost; refresh with force to accept it`, { problems, ...diff });
   }
 
   const meta: RemoteListMeta = { url: src.url, ...validators, fetchedAt: checkedAt, checkedAt, entries: parsed.entries.length, sha256 };
@@ -149,7 +149,7 @@ export async function fetchRemoteList(src: RemoteListSource, opts: RemoteFetchOp
     await writeAtomic(file, body.bytes);
     await writeAtomic(metaPath(src.cacheDir, src.name), metaJson(meta));
   }
-  const what = `${opts.dryRun ? 'would update' : 'updated'} to ${parsed.entries.length} entries (+${added.length} -${removed.length})`;
+  const what = `${opts.dryRun ? 'would update' : 'updated'} to ${count(parsed.entries.length, 'entry')} (+${added.length} -${removed.length})`;
   return result('updated', what + problemNote, { meta: opts.dryRun ? current?.meta : meta, added, removed, problems });
 }
 
@@ -239,6 +239,10 @@ function describeError(err: unknown, timeoutMs: number): string {
   const cause = err.cause instanceof Error ? err.cause : undefined;
   const code = (cause as NodeJS.ErrnoException | undefined)?.code;
   return cause ? `${err.message}: ${code ?? cause.message}` : err.message;
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${n === 1 ? noun : noun.replace(/y$/, 'ie') + 's'}`;
 }
 
 function metaJson(meta: RemoteListMeta): string {

@@ -23,6 +23,8 @@ export class RuleSet {
   readonly table: NetworkTable<Network>;
   readonly blocked = new Map<string, BlockedAnswers>();
   readonly routes: UpstreamRoutes;
+  /** For names that get NXDOMAIN whatever the profile says (see NXDOMAIN_SIGNALS). */
+  readonly nxdomain = new Map<string, BlockedAnswers>();
 
   constructor(
     readonly config: Config,
@@ -36,7 +38,10 @@ export class RuleSet {
       if (network) for (const cidr of n.cidrs) ranges.push({ cidr, network });
     }
     this.table = new NetworkTable(ranges);
-    for (const [name, p] of this.engine.profiles) this.blocked.set(name, new BlockedAnswers(p.response));
+    for (const [name, p] of this.engine.profiles) {
+      this.blocked.set(name, new BlockedAnswers(p.response));
+      this.nxdomain.set(name, new BlockedAnswers({ ...p.response, mode: 'nxdomain' }));
+    }
     const expand = (list: string[]): UpstreamAddress[] =>
       list.flatMap((s) => (s === 'system' ? resolveSystem() : [parseUpstreamAddress(s)!]));
     this.routes = buildRoutes(
@@ -144,7 +149,7 @@ export class Resolver {
     if (decision.kind === 'blocked') {
       this.counters.blocked++;
       ctx.outcome = 'blocked';
-      const responder = rules.blocked.get(decision.profile)!;
+      const responder = (decision.response.mode === 'nxdomain' ? rules.nxdomain : rules.blocked).get(decision.profile)!;
       const bytes = responder.answer(msg, query, decision.ruleLabels, decision.reason);
       return this.finish(ctx, bytes, bytes[3]! & 0xf);
     }

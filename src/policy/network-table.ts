@@ -9,6 +9,7 @@ export interface NetworkRange<N> {
 }
 
 interface ParsedRange<N> {
+  cidr: string;
   range: [ipaddr.IPv4 | ipaddr.IPv6, number];
   kind: 'ipv4' | 'ipv6';
   network: N;
@@ -24,7 +25,7 @@ export class NetworkTable<N> {
     const parsed: ParsedRange<N>[] = [];
     for (const r of ranges) {
       const range = r.cidr.includes('/') ? ipaddr.parseCIDR(r.cidr) : hostRange(r.cidr);
-      parsed.push({ range, kind: range[0].kind(), network: r.network });
+      parsed.push({ cidr: r.cidr, range, kind: range[0].kind(), network: r.network });
     }
     // Longest prefix first, so the first match is the most specific one.
     parsed.sort((a, b) => b.range[1] - a.range[1]);
@@ -42,7 +43,17 @@ export class NetworkTable<N> {
     return found;
   }
 
+  /** The network and the range that matched, for explanations (not memoised). */
+  explain(address: string): { network: N; cidr: string } | undefined {
+    const r = this.resolveRange(address);
+    return r && { network: r.network, cidr: r.cidr };
+  }
+
   private resolve(address: string): N | undefined {
+    return this.resolveRange(address)?.network;
+  }
+
+  private resolveRange(address: string): ParsedRange<N> | undefined {
     let addr: ipaddr.IPv4 | ipaddr.IPv6;
     try {
       addr = ipaddr.parse(stripZone(address));
@@ -55,7 +66,7 @@ export class NetworkTable<N> {
     }
     const kind = addr.kind();
     for (const r of this.ranges) {
-      if (r.kind === kind && addr.match(r.range)) return r.network;
+      if (r.kind === kind && addr.match(r.range)) return r;
     }
     return undefined;
   }

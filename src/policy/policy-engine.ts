@@ -30,6 +30,11 @@ export interface Network {
   profile: CompiledProfile;
 }
 
+// Names whose only useful answer is NXDOMAIN, whatever the profile's block mode: a positive answer
+// (such as 0.0.0.0) to Firefox's canary tells it DNS-over-HTTPS is allowed, and Apple devices only
+// fall back from iCloud Private Relay to the network's resolver on NXDOMAIN.
+export const NXDOMAIN_SIGNALS: ReadonlySet<string> = new Set(['use-application-dns.net', 'mask.icloud.com', 'mask-h2.icloud.com']);
+
 // Decisions are memoised per profile and name: the same names are asked over and over, and a
 // memo hit is one Map lookup instead of a suffix walk per list.
 const MEMO_MAX = 100_000;
@@ -87,7 +92,7 @@ export function evaluate(profile: CompiledProfile, name: string): Decision {
       rule,
       ruleLabels: m.rule === '' ? 0 : m.rule.split('.').length,
       reason: `sluice: blocked by list ${list.name} (rule ${rule}, profile ${profile.name})`,
-      response: profile.response,
+      response: NXDOMAIN_SIGNALS.has(m.rule) && profile.response.mode !== 'nxdomain' ? { ...profile.response, mode: 'nxdomain' } : profile.response,
     };
   }
   return { kind: 'allowed', profile: profile.name };

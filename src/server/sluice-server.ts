@@ -2,15 +2,17 @@
 // Reload builds a complete new RuleSet off the hot path and swaps it in only when everything
 // loaded; a broken config or list keeps the old state serving and says why.
 import { typeName, rcodeName } from '../dns/codes.js';
-import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { loadLists } from '../lists/list-loader.js';
 import type { Logger } from '../logging/logger.js';
-import type { DomainSet } from '../policy/domain-set.js';
 import type { RequestContext } from '../pipeline/context.js';
-import { Resolver, RuleSet } from '../pipeline/resolver.js';
+import { Resolver } from '../pipeline/resolver.js';
+import { LoadError, loadRuleSet, type LoadedRules } from './load-rules.js';
+import { FileWatcher } from './file-watcher.js';
+import { RemoteRefresher } from './remote-refresher.js';
 import { TcpListener } from './tcp.js';
 import { UdpListener, type ListenerHooks } from './udp.js';
+
+export { LoadError, loadRuleSet };
 
 export interface BoundAddress {
   protocol: 'udp' | 'tcp';
@@ -24,55 +26,53 @@ export interface ServerOptions {
   clock?: () => number;
 }
 
-export class LoadError extends Error {
-  constructor(readonly lines: string[]) {
-    super(lines.join('\n'));
-    this.name = 'LoadError';
-  }
-}
-
-/** Load a config file and its lists into a RuleSet. Throws LoadError listing every problem. */
-export async function loadRuleSet(configFile: string, logger: Logger): Promise<{ rules: RuleSet; loaded: LoadedConfig }> {
-  let loaded: LoadedConfig;
-  try {
-    loaded = readConfigFile(configFile);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new LoadError(err.message.split('\n'));
-    throw err;
-  }
-  const { lists, errors } = await loadLists(loaded.config, loaded.baseDir);
-  if (errors.length > 0) throw new LoadError(errors.map((e) => `${e.file}: list ${e.list}: ${e.message}`));
-  const sets = new Map<string, DomainSet>();
-  for (const l of lists) {
-    sets.set(l.name, l.set);
-    for (const p of l.problems.slice(0, 20)) logger.warn({ file: l.file, line: p.line, text: p.text }, `${l.file}:${p.line}: ${p.message} (line skipped)`);
-    if (l.problems.length > 20) logger.warn({ file: l.file, count: l.problems.length }, `${l.file}: ${l.problems.length} lines skipped in all`);
-  }
-  logger.info({ lists: lists.map((l) => ({ name: l.name, entries: l.set.size })) }, 'lists loaded');
-  return { rules: new RuleSet(loaded.config, sets), loaded };
-}
-
 export class SluiceServer {
   private listeners: (UdpListener | TcpListener)[] = [];
   readonly bound: BoundAddress[] = [];
   private reloading: Promise<boolean> | undefined;
+  private readonly watcher: FileWatcher;
+  private readonly refresher: RemoteRefresher;
 
   private constructor(
     readonly resolver: Resolver,
     private readonly opts: ServerOptions,
     private config: Config,
-  ) {}
+  ) {
+    this.watcher = new FileWatcher(
+      (files) => {
+        opts.logger.info({ files }, 'files changed, reloading');
+        void this.reload();
+      },
+      300,
+      (err) => opts.logger.warn({ err: err.message }, 'file watch problem'),
+    );
+    this.refresher = new RemoteRefresher(opts.logger, () => void this.reload());
+  }
 
   static async start(opts: ServerOptions): Promise<SluiceServer> {
-    const { rules } = await loadRuleSet(opts.configFile, opts.logger);
-    const server = new SluiceServer(new Resolver(rules, opts.clock), opts, rules.config);
+    const loaded = await loadRuleSet(opts.configFile, opts.logger);
+    const server = new SluiceServer(new Resolver(loaded.rules, opts.clock), opts, loaded.rules.config);
     try {
       await server.listen();
     } catch (err) {
       await server.stop();
       throw err;
     }
+    server.afterLoad(loaded);
     return server;
+  }
+
+  /** Watch what this config reads, and schedule downloads of its url lists. */
+  private afterLoad(loaded: LoadedRules): void {
+    const { config } = loaded.loaded;
+    if (config.watch) {
+      const files = [this.opts.configFile, ...[...loaded.lists.resolved.lists.values()].map((d) => d.file)];
+      if (loaded.lists.resolved.catalog) files.push(loaded.lists.resolved.catalog.file);
+      this.watcher.setFiles(files);
+    } else {
+      this.watcher.setFiles([]);
+    }
+    this.refresher.schedule(loaded);
   }
 
   private async listen(): Promise<void> {
@@ -114,13 +114,15 @@ export class SluiceServer {
     const run = async (): Promise<boolean> => {
       const log = this.opts.logger;
       try {
-        const { rules } = await loadRuleSet(this.opts.configFile, log);
+        const loaded = await loadRuleSet(this.opts.configFile, log);
+        const { rules } = loaded;
         if (JSON.stringify(rules.config.listeners) !== JSON.stringify(this.config.listeners)) {
           log.warn('listener changes take effect at the next restart');
         }
         this.resolver.swap(rules);
         this.config = rules.config;
         log.level = rules.config.logging.level;
+        this.afterLoad(loaded);
         log.info({ config: this.opts.configFile }, 'reloaded');
         return true;
       } catch (err) {
@@ -137,6 +139,8 @@ export class SluiceServer {
 
   /** Stop listening, finish answers in flight (at most `graceMs`), close upstream sockets. */
   async stop(graceMs = 4000): Promise<void> {
+    this.watcher.close();
+    this.refresher.close();
     await Promise.all(this.listeners.map((l) => l.stop(graceMs)));
     this.listeners = [];
     this.resolver.close();

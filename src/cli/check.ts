@@ -1,0 +1,134 @@
+// `sluice check DOMAIN`: the decision the running config makes for a name, and why — network,
+// profile, list, the exact rule with its file and line, or the allow entry that let it through.
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import { isIP } from 'node:net';
+import { Command, Option } from 'commander';
+import { typeName, TYPE } from '../dns/codes.js';
+import { normaliseDomain, parseList } from '../lists/formats.js';
+import type { Decision, Network } from '../policy/policy-engine.js';
+import type { LoadedRules } from '../server/load-rules.js';
+import { loadForCli } from './config-file.js';
+import { EXIT, fail, printJson, printTable } from './output.js';
+
+export interface CheckResult {
+  domain: string;
+  type: string;
+  network: string;
+  via: string;
+  profile: string;
+  decision: 'blocked' | 'allowed' | 'refused';
+  list?: string;
+  rule?: string;
+  ruleSource?: string;
+  allowRule?: string;
+  allowSource?: string;
+  overriddenList?: string;
+  answer?: string;
+}
+
+function ruleSource(r: LoadedRules, list: string, rule: string): string | undefined {
+  const def = r.lists.resolved.lists.get(list);
+  if (!def) return undefined;
+  const wildcard = rule.startsWith('*.');
+  const domain = wildcard ? rule.slice(2) : rule;
+  try {
+    const hit = parseList(readFileSync(def.file, 'utf8')).entries.find((e) => e.domain === domain && e.subdomainsOnly === wildcard);
+    return hit ? `${relative(process.cwd(), def.file)}:${hit.line}` : relative(process.cwd(), def.file);
+  } catch {
+    return def.file;
+  }
+}
+
+function allowSource(r: LoadedRules, profile: string, rule: string): string | undefined {
+  const allow = r.loaded.config.profiles[profile]?.allow ?? [];
+  const i = allow.findIndex((a) => a.trim().toLowerCase().replace(/\.$/, '') === rule);
+  if (i < 0) return undefined;
+  const p = r.loaded.problemAt(['profiles', profile, 'allow', i], '');
+  return `${relative(process.cwd(), p.file)}:${p.line ?? '?'} ${p.path}`;
+}
+
+function describe(r: LoadedRules, domain: string, type: number, network: Network, via: string): CheckResult {
+  const d: Decision = r.rules.engine.decide(network, domain);
+  const base = { domain, type: typeName(type), network: network.name, via, profile: network.profile.name };
+  if (d.kind === 'blocked') {
+    const mode = d.response.mode;
+    return {
+      ...base,
+      decision: 'blocked',
+      list: d.list,
+      rule: d.rule,
+      ruleSource: ruleSource(r, d.list, d.rule),
+      answer: mode === 'nxdomain' ? `NXDOMAIN, TTL ${d.response.ttl}` : mode === 'refused' ? 'REFUSED' : `${mode} answer, TTL ${d.response.ttl}`,
+    };
+  }
+  const res: CheckResult = { ...base, decision: 'allowed', answer: 'forwarded upstream (or from cache)' };
+  if (d.allowRule) {
+    res.allowRule = d.allowRule;
+    res.allowSource = allowSource(r, network.profile.name, d.allowRule);
+    res.overriddenList = d.overriddenList;
+  }
+  return res;
+}
+
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description('Explain the decision for a domain: network, profile, list and rule (file:line), or the allow entry. Exit 0 allowed, 1 blocked.')
+    .argument('<domain>', 'the name to check')
+    .option('--client <ip>', 'as asked by this client address')
+    .option('--network <name>', 'as asked from this network')
+    .addOption(new Option('--type <type>', 'query type').default('A'))
+    .addOption(new Option('--json', 'machine-readable output'))
+    .addHelpText(
+      'after',
+      '\nWithout --client or --network every network is shown.\n\nExamples:\n  sluice check www.tiktok.com --client 10.1.2.3\n  sluice check www.tiktok.com --network guest\n  sluice check v16-webapp.tiktok.com',
+    )
+    .action(async (domainArg: string, opts: { client?: string; network?: string; type: string; json?: boolean }, cmd: Command) => {
+      const n = normaliseDomain(domainArg);
+      if ('error' in n) return fail(n.error, EXIT.USAGE);
+      const typeUpper = opts.type.toUpperCase();
+      const type = (TYPE as Record<string, number>)[typeUpper] ?? (/^TYPE\d+$/.test(typeUpper) ? Number(typeUpper.slice(4)) : NaN);
+      if (Number.isNaN(type)) return fail(`unknown query type "${opts.type}"`, EXIT.USAGE);
+      if (opts.client !== undefined && isIP(opts.client) === 0) return fail(`--client: "${opts.client}" is not an IP address`, EXIT.USAGE);
+      const r = await loadForCli(cmd);
+      if (!r) return;
+      const engine = r.rules.engine;
+      const results: CheckResult[] = [];
+      if (opts.client !== undefined) {
+        const hit = r.rules.table.explain(opts.client);
+        if (!hit) {
+          results.push({ domain: n.domain, type: typeUpper, network: '-', via: `${opts.client} is in no network`, profile: '-', decision: 'refused', answer: 'REFUSED (never an open resolver)' });
+        } else {
+          results.push(describe(r, n.domain, type, hit.network, `${opts.client} in ${hit.cidr}`));
+        }
+      } else if (opts.network !== undefined) {
+        const net = engine.networks.get(opts.network);
+        if (!net) return fail(`no network named "${opts.network}"; networks: ${[...engine.networks.keys()].join(', ')}`, EXIT.USAGE);
+        results.push(describe(r, n.domain, type, net, '--network'));
+      } else {
+        for (const net of engine.networks.values()) results.push(describe(r, n.domain, type, net, 'every network'));
+      }
+      const blocked = results.some((x) => x.decision !== 'allowed');
+      process.exitCode = blocked ? EXIT.FAILED : EXIT.OK;
+      if (opts.json) return printJson(results.length === 1 ? results[0] : results);
+      if (results.length === 1) {
+        const x = results[0]!;
+        process.stdout.write(`${x.domain} ${x.type}: ${x.decision.toUpperCase()}\n`);
+        const rows: [string, string | undefined][] = [
+          ['network', x.network === '-' ? x.via : `${x.network} (${x.via})`],
+          ['profile', x.profile],
+          ['list', x.list],
+          ['rule', x.rule && `${x.rule}${x.ruleSource ? `  (${x.ruleSource})` : ''}`],
+          ['allowed by', x.allowRule && `${x.allowRule}${x.allowSource ? `  (${x.allowSource})` : ''}, overriding list ${x.overriddenList}`],
+          ['answer', x.answer],
+        ];
+        for (const [k, v] of rows) if (v !== undefined) process.stdout.write(`  ${k.padEnd(11)}${v}\n`);
+        return;
+      }
+      printTable(
+        ['NETWORK', 'PROFILE', 'DECISION', 'LIST', 'RULE', 'WHY'],
+        results.map((x) => [x.network, x.profile, x.decision, x.list ?? '-', x.rule ?? '-', x.ruleSource ?? (x.allowRule ? `allow ${x.allowRule} (${x.allowSource ?? 'config'})` : '-')]),
+      );
+    });
+}

@@ -1,0 +1,29 @@
+// The config a CLI command works on: --config, else $SLUICE_CONFIG, else config/sluice.yaml.
+import type { Command } from 'commander';
+import { silentLogger } from '../logging/logger.js';
+import { stateDir } from '../lists/catalog.js';
+import { LoadError, loadRuleSet, type LoadedRules } from '../server/load-rules.js';
+import { EXIT, fail } from './output.js';
+import { join } from 'node:path';
+
+export const DEFAULT_CONFIG = 'config/sluice.yaml';
+
+export function configPath(cmd: Command): string {
+  const opts = cmd.optsWithGlobals<{ config?: string }>();
+  return opts.config ?? process.env.SLUICE_CONFIG ?? DEFAULT_CONFIG;
+}
+
+/** Load config and lists as the server would; on failure print every problem and return undefined. */
+export async function loadForCli(cmd: Command): Promise<LoadedRules | undefined> {
+  try {
+    return await loadRuleSet(configPath(cmd), silentLogger());
+  } catch (err) {
+    const lines = err instanceof LoadError ? err.lines : [(err as Error).message];
+    fail(`cannot load ${configPath(cmd)}:\n${lines.map((l) => `  ${l}`).join('\n')}`, EXIT.USAGE);
+    return undefined;
+  }
+}
+
+export function auditLogPath(r: LoadedRules): string {
+  return join(stateDir(r.loaded.config, r.loaded.baseDir), 'audit.log');
+}

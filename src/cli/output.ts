@@ -1,0 +1,39 @@
+// How CLI commands print: aligned tables for people on a terminal, JSON for scripts (--json),
+// and the documented exit codes.
+
+export const EXIT = {
+  OK: 0,
+  /** A check failed: the name is blocked, the config is invalid, an edit was refused. */
+  FAILED: 1,
+  /** Usage error, or the config could not be loaded. */
+  USAGE: 2,
+} as const;
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function renderTable(headers: string[], rows: (string | number | undefined)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined ? '' : String(c))))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return (
+    cells
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
+}
+
+export function printTable(headers: string[], rows: (string | number | undefined)[][]): void {
+  process.stdout.write(renderTable(headers, rows));
+}
+
+export function fail(message: string, code: number = EXIT.FAILED): void {
+  process.stderr.write(`sluice: ${message}\n`);
+  process.exitCode = code;
+}
