@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { Command, Option } from 'commander';
 import { typeName, TYPE } from '../dns/codes.js';
 import { normaliseDomain, parseList } from '../lists/formats.js';
-import type { Decision, Network } from '../policy/policy-engine.js';
+import type { Decision, ExceptionRef, Network, PolicyRef, WouldBlock } from '../policy/policy-engine.js';
 import type { LoadedRules } from '../server/load-rules.js';
 import { loadForCli } from './config-file.js';
 import { EXIT, fail, printJson, printTable } from './output.js';
@@ -24,6 +24,10 @@ export interface CheckResult {
   allowRule?: string;
   allowSource?: string;
   overriddenList?: string;
+  policy?: PolicyRef;
+  exception?: ExceptionRef;
+  outsideSchedule?: PolicyRef;
+  wouldBlock?: WouldBlock;
   answer?: string;
 }
 
@@ -48,14 +52,15 @@ function allowSource(r: LoadedRules, profile: string, rule: string): string | un
   return `${relative(process.cwd(), p.file)}:${p.line ?? '?'} ${p.path}`;
 }
 
-function describe(r: LoadedRules, domain: string, type: number, network: Network, via: string): CheckResult {
-  const d: Decision = r.rules.engine.decide(network, domain);
+function describe(r: LoadedRules, domain: string, type: number, network: Network, via: string, now: number, client?: string): CheckResult {
+  const d: Decision = r.rules.engine.decide(network, domain, now, client);
   const base = { domain, type: typeName(type), network: network.name, via, profile: network.profile.name };
   if (d.kind === 'blocked') {
     const mode = d.response.mode;
     return {
       ...base,
       decision: 'blocked',
+      ...(d.policy ? { policy: d.policy } : {}),
       list: d.list,
       rule: d.rule,
       ruleSource: ruleSource(r, d.list, d.rule),
@@ -63,12 +68,24 @@ function describe(r: LoadedRules, domain: string, type: number, network: Network
     };
   }
   const res: CheckResult = { ...base, decision: 'allowed', answer: 'forwarded upstream (or from cache)' };
+  if (d.exception) res.exception = d.exception;
+  if (d.outsideSchedule) res.outsideSchedule = d.outsideSchedule;
+  if (d.wouldBlock) res.wouldBlock = d.wouldBlock;
   if (d.allowRule) {
     res.allowRule = d.allowRule;
     res.allowSource = allowSource(r, network.profile.name, d.allowRule);
     res.overriddenList = d.overriddenList;
   }
   return res;
+}
+
+function why(x: CheckResult): string {
+  if (x.ruleSource) return x.ruleSource;
+  if (x.allowRule) return `allow ${x.allowRule} (${x.allowSource ?? 'config'})`;
+  if (x.exception) return `exception: ${x.exception.reason}`;
+  if (x.outsideSchedule) return `outside schedule of ${x.outsideSchedule.id}`;
+  if (x.wouldBlock) return `dry-run ${x.wouldBlock.policy.id} would block`;
+  return '-';
 }
 
 export function registerCheck(program: Command): void {
@@ -79,12 +96,15 @@ export function registerCheck(program: Command): void {
     .option('--client <ip>', 'as asked by this client address')
     .option('--network <name>', 'as asked from this network')
     .addOption(new Option('--type <type>', 'query type').default('A'))
+    .option('--at <date>', 'decide as at this date/time (e.g. 2027-05-02 or 2027-05-02T09:00:00+02:00) instead of now')
     .addOption(new Option('--json', 'machine-readable output'))
     .addHelpText(
       'after',
       '\nWithout --client or --network every network is shown.\n\nExamples:\n  sluice check www.tiktok.com --client 10.1.2.3\n  sluice check www.tiktok.com --network guest\n  sluice check v16-webapp.tiktok.com',
     )
-    .action(async (domainArg: string, opts: { client?: string; network?: string; type: string; json?: boolean }, cmd: Command) => {
+    .action(async (domainArg: string, opts: { client?: string; network?: string; type: string; at?: string; json?: boolean }, cmd: Command) => {
+      const now = opts.at === undefined ? Date.now() : Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(opts.at) ? `${opts.at}T12:00:00Z` : opts.at);
+      if (Number.isNaN(now)) return fail(`--at: "${opts.at}" is not a date`, EXIT.USAGE);
       const n = normaliseDomain(domainArg);
       if ('error' in n) return fail(n.error, EXIT.USAGE);
       const typeUpper = opts.type.toUpperCase();
@@ -100,14 +120,14 @@ export function registerCheck(program: Command): void {
         if (!hit) {
           results.push({ domain: n.domain, type: typeUpper, network: '-', via: `${opts.client} is in no network`, profile: '-', decision: 'refused', answer: 'REFUSED (never an open resolver)' });
         } else {
-          results.push(describe(r, n.domain, type, hit.network, `${opts.client} in ${hit.cidr}`));
+          results.push(describe(r, n.domain, type, hit.network, `${opts.client} in ${hit.cidr}`, now, opts.client));
         }
       } else if (opts.network !== undefined) {
         const net = engine.networks.get(opts.network);
         if (!net) return fail(`no network named "${opts.network}"; networks: ${[...engine.networks.keys()].join(', ')}`, EXIT.USAGE);
-        results.push(describe(r, n.domain, type, net, '--network'));
+        results.push(describe(r, n.domain, type, net, '--network', now));
       } else {
-        for (const net of engine.networks.values()) results.push(describe(r, n.domain, type, net, 'every network'));
+        for (const net of engine.networks.values()) results.push(describe(r, n.domain, type, net, 'every network', now));
       }
       const blocked = results.some((x) => x.decision !== 'allowed');
       process.exitCode = blocked ? EXIT.FAILED : EXIT.OK;
@@ -118,17 +138,21 @@ export function registerCheck(program: Command): void {
         const rows: [string, string | undefined][] = [
           ['network', x.network === '-' ? x.via : `${x.network} (${x.via})`],
           ['profile', x.profile],
+          ['policy', x.policy && `${x.policy.id}: ${x.policy.title} (${x.policy.reference})`],
           ['list', x.list],
           ['rule', x.rule && `${x.rule}${x.ruleSource ? `  (${x.ruleSource})` : ''}`],
           ['allowed by', x.allowRule && `${x.allowRule}${x.allowSource ? `  (${x.allowSource})` : ''}, overriding list ${x.overriddenList}`],
+          ['exception', x.exception && `${x.exception.scope} excepted from policy ${x.exception.policy}: ${x.exception.reason} (approved by ${x.exception.approvedBy}${x.exception.until ? `, until ${x.exception.until}` : ''})`],
+          ['schedule', x.outsideSchedule && `policy ${x.outsideSchedule.id} is outside its schedule now`],
+          ['dry run', x.wouldBlock && `policy ${x.wouldBlock.policy.id} (dry-run) would block: list ${x.wouldBlock.list}, rule ${x.wouldBlock.rule}`],
           ['answer', x.answer],
         ];
         for (const [k, v] of rows) if (v !== undefined) process.stdout.write(`  ${k.padEnd(11)}${v}\n`);
         return;
       }
       printTable(
-        ['NETWORK', 'PROFILE', 'DECISION', 'LIST', 'RULE', 'WHY'],
-        results.map((x) => [x.network, x.profile, x.decision, x.list ?? '-', x.rule ?? '-', x.ruleSource ?? (x.allowRule ? `allow ${x.allowRule} (${x.allowSource ?? 'config'})` : '-')]),
+        ['NETWORK', 'PROFILE', 'DECISION', 'POLICY', 'LIST', 'RULE', 'WHY'],
+        results.map((x) => [x.network, x.profile, x.decision, x.policy?.id ?? '-', x.list ?? '-', x.rule ?? '-', why(x)]),
       );
     });
 }

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { Command, Option } from 'commander';
-import { parseDocument } from 'yaml';
+import { isMap, isNode, parseDocument, stringify } from 'yaml';
 import { readConfigFile } from '../config/load.js';
 import { remoteCopyPath, type ListDefinition } from '../lists/catalog.js';
 import { parseList, type ListFormat } from '../lists/formats.js';
@@ -25,6 +25,10 @@ import { auditLogPath, configPath, loadForCli } from './config-file.js';
 import { EXIT, fail, printJson, printTable } from './output.js';
 
 const jsonOption = () => new Option('--json', 'machine-readable output');
+
+// Commander hands `lists show NAME --json` to the parent `lists` command's --json (program options
+// are not positional, so that --config works after a subcommand); ask the whole chain.
+const wantsJson = (cmd: Command): boolean => cmd.optsWithGlobals<{ json?: boolean }>().json === true;
 
 function findList(r: LoadedRules, name: string): ListDefinition | undefined {
   const def = r.lists.resolved.lists.get(name);
@@ -82,7 +86,7 @@ export function registerLists(program: Command): void {
       const r = await loadForCli(cmd);
       if (!r) return;
       const rows = [...r.lists.resolved.lists.values()].sort((a, b) => a.name.localeCompare(b.name)).map((d) => summarise(d, r));
-      if (opts.json) return printJson({ catalog: r.lists.resolved.catalog ? { file: r.lists.resolved.catalog.file, version: r.lists.resolved.catalog.catalog.version } : undefined, lists: rows });
+      if (wantsJson(cmd)) return printJson({ catalog: r.lists.resolved.catalog ? { file: r.lists.resolved.catalog.file, version: r.lists.resolved.catalog.catalog.version } : undefined, lists: rows });
       printTable(
         ['LIST', 'ENTRIES', 'APP', 'VENDOR', 'USED BY', 'UPDATED', 'SOURCE'],
         rows.map((l) => [l.name, l.entries, l.app ?? '-', l.vendor ?? '-', l.usedBy.join(',') || '-', l.updated?.slice(0, 16).replace('T', ' ') ?? '-', l.source]),
@@ -111,7 +115,7 @@ export function registerLists(program: Command): void {
       const rules = parsed.entries
         .map((e) => ({ rule: e.subdomainsOnly ? `*.${e.domain}` : e.domain, line: e.line }))
         .filter((e) => !re || re.test(e.rule));
-      if (opts.json) return printJson({ list: name, file: def.file, rules, problems: parsed.problems });
+      if (wantsJson(cmd)) return printJson({ list: name, file: def.file, rules, problems: parsed.problems });
       for (const e of rules) process.stdout.write(`${e.rule}\n`);
       for (const p of parsed.problems) process.stderr.write(`${def.file}:${p.line}: ${p.message}\n`);
     });
@@ -146,7 +150,7 @@ export function registerLists(program: Command): void {
         const changed = 'added' in result ? result.added : result.removed;
         const unchanged = 'present' in result ? result.present : result.missing;
         appendAudit(auditLogPath(r), { command: `lists ${verb}`, list: name, domains: changed, ...(opts.reason ? { reason: opts.reason } : {}), ...(unchanged.length ? { result: `${unchanged.length} unchanged` } : {}) });
-        if (opts.json) return printJson({ list: name, file: def.file, [verb === 'add' ? 'added' : 'removed']: changed, unchanged });
+        if (wantsJson(cmd)) return printJson({ list: name, file: def.file, [verb === 'add' ? 'added' : 'removed']: changed, unchanged });
         for (const d of changed) process.stdout.write(`${verb === 'add' ? '+' : '-'} ${d}\n`);
         for (const d of unchanged) process.stdout.write(`  ${d} ${verb === 'add' ? 'already listed' : 'not in the list'}\n`);
       });
@@ -176,7 +180,7 @@ export function registerLists(program: Command): void {
       const rules = [...new Set(parsed.entries.map((e) => (e.subdomainsOnly ? `*.${e.domain}` : e.domain)))];
       const result = await addRules(def.file, rules, `imported from ${basename(source)}`);
       appendAudit(auditLogPath(r), { command: 'lists import', list: name, domains: result.added, ...(opts.reason ? { reason: opts.reason } : {}), result: `from ${source}: ${result.added.length} added, ${result.present.length} already listed, ${parsed.problems.length} lines skipped` });
-      if (opts.json) return printJson({ list: name, added: result.added.length, present: result.present.length, problems: parsed.problems });
+      if (wantsJson(cmd)) return printJson({ list: name, added: result.added.length, present: result.present.length, problems: parsed.problems });
       process.stdout.write(`${name}: ${result.added.length} added, ${result.present.length} already listed, ${parsed.problems.length} lines skipped\n`);
       for (const p of parsed.problems.slice(0, 20)) process.stderr.write(`${source}:${p.line}: ${p.message}\n`);
     });
@@ -214,11 +218,9 @@ export function registerLists(program: Command): void {
       if (existsSync(file)) return fail(`${file} exists already`);
       await atomicWrite(file, `# ${name}: ${opts.description ?? 'local list'}\n# Created ${new Date().toISOString().slice(0, 10)} by ${currentUser()} with \`sluice lists new\`.\n# One domain per line; a domain blocks itself and every subdomain.\n`);
       await withLock(cfgFile, async () => {
-        const doc = parseDocument(readFileSync(cfgFile, 'utf8'));
         const entry: Record<string, string> = { file: relative(dirname(cfgFile), file) };
         if (opts.description) entry.description = opts.description;
-        doc.setIn(['lists', name], doc.createNode(entry, { flow: true }));
-        await atomicWrite(cfgFile, doc.toString());
+        await atomicWrite(cfgFile, addListToConfigText(readFileSync(cfgFile, 'utf8'), name, entry));
       });
       readConfigFile(cfgFile); // the edit must leave a valid config
       appendAudit(auditLogPath(r), { command: 'lists new', list: name, domains: [], ...(opts.description ? { reason: opts.description } : {}) });
@@ -250,7 +252,7 @@ export function registerLists(program: Command): void {
           appendAudit(auditLogPath(r), { command: 'lists update', list: def.name, domains: [], result: res.message });
         }
       }
-      if (opts.json) return printJson(results.map(({ name: n, status, message, added, removed, problems }) => ({ name: n, status, message, added, removed, problems: problems.length })));
+      if (wantsJson(cmd)) return printJson(results.map(({ name: n, status, message, added, removed, problems }) => ({ name: n, status, message, added, removed, problems: problems.length })));
       if (remote.length === 0) process.stdout.write(`no url lists in ${configPath(cmd)}\n`);
       for (const res of results) {
         process.stdout.write(`${opts.dryRun ? '[dry run] ' : ''}${res.message}\n`);
@@ -260,6 +262,31 @@ export function registerLists(program: Command): void {
       }
       if (results.some((x) => x.status === 'failed' || x.status === 'rejected')) process.exitCode = EXIT.FAILED;
     });
+}
+
+/**
+ * The config text with `name: { …entry }` added to its `lists` section. Every other byte stays as
+ * the admin wrote it: re-serialising the whole document would re-wrap long flow sequences and
+ * drop the alignment of trailing comments.
+ */
+export function addListToConfigText(text: string, name: string, entry: Record<string, string>): string {
+  const doc = parseDocument(text);
+  const lists = doc.get('lists', true);
+  if (isMap(lists) && !lists.flow && lists.items.length > 0) {
+    const first = lists.items[0]!;
+    const last = lists.items[lists.items.length - 1]!;
+    const keyStart = isNode(first.key) ? first.key.range?.[0] : undefined;
+    const valueEnd = isNode(last.value) ? last.value.range?.[1] : isNode(last.key) ? last.key.range?.[1] : undefined;
+    if (keyStart !== undefined && valueEnd !== undefined) {
+      const indent = keyStart - (text.lastIndexOf('\n', keyStart - 1) + 1);
+      const eol = text.indexOf('\n', valueEnd);
+      const at = eol < 0 ? text.length : eol + 1;
+      const line = `${' '.repeat(indent)}${stringify(name).trimEnd()}: ${stringify(entry, { collectionStyle: 'flow', lineWidth: 0 }).trimEnd()}\n`;
+      return text.slice(0, at) + (eol < 0 ? '\n' : '') + line + text.slice(at);
+    }
+  }
+  doc.setIn(['lists', name], doc.createNode(entry, { flow: true }));
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }
 
 function defaultListDir(r: LoadedRules): string {

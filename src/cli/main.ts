@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerCheck } from './check.js';
 import { registerConfig } from './config.js';
 import { registerLists } from './lists.js';
+import { registerPolicy } from './policy.js';
 import { registerServe } from './serve.js';
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerConfig(program);
   registerLists(program);
   registerCheck(program);
+  registerPolicy(program);
   return program;
 }
 

@@ -130,6 +130,67 @@ export const upstreamsSchema = z
   })
   .describe('Where allowed queries are forwarded.');
 
+// A date ("2026-11-01", a whole day in the policy's time zone) or an ISO date-time with offset.
+const dateOrTime = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?(\.\d+)?(Z|[+-]\d{2}:\d{2}))?$/, 'a date such as "2026-11-01" or a date-time such as "2026-11-01T08:00:00+01:00"')
+  .refine((s) => !Number.isNaN(Date.parse(s.length === 10 ? `${s}T00:00:00Z` : s)), 'a real calendar date');
+
+const timeZone = z.string().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'an IANA time zone such as "Europe/Brussels"');
+
+const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$|^24:00$/, 'a time such as "08:30"');
+
+export const exceptionSchema = z
+  .strictObject({
+    network: name.optional().describe('A whole network that the policy does not apply to.'),
+    clients: z.array(cidr).optional().describe('Client addresses or CIDRs the policy does not apply to.'),
+    lists: z.array(name).optional().describe('Only these lists of the policy are excepted (default: all of them).'),
+    reason: z.string().min(1).describe('Why the exception exists.'),
+    approved_by: z.string().min(1).describe('Who approved it.'),
+    until: dateOrTime.optional().describe('The exception stops applying after this date.'),
+  })
+  .refine((e) => (e.network === undefined) !== (e.clients === undefined), { message: 'an exception names either `network` or `clients`', path: ['network'] })
+  .describe('Clients or a network that a policy lets through.');
+
+export const scheduleSchema = z
+  .strictObject({
+    timezone: timeZone.optional().describe('Time zone of the windows (default: the policy time zone).'),
+    windows: z
+      .array(
+        z.strictObject({
+          days: z.array(z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])).min(1),
+          from: clockTime,
+          to: clockTime.describe('End of the window; a time before `from` means the next day.'),
+        }),
+      )
+      .min(1),
+  })
+  .describe('The policy only applies inside these weekly windows.');
+
+export const policySchema = z
+  .strictObject({
+    title: z.string().min(1).describe('What the policy is, for people.'),
+    reference: z.string().min(1).describe('The legal basis: decision, circular, advice, with dates.'),
+    block: z.array(name).min(1).describe('Lists the policy blocks.'),
+    networks: z.array(name).default([]).describe('Networks it applies to.'),
+    profiles: z.array(name).default([]).describe('Or: every network with one of these profiles.'),
+    mode: z.enum(['enforce', 'dry-run']).default('enforce').describe('dry-run logs what it would block but answers normally.'),
+    from: dateOrTime.describe('Not enforced before this date.'),
+    until: dateOrTime.optional().describe('Lapses after this date.'),
+    review_by: dateOrTime.optional().describe('The date by which the policy must be re-evaluated; it keeps enforcing after it.'),
+    timezone: timeZone.default('UTC').describe('Time zone for dates without a time.'),
+    exceptions: z.array(exceptionSchema).default([]),
+    schedule: scheduleSchema.optional(),
+  })
+  .describe('A ban with a lifecycle: effective dates, review date, exceptions, schedule.');
+
 export const cacheSchema = z
   .strictObject({
     max_entries: z.number().int().min(0).default(100000).describe('Maximum cached answers; least recently used are evicted. 0 disables.'),
@@ -157,6 +218,7 @@ export const configSchema = z
     listeners: z.array(listenerSchema).min(1).describe('Where sluice answers.'),
     networks: z.record(name, networkSchema).describe('Client networks by name. Clients in no network are refused.'),
     profiles: z.record(name, profileSchema).describe('Rule sets by name.'),
+    policies: z.record(name, policySchema).default({}).describe('Bans with a lifecycle, by id.'),
     lists: z.record(name, listSchema).default({}).describe('Domain lists by name (in addition to those of `catalog`).'),
     catalog: z
       .string()
@@ -196,6 +258,27 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['profiles', p, 'block_response', 'ipv4'], message: 'mode "address" needs ipv4 or ipv6 addresses' });
       }
     }
+    for (const [id, p] of Object.entries(cfg.policies)) {
+      p.networks.forEach((n, i) => {
+        if (!(n in cfg.networks)) ctx.addIssue({ code: 'custom', path: ['policies', id, 'networks', i], message: `unknown network "${n}"` });
+      });
+      p.profiles.forEach((n, i) => {
+        if (!(n in cfg.profiles)) ctx.addIssue({ code: 'custom', path: ['policies', id, 'profiles', i], message: `unknown profile "${n}"` });
+      });
+      if (p.networks.length === 0 && p.profiles.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['policies', id, 'networks'], message: 'a policy applies to at least one network or profile' });
+      }
+      p.block.forEach((l, i) => {
+        if (!(l in cfg.lists) && cfg.catalog === undefined) ctx.addIssue({ code: 'custom', path: ['policies', id, 'block', i], message: `unknown list "${l}"` });
+      });
+      p.exceptions.forEach((e, i) => {
+        if (e.network !== undefined && !(e.network in cfg.networks)) ctx.addIssue({ code: 'custom', path: ['policies', id, 'exceptions', i, 'network'], message: `unknown network "${e.network}"` });
+        e.lists?.forEach((l, j) => {
+          if (!p.block.includes(l)) ctx.addIssue({ code: 'custom', path: ['policies', id, 'exceptions', i, 'lists', j], message: `"${l}" is not one of the policy's lists` });
+        });
+      });
+      if (p.until !== undefined && p.until < p.from) ctx.addIssue({ code: 'custom', path: ['policies', id, 'until'], message: 'must not be before `from`' });
+    }
     if (cfg.cache.min_ttl > cfg.cache.max_ttl) {
       ctx.addIssue({ code: 'custom', path: ['cache', 'min_ttl'], message: 'must not exceed cache.max_ttl' });
     }
@@ -209,6 +292,9 @@ export type ListenerConfig = z.infer<typeof listenerSchema>;
 export type NetworkConfig = z.infer<typeof networkSchema>;
 export type ProfileConfig = z.infer<typeof profileSchema>;
 export type BlockResponseConfig = z.infer<typeof blockResponseSchema>;
+export type PolicyConfig = z.infer<typeof policySchema>;
+export type ExceptionConfig = z.infer<typeof exceptionSchema>;
+export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 export type UpstreamsConfig = z.infer<typeof upstreamsSchema>;
 
 export interface UpstreamAddress {

@@ -49,6 +49,12 @@ export async function loadLists(loaded: LoadedConfig): Promise<LoadedLists> {
       if (!resolved.lists.has(l)) errors.push(loaded.problemAt(['profiles', p, 'block', i], `unknown list "${l}"`));
     });
   }
+  for (const [id, pol] of Object.entries(config.policies)) {
+    pol.block.forEach((l, i) => {
+      used.add(l);
+      if (!resolved.lists.has(l)) errors.push(loaded.problemAt(['policies', id, 'block', i], `unknown list "${l}"`));
+    });
+  }
   const lines = errors.map(formatProblem);
   const lists: LoadedList[] = [];
   const pendingRemote: ListDefinition[] = [];

@@ -144,7 +144,7 @@ export class Resolver {
     }
     ctx.network = network;
 
-    const decision = rules.engine.decide(network, query.name);
+    const decision = rules.engine.decide(network, query.name, ctx.startedAt, client.address);
     ctx.decision = decision;
     if (decision.kind === 'blocked') {
       this.counters.blocked++;

@@ -8,6 +8,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import { Resolver } from '../pipeline/resolver.js';
 import { LoadError, loadRuleSet, type LoadedRules } from './load-rules.js';
 import { FileWatcher } from './file-watcher.js';
+import { policyState } from '../policy/policy.js';
 import { RemoteRefresher } from './remote-refresher.js';
 import { TcpListener } from './tcp.js';
 import { UdpListener, type ListenerHooks } from './udp.js';
@@ -30,6 +31,11 @@ export class SluiceServer {
   private listeners: (UdpListener | TcpListener)[] = [];
   readonly bound: BoundAddress[] = [];
   private reloading: Promise<boolean> | undefined;
+  private debug = false;
+  /** (policy, network, client, name) already reported as would-block, so dry-runs do not flood the log. */
+  private readonly reportedWouldBlock = new Set<string>();
+  private readonly lastOverdueWarning = new Map<string, string>();
+  private policyTimer: NodeJS.Timeout | undefined;
   private readonly watcher: FileWatcher;
   private readonly refresher: RemoteRefresher;
 
@@ -62,6 +68,36 @@ export class SluiceServer {
     return server;
   }
 
+  private onDone(ctx: RequestContext): void {
+    if (this.debug) logQuery(this.opts.logger, ctx);
+    const d = ctx.decision;
+    if (d?.kind === 'allowed' && d.wouldBlock) {
+      const key = `${d.wouldBlock.policy.id}|${ctx.network?.name}|${ctx.client.address}|${ctx.query.name}`;
+      if (this.reportedWouldBlock.has(key)) return;
+      if (this.reportedWouldBlock.size >= 10_000) this.reportedWouldBlock.clear();
+      this.reportedWouldBlock.add(key);
+      this.opts.logger.info(
+        { policy: d.wouldBlock.policy.id, network: ctx.network?.name, client: ctx.client.address, name: ctx.query.name, list: d.wouldBlock.list, rule: d.wouldBlock.rule },
+        `dry-run: policy ${d.wouldBlock.policy.id} would block ${ctx.query.name}`,
+      );
+    }
+  }
+
+  /** A policy past its review date keeps enforcing and says so: a warning once a day per policy. */
+  private checkPolicies(): void {
+    const now = (this.opts.clock ?? Date.now)();
+    const day = new Date(now).toISOString().slice(0, 10);
+    for (const p of this.resolver.ruleSet.engine.policies) {
+      const s = policyState(p, now);
+      if (s.state !== 'review-overdue' || this.lastOverdueWarning.get(p.id) === day) continue;
+      this.lastOverdueWarning.set(p.id, day);
+      this.opts.logger.warn(
+        { policy: p.id, review_by: p.config.review_by, overdueDays: -(s.reviewInDays ?? 0) },
+        `policy ${p.id} is overdue for review (review_by ${p.config.review_by}); it is still enforced`,
+      );
+    }
+  }
+
   /** Watch what this config reads, and schedule downloads of its url lists. */
   private afterLoad(loaded: LoadedRules): void {
     const { config } = loaded.loaded;
@@ -73,13 +109,19 @@ export class SluiceServer {
       this.watcher.setFiles([]);
     }
     this.refresher.schedule(loaded);
+    this.debug = this.opts.logger.isLevelEnabled('debug');
+    this.checkPolicies();
+    if (!this.policyTimer) {
+      this.policyTimer = setInterval(() => this.checkPolicies(), 3_600_000);
+      this.policyTimer.unref();
+    }
   }
 
   private async listen(): Promise<void> {
     const log = this.opts.logger;
-    const debug = log.isLevelEnabled('debug');
+    this.debug = log.isLevelEnabled('debug');
     const hooks: ListenerHooks = {
-      done: debug ? (ctx) => logQuery(log, ctx) : () => {},
+      done: (ctx) => this.onDone(ctx),
       error: (err, where) => log.error({ err, where }, 'request error'),
     };
     const handler = () => this.resolver;
@@ -141,6 +183,7 @@ export class SluiceServer {
   async stop(graceMs = 4000): Promise<void> {
     this.watcher.close();
     this.refresher.close();
+    clearInterval(this.policyTimer);
     await Promise.all(this.listeners.map((l) => l.stop(graceMs)));
     this.listeners = [];
     this.resolver.close();
@@ -157,6 +200,8 @@ function logQuery(log: Logger, ctx: RequestContext): void {
       name: ctx.query.name,
       type: typeName(ctx.query.type),
       outcome: ctx.outcome,
+      policy: d?.kind === 'blocked' ? d.policy?.id : d?.wouldBlock ? `${d.wouldBlock.policy.id} (dry-run, would block)` : d?.exception?.policy,
+      exception: d?.kind === 'allowed' && d.exception ? d.exception.scope : undefined,
       list: d?.kind === 'blocked' ? d.list : undefined,
       rule: d?.kind === 'blocked' ? d.rule : undefined,
       cache: ctx.cacheHit ?? false,

@@ -3,6 +3,8 @@
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { silentLogger } from '../../src/logging/logger.js';
 import { SluiceServer } from '../../src/server/sluice-server.js';
 
@@ -14,6 +16,8 @@ export interface Harness {
   tcp: { host: string; port: number };
   writeConfig(text: string): void;
   writeList(name: string, text: string): void;
+  /** Log records, when started with `captureLogs`. */
+  logs: Record<string, unknown>[];
   stop(): Promise<void>;
 }
 
@@ -23,6 +27,7 @@ export interface HarnessOptions {
   lists?: Record<string, string>;
   upstream?: string;
   clock?: () => number;
+  captureLogs?: boolean;
 }
 
 export async function startSluice(opts: HarnessOptions): Promise<Harness> {
@@ -34,7 +39,19 @@ export async function startSluice(opts: HarnessOptions): Promise<Harness> {
   const writeList = (name: string, text: string) => writeFileSync(join(dir, 'lists', `${name}.txt`), text);
   for (const [name, text] of Object.entries(opts.lists ?? {})) writeList(name, text);
   writeConfig(opts.config);
-  const server = await SluiceServer.start({ configFile, logger: silentLogger(), ...(opts.clock ? { clock: opts.clock } : {}) });
+  const logs: Record<string, unknown>[] = [];
+  const logger = opts.captureLogs
+    ? pino(
+        { level: 'info' },
+        new Writable({
+          write(chunk: Buffer, _enc, cb) {
+            for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+            cb();
+          },
+        }),
+      )
+    : silentLogger();
+  const server = await SluiceServer.start({ configFile, logger, ...(opts.clock ? { clock: opts.clock } : {}) });
   return {
     server,
     dir,
@@ -43,6 +60,7 @@ export async function startSluice(opts: HarnessOptions): Promise<Harness> {
     tcp: { host: '127.0.0.1', port: server.port('tcp') },
     writeConfig,
     writeList,
+    logs,
     async stop() {
       await server.stop(500);
       rmSync(dir, { recursive: true, force: true });
