@@ -1,3 +1,5 @@
 #!/usr/bin/env node
 // Runs the compiled CLI (npm run build writes dist/).
-import '../dist/cli/main.js';
+import { buildProgram } from '../dist/cli/main.js';
+
+await buildProgram().parseAsync(process.argv);

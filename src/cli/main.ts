@@ -19,5 +19,3 @@ export function buildProgram(): Command {
   registerPolicy(program);
   return program;
 }
-
-await buildProgram().parseAsync(process.argv);
