@@ -4,7 +4,7 @@
 # everything else to UPSTREAM, then runs `sluice serve` in the foreground.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-port=$1 upstream=$2 list=$3
+port=$1 upstream=$2 list=$3 workers=${4:-}
 dir=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 cat > "$dir/sluice.yaml" <<YAML
 listeners:
@@ -19,4 +19,7 @@ upstreams:
   default: ["$upstream"]
 logging: { level: warn }
 YAML
+# one process unless asked for more (the config default, "auto", is one per core)
+echo "workers: ${workers:-1}" >> "$dir/sluice.yaml"
+echo "watch: false" >> "$dir/sluice.yaml"
 exec node "$here/../bin/sluice.js" serve --config "$dir/sluice.yaml"

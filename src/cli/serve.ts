@@ -3,7 +3,9 @@ import type { Command } from 'commander';
 import { configPath } from './config-file.js';
 import { createLogger } from '../logging/logger.js';
 import { readConfigFile } from '../config/load.js';
-import { LoadError, SluiceServer } from '../server/sluice-server.js';
+import { LoadError, SluiceServer, loadRuleSet } from '../server/sluice-server.js';
+import { isWorker, reportReady, runPrimary, workerCount } from '../server/cluster.js';
+import { silentLogger } from '../logging/logger.js';
 
 export function registerServe(program: Command): void {
   program
@@ -13,12 +15,28 @@ export function registerServe(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const opts = { config: configPath(cmd) };
       let level = 'info';
+      let workers = 1;
       try {
-        level = readConfigFile(opts.config).config.logging.level;
+        const c = readConfigFile(opts.config).config;
+        level = c.logging.level;
+        workers = workerCount(c);
       } catch {
         // reported properly by SluiceServer.start below
       }
       const logger = createLogger(level);
+      if (workers > 1 && !isWorker()) {
+        // Check config and lists once here, so a broken config is reported once, not per worker.
+        try {
+          await loadRuleSet(opts.config, silentLogger());
+        } catch (err) {
+          const lines = err instanceof LoadError ? err.lines : [(err as Error).message];
+          process.stderr.write(`sluice: cannot start:\n${lines.map((l) => `  ${l}`).join('\n')}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        runPrimary(workers, logger);
+        return;
+      }
       let server: SluiceServer;
       try {
         server = await SluiceServer.start({ configFile: opts.config, logger });
@@ -30,7 +48,8 @@ export function registerServe(program: Command): void {
         process.exitCode = 2;
         return;
       }
-      logger.info({ config: opts.config }, 'sluice started');
+      if (isWorker()) reportReady();
+      else logger.info({ config: opts.config }, 'sluice started');
       process.on('SIGHUP', () => void server.reload());
       let stopping = false;
       const stop = (signal: string) => {

@@ -228,6 +228,10 @@ export const configSchema = z
       .string()
       .default('state')
       .describe('Where sluice keeps what it writes: downloaded lists, the audit log, locks. Relative to the config file.'),
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(1).max(256)])
+      .default('auto')
+      .describe('Resolver processes sharing the listeners; "auto" is one per CPU core.'),
     watch: z.boolean().default(true).describe('Apply edits to the config and list files automatically (within 2 s).'),
     remote_lists: remoteListsSchema.prefault({}),
     upstreams: upstreamsSchema.prefault({}),

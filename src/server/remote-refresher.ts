@@ -19,7 +19,9 @@ export class RemoteRefresher {
   ) {}
 
   schedule(loaded: LoadedRules): void {
-    const defs = [...loaded.lists.resolved.lists.values()].filter((d) => d.url !== undefined);
+    // With several workers only the first downloads; the others see the new copy through the watcher.
+    const worker = process.env.SLUICE_WORKER_ID;
+    const defs = worker === undefined || worker === '1' ? [...loaded.lists.resolved.lists.values()].filter((d) => d.url !== undefined) : [];
     const c = loaded.loaded.config;
     const sig = JSON.stringify([defs.map((d) => [d.name, d.url, d.refreshMinutes]), c.remote_lists]);
     // Reloads happen often (every list edit); keep the timers unless the url lists changed.

@@ -98,6 +98,7 @@ profiles:
 lists:
   tiktok: { file: lists/tiktok.txt }
   wechat: { file: lists/wechat.txt }
+workers: 1
 upstreams:
   default: ["@UPSTREAM@"]
   timeout_ms: 300

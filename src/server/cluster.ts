@@ -1,0 +1,73 @@
+// Multi-core: `workers: N` runs N processes (node:cluster) that share the listening sockets; the
+// primary only supervises. Node 20 has no SO_REUSEPORT for dgram, so the workers share one UDP
+// socket and the kernel hands each datagram to whichever worker reads first; TCP connections are
+// distributed by the primary. Reload signals are forwarded; a worker that dies is replaced.
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+
+export function workerCount(config: Config): number {
+  return config.workers === 'auto' ? availableParallelism() : config.workers;
+}
+
+export function isWorker(): boolean {
+  return cluster.isWorker;
+}
+
+/** Tell the primary this worker is serving. */
+export function reportReady(): void {
+  if (cluster.isWorker && process.send) process.send({ type: 'sluice-ready' });
+}
+
+export function runPrimary(count: number, logger: Logger): void {
+  const workers = new Set<Worker>();
+  let stopping = false;
+  let ready = 0;
+  let started = false;
+
+  const fork = (id: number) => {
+    const w = cluster.fork({ SLUICE_WORKER_ID: String(id) });
+    workers.add(w);
+    w.on('message', (m: { type?: string }) => {
+      if (m?.type !== 'sluice-ready') return;
+      ready++;
+      if (!started && ready === count) {
+        started = true;
+        logger.info({ workers: count }, 'sluice started');
+      }
+    });
+    w.on('exit', (code, signal) => {
+      workers.delete(w);
+      if (stopping) {
+        if (workers.size === 0) process.exit(0);
+        return;
+      }
+      if (!started) {
+        // A worker that cannot start (bad config, port in use) would fail again: give up.
+        logger.fatal({ worker: id, code, signal }, 'a worker could not start');
+        stop('worker failure', 2);
+        return;
+      }
+      logger.error({ worker: id, code, signal }, 'worker died, starting a new one');
+      setTimeout(() => fork(id), 500).unref();
+    });
+  };
+
+  const stop = (reason: string, exitCode = 0) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason }, 'stopping');
+    for (const w of workers) w.process.kill('SIGTERM');
+    setTimeout(() => process.exit(exitCode), 5000).unref();
+    if (workers.size === 0) process.exit(exitCode);
+    else if (exitCode !== 0) process.exitCode = exitCode;
+  };
+
+  for (let i = 1; i <= count; i++) fork(i);
+  process.on('SIGHUP', () => {
+    for (const w of workers) w.process.kill('SIGHUP');
+  });
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,72 @@
+// `workers: 2`: two processes share the listeners; reloads reach both; SIGTERM stops all.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RCODE, resolve } from '../helpers/dns-client.js';
+import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { referenceConfig, referenceLists } from '../helpers/sluice-harness.js';
+
+const BIN = join(import.meta.dirname, '../../bin/sluice.js');
+
+function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+let upstream: FakeUpstream;
+beforeAll(async () => {
+  upstream = await startFakeUpstream();
+});
+afterAll(async () => {
+  await upstream?.close();
+});
+
+describe('workers', () => {
+  it('two workers answer, both apply a reload, and SIGTERM stops them all', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-workers-'));
+    mkdirSync(join(dir, 'lists'));
+    for (const [n, t] of Object.entries(referenceLists)) writeFileSync(join(dir, 'lists', `${n}.txt`), t);
+    const port = await freePort();
+    const cfg = join(dir, 'sluice.yaml');
+    writeFileSync(cfg, referenceConfig().replaceAll('@UPSTREAM@', upstream.address).replace('workers: 1', 'workers: 2').replace('port: 0', `port: ${port}`) + 'watch: false\n');
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const waitFor = async (re: RegExp, count = 1) => {
+      for (let i = 0; i < 100; i++) {
+        if ((out.match(new RegExp(re, 'g')) ?? []).length >= count) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`timed out waiting for ${re}: ${out}`);
+    };
+    try {
+      await waitFor(/"workers":2,"msg":"sluice started"/);
+      const pids = new Set((out.match(/"pid":(\d+)[^\n]*"msg":"listening"/g) ?? []).map((l) => /"pid":(\d+)/.exec(l)![1]));
+      expect(pids.size).toBe(2);
+      const server = { host: '127.0.0.1', port };
+      for (let i = 0; i < 20; i++) {
+        expect((await resolve(server, `w${i}.tiktok.com`, 'A', { localAddress: '127.0.0.1' })).rcode).toBe(RCODE.NXDOMAIN);
+        expect((await resolve(server, `w${i}.tiktok.com`, 'A', { localAddress: '127.0.0.1', transport: 'tcp' })).rcode).toBe(RCODE.NXDOMAIN);
+      }
+      writeFileSync(join(dir, 'lists', 'tiktok.txt'), referenceLists.tiktok + 'temu.com\n');
+      child.kill('SIGHUP');
+      await waitFor(/"msg":"reloaded"/, 2);
+      for (let i = 0; i < 20; i++) expect((await resolve(server, `x${i}.temu.com`, 'A', { localAddress: '127.0.0.1' })).rcode).toBe(RCODE.NXDOMAIN);
+      const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      const t0 = Date.now();
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
