@@ -42,10 +42,21 @@ export const listenerSchema = z
   })
   .describe('An address and port sluice answers on.');
 
+export const networkLogSchema = z
+  .strictObject({
+    level: z.enum(['all', 'blocked', 'none']).default('all').describe('Which queries of this network go to the query log.'),
+    pseudonymize: z
+      .boolean()
+      .default(false)
+      .describe('Log a keyed hash of the client address instead of the address (same device, same token; not reversible without the key).'),
+  })
+  .describe('Query logging for a network: query logs of staff are personal data.');
+
 export const networkSchema = z
   .strictObject({
     cidrs: z.array(cidr).default([]).describe('Client address ranges; the longest matching prefix over all networks wins.'),
     profile: name.describe('Profile whose rules apply to clients of this network.'),
+    log: networkLogSchema.prefault({}),
     description: z.string().optional().describe('Free text for humans.'),
   })
   .describe('A client network.');
@@ -207,6 +218,38 @@ export const tcpSchema = z
   })
   .describe('DNS over TCP.');
 
+export const queryLogSchema = z
+  .strictObject({
+    instance: z.string().min(1).optional().describe('Name of this resolver in the log (default: the host name).'),
+    buffer_events: z.number().int().min(100).default(20000).describe('Events waiting for the sinks; beyond this they are dropped and counted, never the query.'),
+    memory_events: z.number().int().min(0).default(100000).describe('Events kept in memory for the dashboard, `sluice log` and reports.'),
+    file: z
+      .strictObject({
+        dir: z.string().default('querylog').describe('Directory for daily JSONL files, relative to state_dir.'),
+        retention_days: z.number().int().min(1).default(30).describe('Files older than this are deleted.'),
+      })
+      .optional()
+      .describe('Also write the log to rotating JSONL files.'),
+    pseudonymize_key_env: z
+      .string()
+      .default('SLUICE_LOG_KEY')
+      .describe('Environment variable with the key for pseudonymising client addresses; without it a key is generated in state_dir.'),
+  })
+  .describe('The query log: one event per query.');
+
+export const adminSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Serve the admin API, /metrics and the dashboard.'),
+    address: ipAddress.default('127.0.0.1').describe('Bind address; keep it on loopback or a management network.'),
+    port: port.default(8053),
+    token: z.string().min(16).optional().describe('Bearer token for everything but /healthz. Prefer token_env.'),
+    token_env: z
+      .string()
+      .default('SLUICE_ADMIN_TOKEN')
+      .describe('Environment variable holding the token; without token or this variable a token is generated in state_dir/admin-token.'),
+  })
+  .describe('The admin HTTP server.');
+
 export const loggingSchema = z
   .strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Each query is logged at debug.'),
@@ -238,6 +281,8 @@ export const configSchema = z
     cache: cacheSchema.prefault({}),
     tcp: tcpSchema.prefault({}),
     logging: loggingSchema.prefault({}),
+    query_log: queryLogSchema.prefault({}),
+    admin: adminSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
     for (const [i, l] of cfg.listeners.entries()) {

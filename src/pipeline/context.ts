@@ -21,7 +21,10 @@ export interface RequestContext {
   readonly msg: Buffer;
   readonly query: Query;
   readonly client: ClientInfo;
+  /** Epoch ms from the (injectable) clock: policies and the log's timestamps. */
   readonly startedAt: number;
+  /** performance.now() at arrival: durations. */
+  readonly startedHr: number;
   network?: Network;
   decision?: Decision;
   outcome?: Outcome;

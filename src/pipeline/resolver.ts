@@ -104,6 +104,10 @@ export class Resolver {
     this.pool.close();
   }
 
+  get upstreamErrors(): number {
+    return this.pool.errors;
+  }
+
   private newPool(config: Config): UpstreamPool {
     const u = config.upstreams;
     return new UpstreamPool({ sockets: u.sockets, socketMaxQueries: u.socket_max_queries, timeoutMs: u.timeout_ms, totalTimeoutMs: u.total_timeout_ms });
@@ -134,7 +138,7 @@ export class Resolver {
     }
     const query = read.query;
     const rules = this.rules;
-    const ctx: RequestContext = { msg, query, client, startedAt: this.now() };
+    const ctx: RequestContext = { msg, query, client, startedAt: this.now(), startedHr: performance.now() };
 
     const network = classify(client, rules.engine.networks, rules.table);
     if (!network || query.qclass !== CLASS_IN) {
@@ -196,5 +200,5 @@ export class Resolver {
 
 function malformedContext(msg: Buffer, client: ClientInfo, now: number): RequestContext {
   const query: Query = { id: msg.length >= 2 ? msg.readUInt16BE(0) : 0, flags: 0, name: '', type: 0, qclass: 0, questionEnd: 0, labelOffsets: [], edns: undefined };
-  return { msg, query, client, startedAt: now, outcome: 'malformed' };
+  return { msg, query, client, startedAt: now, startedHr: performance.now(), outcome: 'malformed' };
 }

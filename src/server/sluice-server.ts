@@ -10,6 +10,7 @@ import { LoadError, loadRuleSet, type LoadedRules } from './load-rules.js';
 import { FileWatcher } from './file-watcher.js';
 import { policyState } from '../policy/policy.js';
 import { RemoteRefresher } from './remote-refresher.js';
+import { Observability } from './observability.js';
 import { TcpListener } from './tcp.js';
 import { UdpListener, type ListenerHooks } from './udp.js';
 
@@ -38,6 +39,8 @@ export class SluiceServer {
   private policyTimer: NodeJS.Timeout | undefined;
   private readonly watcher: FileWatcher;
   private readonly refresher: RemoteRefresher;
+  observability!: Observability;
+  adminPort: number | undefined;
 
   private constructor(
     readonly resolver: Resolver,
@@ -58,7 +61,9 @@ export class SluiceServer {
   static async start(opts: ServerOptions): Promise<SluiceServer> {
     const loaded = await loadRuleSet(opts.configFile, opts.logger);
     const server = new SluiceServer(new Resolver(loaded.rules, opts.clock), opts, loaded.rules.config);
+    server.observability = new Observability(loaded, () => server.resolver, opts.logger, opts.clock ?? Date.now);
     try {
+      server.adminPort = await server.observability.startAdmin();
       await server.listen();
     } catch (err) {
       await server.stop();
@@ -69,6 +74,7 @@ export class SluiceServer {
   }
 
   private onDone(ctx: RequestContext): void {
+    this.observability.done(ctx);
     if (this.debug) logQuery(this.opts.logger, ctx);
     const d = ctx.decision;
     if (d?.kind === 'allowed' && d.wouldBlock) {
@@ -165,6 +171,7 @@ export class SluiceServer {
         this.config = rules.config;
         log.level = rules.config.logging.level;
         this.afterLoad(loaded);
+        this.observability.reconfigure(loaded);
         log.info({ config: this.opts.configFile }, 'reloaded');
         return true;
       } catch (err) {
@@ -187,6 +194,7 @@ export class SluiceServer {
     await Promise.all(this.listeners.map((l) => l.stop(graceMs)));
     this.listeners = [];
     this.resolver.close();
+    await this.observability?.close();
   }
 }
 

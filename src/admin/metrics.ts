@@ -1,0 +1,123 @@
+// Prometheus metrics (prom-client). Per-query counting stays on the hot path as plain integer
+// increments in a Map; prom-client reads them at scrape time through collect(), so a query never
+// pays for label hashing. With several workers the primary aggregates the workers' registries.
+import client from 'prom-client';
+import type { RequestContext } from '../pipeline/context.js';
+import type { Resolver } from '../pipeline/resolver.js';
+import { policyState } from '../policy/policy.js';
+import type { QueryLogBuffer } from '../querylog/buffer.js';
+
+// Bounded label values: any other query type is counted as OTHER.
+const TYPES = new Set(['A', 'AAAA', 'HTTPS', 'SVCB', 'CNAME', 'MX', 'TXT', 'NS', 'PTR', 'SRV', 'SOA', 'ANY']);
+const TYPE_NAMES: Record<number, string> = { 1: 'A', 28: 'AAAA', 65: 'HTTPS', 64: 'SVCB', 5: 'CNAME', 15: 'MX', 16: 'TXT', 2: 'NS', 12: 'PTR', 33: 'SRV', 6: 'SOA', 255: 'ANY' };
+
+export interface MetricsSources {
+  resolver: () => Resolver;
+  buffer: () => QueryLogBuffer | undefined;
+  listSizes: () => Map<string, number>;
+  now: () => number;
+}
+
+export class QueryMetrics {
+  readonly registry = new client.Registry();
+  private readonly counts = new Map<string, number>();
+  private readonly duration: client.Histogram;
+  private readonly upstreamDuration: client.Histogram<'upstream'>;
+
+  constructor(private readonly src: MetricsSources) {
+    const r = this.registry;
+    const counts = this.counts;
+    new client.Counter({
+      name: 'sluice_queries_total',
+      help: 'Queries answered, by network, profile, decision and query type.',
+      labelNames: ['network', 'profile', 'decision', 'type'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [k, v] of counts) {
+          const [network, profile, decision, type] = k.split('|');
+          this.inc({ network: network!, profile: profile!, decision: decision!, type: type! }, v);
+        }
+      },
+    });
+    this.duration = new client.Histogram({
+      name: 'sluice_query_duration_seconds',
+      help: 'Time from receiving a query to having its answer.',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [r],
+    });
+    this.upstreamDuration = new client.Histogram({
+      name: 'sluice_upstream_duration_seconds',
+      help: 'Time of forwarded queries, by upstream that answered.',
+      labelNames: ['upstream'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [r],
+    });
+    const gauge = (name: string, help: string, read: (g: client.Gauge) => void, labelNames: string[] = []) =>
+      new client.Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [r],
+        collect() {
+          read(this);
+        },
+      });
+    const counter = (name: string, help: string, read: () => number) =>
+      new client.Counter({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    const res = () => src.resolver();
+    counter('sluice_cache_hits_total', 'Answers served from the cache.', () => res().cache.hits);
+    counter('sluice_cache_misses_total', 'Allowed queries not in the cache.', () => res().cache.misses);
+    gauge('sluice_cache_entries', 'Answers in the cache.', (g) => g.set(res().cache.size));
+    counter('sluice_upstream_errors_total', 'Upstream exchanges that timed out or answered SERVFAIL/REFUSED.', () => res().upstreamErrors);
+    counter('sluice_malformed_total', 'Malformed messages (answered FORMERR/NOTIMP/BADVERS or dropped).', () => res().counters.malformed);
+    counter('sluice_dropped_total', 'Messages dropped without an answer.', () => res().counters.dropped);
+    counter('sluice_truncated_total', 'UDP answers sent truncated (TC) because they exceeded the client buffer.', () => res().counters.truncated);
+    counter('sluice_servfail_total', 'Queries answered SERVFAIL because no upstream answered.', () => res().counters.servfail);
+    gauge('sluice_list_entries', 'Rules per list.', (g) => {
+      g.reset();
+      for (const [list, n] of src.listSizes()) g.set({ list }, n);
+    }, ['list']);
+    gauge('sluice_querylog_dropped_events', 'Query log events dropped because the buffer or a sink could not keep up.', (g) => {
+      g.reset();
+      const b = src.buffer();
+      if (!b) return;
+      g.set({ stage: 'buffer' }, b.dropped);
+      for (const [sink, n] of b.sinkDropped) g.set({ stage: sink }, n);
+    }, ['stage']);
+    gauge('sluice_policy_review_days_left', 'Days until a policy must be reviewed (negative: overdue).', (g) => {
+      g.reset();
+      const now = src.now();
+      for (const p of res().ruleSet.engine.policies) {
+        const s = policyState(p, now);
+        if (s.reviewInDays !== undefined) g.set({ policy: p.id }, s.reviewInDays);
+      }
+    }, ['policy']);
+    gauge('sluice_policy_state', 'Lifecycle state of each policy (1 for the current state).', (g) => {
+      g.reset();
+      const now = src.now();
+      for (const p of res().ruleSet.engine.policies) g.set({ policy: p.id, state: policyState(p, now).state }, 1);
+    }, ['policy', 'state']);
+  }
+
+  /** Hot path: count one answered query. */
+  observe(ctx: RequestContext, seconds: number): void {
+    const type = TYPE_NAMES[ctx.query.type] ?? 'OTHER';
+    const key = `${ctx.network?.name ?? ''}|${ctx.decision?.profile ?? ''}|${ctx.outcome ?? 'error'}|${TYPES.has(type) ? type : 'OTHER'}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    this.duration.observe(seconds);
+    if (ctx.upstream !== undefined && !ctx.cacheHit) this.upstreamDuration.observe({ upstream: ctx.upstream }, seconds);
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,61 @@
+// One query log event per query. Built on the hot path from the request context: plain fields,
+// no formatting; serialisation happens in the sinks, off the hot path.
+import { typeName } from '../dns/codes.js';
+import type { RequestContext } from '../pipeline/context.js';
+
+export type LoggedDecision = 'allowed' | 'blocked' | 'refused' | 'error' | 'malformed';
+
+export interface QueryEvent {
+  /** Epoch milliseconds. */
+  time: number;
+  instance: string;
+  /** Client address, or a pseudonym token (`p:…`) when the network pseudonymises. */
+  client: string;
+  network: string | null;
+  profile: string | null;
+  /** Policy that blocked, or that a dry-run/exception concerned. */
+  policy: string | null;
+  list: string | null;
+  rule: string | null;
+  name: string;
+  type: string;
+  decision: LoggedDecision;
+  /** A dry-run policy would have blocked this allowed query. */
+  wouldBlock: boolean;
+  /** An exception let this query through a policy. */
+  exception: boolean;
+  cache: boolean;
+  upstream: string | null;
+  rcode: number | null;
+  answers: number;
+  durationMs: number;
+  transport: 'udp' | 'tcp';
+}
+
+export function eventFromContext(ctx: RequestContext, instance: string, client: string, durationMs: number): QueryEvent {
+  const d = ctx.decision;
+  const blocked = d?.kind === 'blocked' ? d : undefined;
+  const allowed = d?.kind === 'allowed' ? d : undefined;
+  const res = ctx.response;
+  return {
+    time: ctx.startedAt,
+    instance,
+    client,
+    network: ctx.network?.name ?? null,
+    profile: d?.profile ?? null,
+    policy: blocked?.policy?.id ?? allowed?.wouldBlock?.policy.id ?? allowed?.exception?.policy ?? null,
+    list: blocked?.list ?? allowed?.wouldBlock?.list ?? null,
+    rule: blocked?.rule ?? allowed?.wouldBlock?.rule ?? null,
+    name: ctx.query.name,
+    type: typeName(ctx.query.type),
+    decision: ctx.outcome ?? 'error',
+    wouldBlock: allowed?.wouldBlock !== undefined,
+    exception: allowed?.exception !== undefined,
+    cache: ctx.cacheHit === true,
+    upstream: ctx.upstream ?? null,
+    rcode: ctx.rcode ?? null,
+    answers: res && res.length >= 8 ? (res[6]! << 8) | res[7]! : 0,
+    durationMs,
+    transport: ctx.client.transport,
+  };
+}

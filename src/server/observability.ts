@@ -1,0 +1,121 @@
+// The end of the pipeline for a standalone server: metrics, the query log and its sinks, and the
+// admin server that shows them.
+import { join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { stateDir } from '../lists/catalog.js';
+import type { Logger } from '../logging/logger.js';
+import type { RequestContext } from '../pipeline/context.js';
+import type { Resolver } from '../pipeline/resolver.js';
+import { policyStatus } from '../cli/policy.js';
+import { QueryMetrics } from '../admin/metrics.js';
+import type { AdminBackend, ListStatus } from '../admin/backend.js';
+import { startAdminServer, type AdminServer } from '../admin/http.js';
+import type { QueryLogSink } from '../querylog/buffer.js';
+import { JsonlFileSink } from '../querylog/file-sink.js';
+import { MemoryStore } from '../querylog/memory-store.js';
+import { Pseudonymizer } from '../querylog/pseudonymizer.js';
+import { QueryLog, pseudonymKey } from '../querylog/query-log.js';
+import type { LoadedRules } from './load-rules.js';
+
+/** The admin token: config, else the environment variable, else one generated once in state_dir. */
+export function adminToken(config: Config, baseDir: string): string {
+  if (config.admin.token) return config.admin.token;
+  const env = process.env[config.admin.token_env];
+  if (env) return env;
+  const file = join(stateDir(config, baseDir), 'admin-token');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dirname(file), { recursive: true });
+  const token = randomBytes(24).toString('base64url');
+  try {
+    writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
+    return token;
+  } catch {
+    return readFileSync(file, 'utf8').trim(); // another process wrote it first
+  }
+}
+
+export class Observability {
+  readonly metrics: QueryMetrics;
+  readonly queryLog: QueryLog;
+  readonly store: MemoryStore;
+  private fileSink: JsonlFileSink | undefined;
+  private admin: AdminServer | undefined;
+  private loaded: LoadedRules;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    loaded: LoadedRules,
+    private readonly resolver: () => Resolver,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    extraSinks: QueryLogSink[] = [],
+  ) {
+    this.loaded = loaded;
+    const c = loaded.loaded.config;
+    const dir = stateDir(c, loaded.loaded.baseDir);
+    this.store = new MemoryStore(c.query_log.memory_events);
+    const sinks: QueryLogSink[] = [this.store, ...extraSinks];
+    if (c.query_log.file) {
+      this.fileSink = new JsonlFileSink(join(dir, c.query_log.file.dir), c.query_log.file.retention_days, now);
+      sinks.push(this.fileSink);
+    }
+    this.queryLog = new QueryLog(c, sinks, new Pseudonymizer(pseudonymKey(c.query_log.pseudonymize_key_env, join(dir, 'log-key'))));
+    this.metrics = new QueryMetrics({
+      resolver,
+      buffer: () => this.queryLog.buffer,
+      listSizes: () => new Map(this.loaded.lists.lists.map((l) => [l.def.name, l.set.size])),
+      now,
+    });
+  }
+
+  /** Hot path, after the answer was sent. */
+  done(ctx: RequestContext): void {
+    const ms = performance.now() - ctx.startedHr;
+    this.metrics.observe(ctx, ms / 1000);
+    this.queryLog.record(ctx, Math.round(ms * 1000) / 1000);
+  }
+
+  reconfigure(loaded: LoadedRules): void {
+    this.loaded = loaded;
+    this.queryLog.configure(loaded.loaded.config);
+  }
+
+  async startAdmin(): Promise<number | undefined> {
+    const c = this.loaded.loaded.config;
+    if (!c.admin.enabled) return undefined;
+    const token = adminToken(c, this.loaded.loaded.baseDir);
+    this.admin = await startAdminServer(c.admin.address, c.admin.port, () => this.backend(token), this.log);
+    return this.admin.port;
+  }
+
+  backend(token: string): AdminBackend {
+    return {
+      instance: this.queryLog.instance,
+      token,
+      store: this.store,
+      metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.metrics() }),
+      health: () => ({ ok: true, instance: this.queryLog.instance, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) }),
+      lists: () => listStatuses(this.loaded),
+      policies: () => this.resolver().ruleSet.engine.policies.map((p) => policyStatus(p, this.now())),
+      logStats: () => ({ accepted: this.queryLog.buffer.accepted, dropped: this.queryLog.buffer.dropped }),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.admin?.close();
+    await this.queryLog.buffer.close();
+  }
+}
+
+export function listStatuses(loaded: LoadedRules): ListStatus[] {
+  return loaded.lists.lists.map((l) => ({
+    name: l.def.name,
+    entries: l.set.size,
+    source: l.def.url ?? l.def.file,
+    app: l.def.meta?.app ?? null,
+    vendor: l.def.meta?.vendor ?? null,
+  }));
+}
