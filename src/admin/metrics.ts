@@ -53,11 +53,14 @@ export class QueryMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [r],
     });
-    const gauge = (name: string, help: string, read: (g: client.Gauge) => void, labelNames: string[] = []) =>
+    // With several workers the primary adds the workers' values up ('sum'); facts every worker
+    // holds the same copy of (list sizes, policy states) are taken once ('first').
+    const gauge = (name: string, help: string, read: (g: client.Gauge) => void, labelNames: string[] = [], aggregator: 'sum' | 'first' = 'first') =>
       new client.Gauge({
         name,
         help,
         labelNames,
+        aggregator,
         registers: [r],
         collect() {
           read(this);
@@ -76,7 +79,7 @@ export class QueryMetrics {
     const res = () => src.resolver();
     counter('sluice_cache_hits_total', 'Answers served from the cache.', () => res().cache.hits);
     counter('sluice_cache_misses_total', 'Allowed queries not in the cache.', () => res().cache.misses);
-    gauge('sluice_cache_entries', 'Answers in the cache.', (g) => g.set(res().cache.size));
+    gauge('sluice_cache_entries', 'Answers in the cache.', (g) => g.set(res().cache.size), [], 'sum');
     counter('sluice_upstream_errors_total', 'Upstream exchanges that timed out or answered SERVFAIL/REFUSED.', () => res().upstreamErrors);
     counter('sluice_malformed_total', 'Malformed messages (answered FORMERR/NOTIMP/BADVERS or dropped).', () => res().counters.malformed);
     counter('sluice_dropped_total', 'Messages dropped without an answer.', () => res().counters.dropped);
@@ -92,7 +95,7 @@ export class QueryMetrics {
       if (!b) return;
       g.set({ stage: 'buffer' }, b.dropped);
       for (const [sink, n] of b.sinkDropped) g.set({ stage: sink }, n);
-    }, ['stage']);
+    }, ['stage'], 'sum');
     gauge('sluice_policy_review_days_left', 'Days until a policy must be reviewed (negative: overdue).', (g) => {
       g.reset();
       const now = src.now();

@@ -3,7 +3,9 @@ import { Command } from 'commander';
 import { registerCheck } from './check.js';
 import { registerConfig } from './config.js';
 import { registerLists } from './lists.js';
+import { registerLog } from './log.js';
 import { registerPolicy } from './policy.js';
+import { registerReport } from './report.js';
 import { registerServe } from './serve.js';
 
 export function buildProgram(): Command {
@@ -17,5 +19,7 @@ export function buildProgram(): Command {
   registerLists(program);
   registerCheck(program);
   registerPolicy(program);
+  registerLog(program);
+  registerReport(program);
   return program;
 }

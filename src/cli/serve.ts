@@ -34,7 +34,7 @@ export function registerServe(program: Command): void {
           process.exitCode = 2;
           return;
         }
-        runPrimary(workers, logger);
+        runPrimary(workers, logger, opts.config);
         return;
       }
       let server: SluiceServer;

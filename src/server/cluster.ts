@@ -6,6 +6,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
+import { PrimaryObservability } from './cluster-observability.js';
+import { loadRuleSet } from './load-rules.js';
 
 export function workerCount(config: Config): number {
   return config.workers === 'auto' ? availableParallelism() : config.workers;
@@ -20,8 +22,23 @@ export function reportReady(): void {
   if (cluster.isWorker && process.send) process.send({ type: 'sluice-ready' });
 }
 
-export function runPrimary(count: number, logger: Logger): void {
+export function runPrimary(count: number, logger: Logger, configFile: string): void {
   const workers = new Set<Worker>();
+  let obs: PrimaryObservability | undefined;
+  const observe = async () => {
+    try {
+      const loaded = await loadRuleSet(configFile, logger.child({ role: 'primary' }, { level: 'warn' }));
+      if (obs) obs.reconfigure(loaded);
+      else {
+        obs = new PrimaryObservability(loaded, () => workers.size, count, logger);
+        for (const w of workers) obs.attach(w);
+        await obs.startAdmin();
+      }
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'primary: cannot load the config for the admin server');
+    }
+  };
+  void observe();
   let stopping = false;
   let ready = 0;
   let started = false;
@@ -29,6 +46,7 @@ export function runPrimary(count: number, logger: Logger): void {
   const fork = (id: number) => {
     const w = cluster.fork({ SLUICE_WORKER_ID: String(id) });
     workers.add(w);
+    obs?.attach(w);
     w.on('message', (m: { type?: string }) => {
       if (m?.type !== 'sluice-ready') return;
       ready++;
@@ -59,6 +77,7 @@ export function runPrimary(count: number, logger: Logger): void {
     stopping = true;
     logger.info({ reason }, 'stopping');
     for (const w of workers) w.process.kill('SIGTERM');
+    void obs?.close();
     setTimeout(() => process.exit(exitCode), 5000).unref();
     if (workers.size === 0) process.exit(exitCode);
     else if (exitCode !== 0) process.exitCode = exitCode;
@@ -67,6 +86,7 @@ export function runPrimary(count: number, logger: Logger): void {
   for (let i = 1; i <= count; i++) fork(i);
   process.on('SIGHUP', () => {
     for (const w of workers) w.process.kill('SIGHUP');
+    void observe();
   });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -19,6 +19,7 @@ import { MemoryStore } from '../querylog/memory-store.js';
 import { Pseudonymizer } from '../querylog/pseudonymizer.js';
 import { QueryLog, pseudonymKey } from '../querylog/query-log.js';
 import type { LoadedRules } from './load-rules.js';
+import { IpcSink, exposeWorkerMetrics } from './cluster-observability.js';
 
 /** The admin token: config, else the environment variable, else one generated once in state_dir. */
 export function adminToken(config: Config, baseDir: string): string {
@@ -51,14 +52,15 @@ export class Observability {
     private readonly resolver: () => Resolver,
     private readonly log: Logger,
     private readonly now: () => number,
-    extraSinks: QueryLogSink[] = [],
+    /** Worker of several: events go to the primary, which keeps the log and runs the admin server. */
+    private readonly worker = false,
   ) {
     this.loaded = loaded;
     const c = loaded.loaded.config;
     const dir = stateDir(c, loaded.loaded.baseDir);
-    this.store = new MemoryStore(c.query_log.memory_events);
-    const sinks: QueryLogSink[] = [this.store, ...extraSinks];
-    if (c.query_log.file) {
+    this.store = new MemoryStore(worker ? 0 : c.query_log.memory_events);
+    const sinks: QueryLogSink[] = worker ? [new IpcSink()] : [this.store];
+    if (c.query_log.file && !worker) {
       this.fileSink = new JsonlFileSink(join(dir, c.query_log.file.dir), c.query_log.file.retention_days, now);
       sinks.push(this.fileSink);
     }
@@ -69,6 +71,7 @@ export class Observability {
       listSizes: () => new Map(this.loaded.lists.lists.map((l) => [l.def.name, l.set.size])),
       now,
     });
+    if (worker) exposeWorkerMetrics(this.metrics.registry);
   }
 
   /** Hot path, after the answer was sent. */
@@ -85,7 +88,7 @@ export class Observability {
 
   async startAdmin(): Promise<number | undefined> {
     const c = this.loaded.loaded.config;
-    if (!c.admin.enabled) return undefined;
+    if (!c.admin.enabled || this.worker) return undefined;
     const token = adminToken(c, this.loaded.loaded.baseDir);
     this.admin = await startAdminServer(c.admin.address, c.admin.port, () => this.backend(token), this.log);
     return this.admin.port;

@@ -11,6 +11,7 @@ import { FileWatcher } from './file-watcher.js';
 import { policyState } from '../policy/policy.js';
 import { RemoteRefresher } from './remote-refresher.js';
 import { Observability } from './observability.js';
+import { isWorker } from './cluster.js';
 import { TcpListener } from './tcp.js';
 import { UdpListener, type ListenerHooks } from './udp.js';
 
@@ -61,7 +62,7 @@ export class SluiceServer {
   static async start(opts: ServerOptions): Promise<SluiceServer> {
     const loaded = await loadRuleSet(opts.configFile, opts.logger);
     const server = new SluiceServer(new Resolver(loaded.rules, opts.clock), opts, loaded.rules.config);
-    server.observability = new Observability(loaded, () => server.resolver, opts.logger, opts.clock ?? Date.now);
+    server.observability = new Observability(loaded, () => server.resolver, opts.logger, opts.clock ?? Date.now, isWorker());
     try {
       server.adminPort = await server.observability.startAdmin();
       await server.listen();

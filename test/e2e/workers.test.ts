@@ -35,8 +35,9 @@ describe('workers', () => {
     mkdirSync(join(dir, 'lists'));
     for (const [n, t] of Object.entries(referenceLists)) writeFileSync(join(dir, 'lists', `${n}.txt`), t);
     const port = await freePort();
+    const adminPort = await freePort();
     const cfg = join(dir, 'sluice.yaml');
-    writeFileSync(cfg, referenceConfig().replaceAll('@UPSTREAM@', upstream.address).replace('workers: 1', 'workers: 2').replace('port: 0', `port: ${port}`) + 'watch: false\n');
+    writeFileSync(cfg, referenceConfig().replaceAll('@UPSTREAM@', upstream.address).replace('workers: 1', 'workers: 2').replace('port: 0', `port: ${port}`) + `watch: false\nadmin: { enabled: true, port: ${adminPort}, token: "workers-test-token-123" }\n`);
     const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -56,6 +57,21 @@ describe('workers', () => {
         expect((await resolve(server, `w${i}.tiktok.com`, 'A', { localAddress: '127.0.0.1' })).rcode).toBe(RCODE.NXDOMAIN);
         expect((await resolve(server, `w${i}.tiktok.com`, 'A', { localAddress: '127.0.0.1', transport: 'tcp' })).rcode).toBe(RCODE.NXDOMAIN);
       }
+      // The primary's admin server sees both workers' query log events and metrics.
+      const get = async (path: string) => {
+        const r = await fetch(`http://127.0.0.1:${adminPort}${path}`, { headers: { authorization: 'Bearer workers-test-token-123' } });
+        return r.text();
+      };
+      let total = 0;
+      for (let i = 0; i < 40 && total < 40; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        total = (JSON.parse(await get('/api/log?limit=1')) as { total: number }).total;
+      }
+      expect(total).toBe(40);
+      const metrics = await get('/metrics');
+      const blocked = [...metrics.matchAll(/^sluice_queries_total\{[^}]*decision="blocked"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      expect(blocked).toBe(40);
+      expect(metrics).toMatch(/^sluice_list_entries\{list="tiktok"\} 3$/m);
       writeFileSync(join(dir, 'lists', 'tiktok.txt'), referenceLists.tiktok + 'temu.com\n');
       child.kill('SIGHUP');
       await waitFor(/"msg":"reloaded"/, 2);

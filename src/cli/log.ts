@@ -1,0 +1,252 @@
+// `sluice log tail` and `sluice log query`: the query log, read from the running server's admin
+// API or, when it is not running, from the JSONL files (see querylog/log-source.ts).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.js';
+import type { QueryEvent } from '../querylog/event.js';
+import { parseFilter, type QueryFilter } from '../querylog/filter.js';
+import { LogSourceError, openLogSource, type LogSource, type SourceKind } from '../querylog/log-source.js';
+import { configPath } from './config-file.js';
+import { EXIT, fail, printJson, renderTable } from './output.js';
+
+export type Format = 'table' | 'json' | 'csv';
+
+export interface SourceOptions {
+  source?: SourceKind;
+}
+
+export interface FilterOptions {
+  since?: string;
+  until?: string;
+  network?: string;
+  client?: string;
+  domain?: string;
+  decision?: string;
+  policy?: string;
+  list?: string;
+  blocked?: boolean;
+}
+
+export const sourceOption = () =>
+  new Option('--source <source>', 'read from the running server\'s admin API or the log files (default: the API when the server answers, else the files)').choices(['api', 'files']);
+
+export const formatOptions = (cmd: Command): Command =>
+  cmd
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'))
+    .addOption(new Option('--json', 'same as --format json'));
+
+export function formatOf(opts: { format?: string; json?: boolean }): Format {
+  return opts.json ? 'json' : ((opts.format ?? 'table') as Format);
+}
+
+/** The config alone (no lists): reading the log needs only where the server and files are. */
+export function loadConfigForLog(cmd: Command): LoadedConfig | undefined {
+  const file = configPath(cmd);
+  try {
+    return readConfigFile(file);
+  } catch (err) {
+    const lines = err instanceof ConfigError ? err.message.split('\n') : [(err as Error).message];
+    fail(`cannot load ${file}:\n${lines.map((l) => `  ${l}`).join('\n')}`, EXIT.USAGE);
+    return undefined;
+  }
+}
+
+/** Open the source, telling stderr when the API was wanted but the files are read. */
+export async function openForCli(loaded: LoadedConfig, opts: SourceOptions): Promise<LogSource | undefined> {
+  try {
+    return await openLogSource(loaded, { ...(opts.source ? { source: opts.source } : {}), warn: (m) => process.stderr.write(`sluice: ${m}\n`) });
+  } catch (err) {
+    if (err instanceof LogSourceError) return void fail(err.message);
+    throw err;
+  }
+}
+
+/** Filters from the command line; undefined (and a usage error printed) when one is malformed. */
+export function filterFromOptions(o: FilterOptions): QueryFilter | undefined {
+  try {
+    const decision = o.blocked ? 'blocked' : o.decision;
+    return parseFilter({ since: o.since, until: o.until, network: o.network, client: o.client, domain: o.domain, decision, policy: o.policy, list: o.list });
+  } catch (err) {
+    fail((err as Error).message, EXIT.USAGE);
+    return undefined;
+  }
+}
+
+/** Run a source read; a LogSourceError (server gone, token refused) is printed, not thrown. */
+export async function reading<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof LogSourceError) return void fail(err.message);
+    throw err;
+  }
+}
+
+export const isoTime = (t: number): string => new Date(t).toISOString();
+const shortTime = (t: number): string => isoTime(t).replace('T', ' ').slice(0, 19);
+
+/** RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled. */
+export function renderCsv(headers: string[], rows: (string | number | boolean | null | undefined)[][]): string {
+  const cell = (v: string | number | boolean | null | undefined): string => {
+    const s = v === null || v === undefined ? '' : String(v);
+    return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  };
+  return [headers, ...rows].map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n';
+}
+
+const CSV_FIELDS = [
+  'time', 'instance', 'network', 'client', 'type', 'name', 'decision', 'wouldBlock', 'exception',
+  'profile', 'policy', 'list', 'rule', 'cache', 'upstream', 'rcode', 'answers', 'durationMs', 'transport',
+] as const;
+
+export function eventsCsv(events: QueryEvent[], header = true): string {
+  const text = renderCsv(
+    [...CSV_FIELDS],
+    events.map((e) => CSV_FIELDS.map((k) => (k === 'time' ? isoTime(e.time) : e[k]))),
+  );
+  return header ? text : text.slice(text.indexOf('\r\n') + 2);
+}
+
+function why(e: QueryEvent): string {
+  const rule = e.rule !== null ? ` (rule ${e.rule})` : '';
+  if (e.decision === 'blocked') return `${e.policy !== null ? `policy ${e.policy}, ` : ''}list ${e.list ?? '?'}${rule}`;
+  if (e.wouldBlock) return `dry-run policy ${e.policy ?? '?'} would block: list ${e.list ?? '?'}${rule}`;
+  if (e.exception) return `exception to policy ${e.policy ?? '?'}`;
+  if (e.decision === 'refused') return e.network === null ? 'in no network' : 'refused';
+  if (e.cache) return 'cache';
+  return e.upstream !== null ? `upstream ${e.upstream}` : '-';
+}
+
+const TABLE_HEADERS = ['TIME (UTC)', 'NETWORK', 'CLIENT', 'TYPE', 'DECISION', 'NAME', 'WHY'];
+
+function tableRow(e: QueryEvent): string[] {
+  return [shortTime(e.time), e.network ?? '-', e.client, e.type, e.wouldBlock ? 'would-block' : e.decision, e.name, why(e)];
+}
+
+/**
+ * Rows padded to at least `widths` (updated in place), so the lines that `--follow` prints later
+ * stay under the header's columns as long as no cell is wider than the ones seen.
+ */
+function renderRows(rows: string[][], widths: number[]): string {
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n').join('');
+}
+
+const startWidths = (): number[] => [19, 8, 15, 5, 11, 30, 0];
+
+interface LogOptions extends FilterOptions, SourceOptions {
+  format?: string;
+  json?: boolean;
+}
+
+function addFilterOptions(cmd: Command): Command {
+  return cmd
+    .option('--network <name>', 'only this network')
+    .option('--client <address>', 'only this client: an address, or a pseudonym token (p:…) on a network that pseudonymises')
+    .option('--domain <domain>', 'only this name and its subdomains')
+    .addOption(new Option('--decision <decision>', 'only this decision').choices(['allowed', 'blocked', 'refused', 'error', 'malformed', 'would-block']))
+    .option('--blocked', 'only blocked queries (same as --decision blocked)')
+    .option('--policy <id>', 'only queries blocked (or, dry-run, that would be blocked) by this policy')
+    .option('--list <name>', 'only queries matched by this list')
+    .addOption(sourceOption());
+}
+
+export function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name}: "${v}" is not a whole number`);
+    return n;
+  };
+}
+
+export function registerLog(program: Command): void {
+  const log = program.command('log').description('Read the query log: the running server\'s admin API, or the JSONL files when it is not running.');
+
+  const tail = log
+    .command('tail')
+    .description('The newest queries, oldest first; --follow keeps printing new ones every second until Ctrl-C.')
+    .option('-n, --lines <n>', 'how many of the newest queries', positiveInt('--lines'), 20)
+    .option('-f, --follow', 'keep printing new queries (polls every second; Ctrl-C ends)');
+  addFilterOptions(tail);
+  formatOptions(tail)
+    .addHelpText(
+      'after',
+      '\nWith --format json each query is one JSON object per line (JSON Lines), so it works with --follow.\n\n' +
+        'Examples:\n  sluice log tail\n  sluice log tail --follow --blocked\n  sluice log tail -n 50 --network guest --domain tiktok.com\n  sluice log tail --client 10.1.2.3 --format json',
+    )
+    .action(async (opts: LogOptions & { lines: number; follow?: boolean }, cmd: Command) => {
+      const filter = filterFromOptions(opts);
+      if (!filter) return;
+      const loaded = loadConfigForLog(cmd);
+      if (!loaded) return;
+      const source = await openForCli(loaded, opts);
+      if (!source) return;
+      const page = await reading(() => source.query(filter, opts.lines));
+      if (!page) return;
+      const events = page.events.reverse();
+      const format = formatOf(opts);
+      const widths = startWidths();
+      const print = (batch: QueryEvent[], first: boolean): void => {
+        if (format === 'json') process.stdout.write(batch.map((e) => JSON.stringify(e) + '\n').join(''));
+        else if (format === 'csv') process.stdout.write(eventsCsv(batch, first));
+        else process.stdout.write(renderRows(first ? [TABLE_HEADERS.slice(), ...batch.map(tableRow)] : batch.map(tableRow), widths));
+      };
+      print(events, true);
+      if (!opts.follow) return;
+      const next = source.follower(filter, events);
+      await next();
+      await new Promise<void>((resolve) => {
+        let busy = false;
+        const timer = setInterval(() => {
+          if (busy) return;
+          busy = true;
+          next()
+            .then((batch) => print(batch, false))
+            .catch((err: Error) => {
+              // the server restarting is no reason to stop following: say so once per failure
+              process.stderr.write(`sluice: ${err.message}\n`);
+            })
+            .finally(() => (busy = false));
+        }, 1000);
+        const stop = () => {
+          clearInterval(timer);
+          resolve();
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+
+  const query = log
+    .command('query')
+    .description('Queries in a time range that match the filters, newest first.')
+    .option('--since <time>', 'from this time: ISO date or date-time, or a duration ago (15m, 1h, 7d)')
+    .option('--until <time>', 'before this time (same forms)')
+    .option('--limit <n>', 'at most this many queries', positiveInt('--limit'), 100)
+    .option('--offset <n>', 'skip this many matching queries first (paging)', positiveInt('--offset'), 0);
+  addFilterOptions(query);
+  formatOptions(query)
+    .addHelpText(
+      'after',
+      '\nTimes without a zone are UTC. The table and CSV show UTC times; JSON has epoch milliseconds\n' +
+        '(`time`) and the number of matches in all (`total`).\n\n' +
+        'Examples:\n  sluice log query --since 1h --blocked\n  sluice log query --since 2026-11-01 --until 2026-11-02 --network internal --format csv > nov1.csv\n' +
+        '  sluice log query --since 7d --policy app-ban --domain tiktok.com --limit 1000 --json\n  sluice log query --since 15m --source files',
+    )
+    .action(async (opts: LogOptions & { limit: number; offset: number }, cmd: Command) => {
+      const filter = filterFromOptions(opts);
+      if (!filter) return;
+      const loaded = loadConfigForLog(cmd);
+      if (!loaded) return;
+      const source = await openForCli(loaded, opts);
+      if (!source) return;
+      const page = await reading(() => source.query(filter, opts.limit, opts.offset));
+      if (!page) return;
+      const format = formatOf(opts);
+      if (format === 'json') return printJson({ source: source.kind, total: page.total, offset: opts.offset, events: page.events });
+      if (format === 'csv') return void process.stdout.write(eventsCsv(page.events));
+      process.stdout.write(renderTable(TABLE_HEADERS, page.events.map(tableRow)));
+      if (page.total > page.events.length) {
+        process.stdout.write(`(${page.events.length} of ${page.total} matching queries; use --limit and --offset for more)\n`);
+      }
+    });
+}
