@@ -1,0 +1,89 @@
+// Print the results of one `npm run bench` as Markdown: the machine, one table (server x kind),
+// and sluice against its performance targets.
+//
+//   node bench/report.mjs DIR      (DIR holds env.txt, results.tsv, listload.tsv)
+import fs from 'node:fs';
+import path from 'node:path';
+
+const dir = process.argv[2] || '/tmp/sluice-bench/latest';
+const read = (f) => {
+  const p = path.join(dir, f);
+  if (!fs.existsSync(p)) return [];
+  const [head, ...lines] = fs.readFileSync(p, 'utf8').trim().split('\n');
+  const cols = head.split('\t');
+  return lines.filter(Boolean).map((l) => Object.fromEntries(l.split('\t').map((v, i) => [cols[i], v])));
+};
+const results = read('results.tsv');
+const loads = read('listload.tsv');
+const num = (v) => (v === undefined || v === '' || v === '-' ? NaN : Number(v));
+const int = (v) => (Number.isFinite(num(v)) ? Math.round(num(v)).toLocaleString('en-US') : '–');
+const fix = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '–');
+
+const qps = (server, kind) => num(results.find((r) => r.server === server && r.kind === kind)?.qps_median);
+const sluice = results.find((r) => r.server.startsWith('sluice'))?.server;
+const ceiling = qps('node-ceiling', 'ceiling');
+const load = Object.fromEntries(loads.map((l) => [l.server, l]));
+
+if (fs.existsSync(path.join(dir, 'env.txt'))) {
+  console.log('```');
+  console.log(fs.readFileSync(path.join(dir, 'env.txt'), 'utf8').trim());
+  console.log('```\n');
+}
+console.log('| server | queries | QPS median (all runs) | ÷ dnsmasq | ÷ Node ceiling | server CPU % | ' +
+  'rate for latency | avg ms | p99 ms | lost at peak | lost at ½ peak | 1M list: load s | 1M list: RSS MB |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+const seen = new Set();
+// a measurement during which other processes on the machine used more than OTHER_MAX % of a CPU
+const otherMax = Number(process.env.OTHER_MAX || 10);
+const busy = (v) => (num(v) > otherMax ? ' ⚠' : '');
+for (const r of results) {
+  const q = num(r.qps_median);
+  const dm = r.kind === 'ceiling' ? NaN : q / qps('dnsmasq', r.kind);
+  const first = !seen.has(r.server);
+  seen.add(r.server);
+  const l = first ? load[r.server] : undefined;
+  console.log(`| ${r.server} | ${r.kind} | **${int(q)}**${busy(r.other_pct)} (${r.qps_runs.split(',').map(int).join(', ')}) | ` +
+    `${fix(dm)} | ${fix(q / ceiling)} | ${r.cpu_pct} | ${int(r.lat_rate)}/s | ${r.lat_avg_ms} | ${r.lat_p99_ms}${busy(r.lat_other_pct)} | ` +
+    `${r.sat_lost} | ${r.lat_lost} of ${int(r.lat_sent)} | ${l ? fix(num(l.load_ms_median) / 1000, 1) : ''} | ${l ? l.rss_mb : ''} |`);
+}
+for (const l of loads) {
+  if (!seen.has(l.server)) console.log(`| ${l.server} | – | | | | | | | | | | ${fix(num(l.load_ms_median) / 1000, 1)} | ${l.rss_mb} |`);
+}
+console.log('\nQPS: `dnsperf -c 4 -q 100 -t 1` at full speed, median of the runs. Latency and "lost at ½ peak": ' +
+  'one run at half the median QPS (`dnsperf -Q`), p99 over every query. ⚠: other processes used more ' +
+  `than ${otherMax} % of a CPU during that measurement (the bench waited and repeated, then gave up).` +
+  (loads.length ? ` 1M list: exec to the first blocked answer (median of ${loads[0].load_ms_runs.split(',').length}), RSS 1 s later.` : ''));
+if (loads.length) {
+  console.log('\n| server | 1M list: load ms (runs) | RSS MB | peak RSS MB |\n|---|---|---|---|');
+  for (const l of loads) console.log(`| ${l.server} | ${l.load_ms_median} (${l.load_ms_runs}) | ${l.rss_mb} | ${l.hwm_mb} |`);
+}
+
+if (!sluice) process.exit(0);
+const checks = [];
+const check = (what, ok, detail) => checks.push(`- ${ok === undefined ? 'n/a   ' : ok ? 'met   ' : 'MISSED'} ${what}: ${detail}`);
+for (const kind of ['blocked', 'cached']) {
+  const f = qps(sluice, kind) / ceiling;
+  check(`${kind} >= 80% of the Node ceiling`, Number.isFinite(f) ? f >= 0.8 : undefined, `${fix(f * 100, 0)}%`);
+}
+const miss = qps(sluice, 'miss');
+const vsDm = miss / qps('dnsmasq', 'miss');
+const vsUb = miss / qps('unbound', 'miss');
+check('cache miss >= 2x dnsmasq', Number.isFinite(vsDm) ? vsDm >= 2 : undefined, `${fix(vsDm)}x`);
+check('cache miss within 20% of Unbound', Number.isFinite(vsUb) ? vsUb >= 0.8 : undefined, `${fix(vsUb * 100, 0)}% of Unbound`);
+const ls = load[sluice];
+const ld = load.dnsmasq;
+if (ls && ld) {
+  check('1M list loaded in at most dnsmasq\'s time', num(ls.load_ms_median) <= num(ld.load_ms_median),
+    `${ls.load_ms_median} ms vs ${ld.load_ms_median} ms`);
+  check('1M list RSS at most 1.5x dnsmasq\'s', num(ls.rss_mb) <= 1.5 * num(ld.rss_mb),
+    `${ls.rss_mb} MB vs ${ld.rss_mb} MB (${fix(num(ls.rss_mb) / num(ld.rss_mb))}x)`);
+} else {
+  check('1M list load vs dnsmasq', undefined, 'not measured');
+}
+for (const r of results.filter((x) => x.server === sluice)) {
+  check(`${r.kind}: p99 < 2 ms at half peak`, Number.isFinite(num(r.lat_p99_ms)) ? num(r.lat_p99_ms) < 2 : undefined,
+    `${r.lat_p99_ms} ms at ${int(r.lat_rate)}/s`);
+  check(`${r.kind}: no lost queries at half peak`, r.lat_lost === '0', `${r.lat_lost} of ${int(r.lat_sent)}`);
+}
+console.log(`\nTargets (${sluice}):`);
+console.log(checks.join('\n'));
