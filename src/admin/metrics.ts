@@ -16,6 +16,8 @@ export interface MetricsSources {
   buffer: () => QueryLogBuffer | undefined;
   listSizes: () => Map<string, number>;
   now: () => number;
+  /** Shared (Redis) mode status: { mode, redis, diverged, version, droppedEvents }. */
+  shared?: () => Record<string, unknown>;
 }
 
 export class QueryMetrics {
@@ -104,6 +106,19 @@ export class QueryMetrics {
         if (s.reviewInDays !== undefined) g.set({ policy: p.id }, s.reviewInDays);
       }
     }, ['policy']);
+    gauge('sluice_redis_up', 'Whether the connection to Redis is up (shared mode only; 1 in standalone mode means not applicable).', (g) => {
+      const sh = src.shared?.() ?? {};
+      g.set(sh.mode === 'shared' ? (sh.redis === 'ready' ? 1 : 0) : 1);
+    }, [], 'sum');
+    gauge('sluice_policy_version_diverged', 'Number of other instances whose policy version differs from this one.', (g) => {
+      const sh = src.shared?.() ?? {};
+      g.set(Array.isArray(sh.diverged) ? sh.diverged.length : 0);
+    });
+    gauge('sluice_policy_version_info', 'The policy version this instance enforces (label), always 1.', (g) => {
+      g.reset();
+      const v = src.shared?.().version;
+      if (typeof v === 'string' && v) g.set({ version: v }, 1);
+    }, ['version']);
     gauge('sluice_policy_state', 'Lifecycle state of each policy (1 for the current state).', (g) => {
       g.reset();
       const now = src.now();

@@ -22,6 +22,8 @@ import {
 import { fetchRemoteList, readCachedMeta } from '../lists/remote.js';
 import type { LoadedRules } from '../server/load-rules.js';
 import { auditLogPath, configPath, loadForCli } from './config-file.js';
+import { createRedis, withDeadline } from '../shared/redis-connection.js';
+import { writeEdit } from '../shared/edit-store.js';
 import { EXIT, fail, printJson, printTable } from './output.js';
 
 const jsonOption = () => new Option('--json', 'machine-readable output');
@@ -134,10 +136,12 @@ export function registerLists(program: Command): void {
           ? '\nExamples:\n  sluice lists add tiktok tiktokv.eu --reason "seen in query log, ticket 4711"'
           : '\nExamples:\n  sluice lists remove tiktok tiktokv.eu --reason "false positive"',
       )
-      .action(async (name: string, domains: string[], opts: { reason?: string; json?: boolean }, cmd: Command) => {
+      .option('--redis', 'store the edit in Redis (the default when the config has a redis section): every instance applies it within a second')
+      .option('--file', 'edit the list file even when the config has a redis section')
+      .action(async (name: string, domains: string[], opts: { reason?: string; json?: boolean; redis?: boolean; file?: boolean }, cmd: Command) => {
         const r = await loadForCli(cmd);
         const def = r && findList(r, name);
-        if (!r || !def || !editable(def)) return;
+        if (!r || !def) return;
         let rules: string[];
         try {
           rules = normaliseRules(domains);
@@ -145,6 +149,25 @@ export function registerLists(program: Command): void {
           if (err instanceof InvalidDomainError) return fail(`nothing changed: ${err.problems.join('; ')}`);
           throw err;
         }
+        const redisCfg = r.loaded.config.redis;
+        if (opts.redis && !redisCfg) return fail('--redis: the config has no redis section', EXIT.USAGE);
+        if (redisCfg && !opts.file) {
+          const audit = { time: new Date().toISOString(), user: currentUser(), command: `lists ${verb}`, list: name, domains: rules, ...(opts.reason ? { reason: opts.reason } : {}) };
+          const redis = createRedis(redisCfg, { offlineQueue: true });
+          redis.on('error', () => {});
+          try {
+            const { version } = await withDeadline(writeEdit(redis, redisCfg.key_prefix, name, verb, rules, audit), 5000);
+            appendAudit(auditLogPath(r), { command: `lists ${verb} (redis, version ${version})`, list: name, domains: rules, ...(opts.reason ? { reason: opts.reason } : {}) });
+            if (wantsJson(cmd)) return printJson({ list: name, redis: true, version, [verb === 'add' ? 'added' : 'removed']: rules });
+            for (const d of rules) process.stdout.write(`${verb === 'add' ? '+' : '-'} ${d}  (shared edit ${version})\n`);
+          } catch (err) {
+            return fail(`nothing changed: ${(err as Error).message}`);
+          } finally {
+            redis.disconnect();
+          }
+          return;
+        }
+        if (!editable(def)) return;
         const comment = `added ${new Date().toISOString().slice(0, 10)} by ${currentUser()}${opts.reason ? `: ${opts.reason}` : ''}`;
         const result = verb === 'add' ? await addRules(def.file, rules, comment) : await removeRules(def.file, rules);
         const changed = 'added' in result ? result.added : result.removed;

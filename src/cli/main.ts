@@ -7,6 +7,7 @@ import { registerLog } from './log.js';
 import { registerPolicy } from './policy.js';
 import { registerReport } from './report.js';
 import { registerServe } from './serve.js';
+import { registerStatus } from './status.js';
 
 export function buildProgram(): Command {
   const program = new Command('sluice')
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerLists(program);
   registerCheck(program);
   registerPolicy(program);
+  registerStatus(program);
   registerLog(program);
   registerReport(program);
   return program;

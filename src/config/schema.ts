@@ -250,6 +250,26 @@ export const adminSchema = z
   })
   .describe('The admin HTTP server.');
 
+const hostPort = z.strictObject({ host: z.string().min(1), port: port });
+
+export const redisSchema = z
+  .strictObject({
+    url: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional().describe('A single Redis server, e.g. "redis://10.0.0.20:6379/0".'),
+    sentinel: z
+      .strictObject({ name: z.string().min(1).describe('The master group name.'), sentinels: z.array(hostPort).min(1) })
+      .optional()
+      .describe('Redis Sentinel for high availability.'),
+    cluster: z.strictObject({ nodes: z.array(hostPort).min(1) }).optional().describe('Redis Cluster seed nodes.'),
+    key_prefix: z.string().default('sluice:').describe('Prefix of every key and channel sluice uses.'),
+    tls: z.boolean().default(false).describe('Connect with TLS.'),
+    password_env: z.string().default('SLUICE_REDIS_PASSWORD').describe('Environment variable holding the password (never in the config).'),
+    stream_maxlen: z.number().int().min(1000).default(1_000_000).describe('Approximate length bound of the shared query log stream.'),
+    buffer_events: z.number().int().min(0).default(100_000).describe('Query log events kept while Redis is away, replayed on reconnect; beyond this they are dropped and counted.'),
+    heartbeat_ms: z.number().int().min(200).default(2000).describe('How often an instance publishes its policy version.'),
+  })
+  .refine((r) => [r.url, r.sentinel, r.cluster].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of url, sentinel or cluster', path: ['url'] })
+  .describe('Shared state for several resolvers: runtime list edits, the query log, policy versions.');
+
 export const loggingSchema = z
   .strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Each query is logged at debug.'),
@@ -283,6 +303,7 @@ export const configSchema = z
     logging: loggingSchema.prefault({}),
     query_log: queryLogSchema.prefault({}),
     admin: adminSchema.prefault({}),
+    redis: redisSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
     for (const [i, l] of cfg.listeners.entries()) {
@@ -341,6 +362,7 @@ export type ListenerConfig = z.infer<typeof listenerSchema>;
 export type NetworkConfig = z.infer<typeof networkSchema>;
 export type ProfileConfig = z.infer<typeof profileSchema>;
 export type BlockResponseConfig = z.infer<typeof blockResponseSchema>;
+export type RedisConfig = z.infer<typeof redisSchema>;
 export type PolicyConfig = z.infer<typeof policySchema>;
 export type ExceptionConfig = z.infer<typeof exceptionSchema>;
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;

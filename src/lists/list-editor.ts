@@ -111,6 +111,13 @@ export function addRulesToText(text: string, rules: string[], comment?: string):
   return { text: base + added.map((r) => r + suffix).join('\n') + '\n', added, present };
 }
 
+/** A hosts-file name as a rule key, normalised the way the parser does (case, trailing dot, IDN). */
+function hostKey(field: string): string {
+  const wildcard = field.startsWith('*.');
+  const n = normaliseDomain(wildcard ? field.slice(2) : field);
+  return 'error' in n ? field : `${wildcard ? '*.' : ''}${n.domain}`;
+}
+
 /**
  * Pure: text without `rules`. A line holding only removed rules goes (with its trailing comment);
  * a hosts line with several names keeps the others. Comment lines and order stay as they were.
@@ -132,7 +139,7 @@ export function removeRulesFromText(text: string, rules: string[]): { text: stri
     const hash = line.indexOf('#');
     const comment = hash < 0 ? '' : '  ' + line.slice(hash);
     const fields = (hash < 0 ? line : line.slice(0, hash)).trim().split(/\s+/);
-    out.push([fields[0], ...fields.slice(1).filter((f) => !drop.has(f.toLowerCase().replace(/\.$/, '')))].join(' ') + comment);
+    out.push([fields[0], ...fields.slice(1).filter((f) => !drop.has(hostKey(f)))].join(' ') + comment);
   }
   return { text: out.join('\n'), removed: rules.filter((r) => found.has(r)), missing: rules.filter((r) => !found.has(r)) };
 }

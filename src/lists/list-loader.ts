@@ -1,5 +1,6 @@
 // Reads the lists a config uses into DomainSets. Problems (unreadable files, bad lines) are
 // returned with file and line, never thrown for a single bad line: the rest of the list still loads.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { LoadedConfig, ConfigProblem } from '../config/load.js';
@@ -15,12 +16,15 @@ export interface LoadedList {
   problems: ListProblem[];
   /** Modification time of the file the rules came from. */
   updated: Date | undefined;
+  /** sha256 of the file, part of the policy version. */
+  contentHash: string;
 }
 
 export async function loadList(def: ListDefinition): Promise<LoadedList> {
-  const { set, problems } = loadDomainsFromBytes(await readFile(def.file));
+  const bytes = await readFile(def.file);
+  const { set, problems } = loadDomainsFromBytes(bytes);
   const st = await stat(def.file);
-  return { def, set, problems, updated: st.mtime };
+  return { def, set, problems, updated: st.mtime, contentHash: createHash('sha256').update(bytes).digest('hex') };
 }
 
 export interface LoadedLists {

@@ -241,7 +241,11 @@ export class FileLogSource implements LogSource {
       if (!started) {
         started = true;
         file = files.at(-1);
-        if (file) pos = readFrom(file, 0).end;
+        if (file) {
+          // start after the last complete line: an incomplete one is still being written
+          const { text } = readFrom(file, 0);
+          pos = Buffer.byteLength(text.slice(0, text.lastIndexOf('\n') + 1));
+        }
         return Promise.resolve([]);
       }
       const out: QueryEvent[] = [];

@@ -42,6 +42,8 @@ export class Observability {
   readonly metrics: QueryMetrics;
   readonly queryLog: QueryLog;
   readonly store: MemoryStore;
+  /** The sinks the query log writes to (shared mode adds Redis). */
+  sinks: QueryLogSink[];
   private fileSink: JsonlFileSink | undefined;
   private admin: AdminServer | undefined;
   private loaded: LoadedRules;
@@ -54,12 +56,14 @@ export class Observability {
     private readonly now: () => number,
     /** Worker of several: events go to the primary, which keeps the log and runs the admin server. */
     private readonly worker = false,
+    private readonly sharedStatus: () => Record<string, unknown> = () => ({}),
   ) {
     this.loaded = loaded;
     const c = loaded.loaded.config;
     const dir = stateDir(c, loaded.loaded.baseDir);
     this.store = new MemoryStore(worker ? 0 : c.query_log.memory_events);
     const sinks: QueryLogSink[] = worker ? [new IpcSink()] : [this.store];
+    this.sinks = sinks;
     if (c.query_log.file && !worker) {
       this.fileSink = new JsonlFileSink(join(dir, c.query_log.file.dir), c.query_log.file.retention_days, now);
       sinks.push(this.fileSink);
@@ -70,6 +74,7 @@ export class Observability {
       buffer: () => this.queryLog.buffer,
       listSizes: () => new Map(this.loaded.lists.lists.map((l) => [l.def.name, l.set.size])),
       now,
+      shared: () => this.sharedStatus(),
     });
     if (worker) exposeWorkerMetrics(this.metrics.registry);
   }
@@ -100,7 +105,11 @@ export class Observability {
       token,
       store: this.store,
       metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.metrics() }),
-      health: () => ({ ok: true, instance: this.queryLog.instance, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) }),
+      health: () => {
+        const shared = this.sharedStatus();
+        const diverged = Array.isArray(shared.diverged) && shared.diverged.length > 0;
+        return { ok: !diverged, instance: this.queryLog.instance, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), ...shared };
+      },
       lists: () => listStatuses(this.loaded),
       policies: () => this.resolver().ruleSet.engine.policies.map((p) => policyStatus(p, this.now())),
       logStats: () => ({ accepted: this.queryLog.buffer.accepted, dropped: this.queryLog.buffer.dropped }),

@@ -12,6 +12,12 @@ import { policyState } from '../policy/policy.js';
 import { RemoteRefresher } from './remote-refresher.js';
 import { Observability } from './observability.js';
 import { isWorker } from './cluster.js';
+import { join } from 'node:path';
+import { stateDir } from '../lists/catalog.js';
+import { RuleSet } from '../pipeline/resolver.js';
+import { SharedState } from '../shared/shared-state.js';
+import { editsHash, overlay } from '../shared/runtime-edits.js';
+import { policyVersion } from './load-rules.js';
 import { TcpListener } from './tcp.js';
 import { UdpListener, type ListenerHooks } from './udp.js';
 
@@ -42,6 +48,10 @@ export class SluiceServer {
   private readonly refresher: RemoteRefresher;
   observability!: Observability;
   adminPort: number | undefined;
+  shared: SharedState | undefined;
+  private loadedRules!: LoadedRules;
+  /** The policy version this instance enforces (config, lists, runtime edits). */
+  version = '';
 
   private constructor(
     readonly resolver: Resolver,
@@ -62,8 +72,10 @@ export class SluiceServer {
   static async start(opts: ServerOptions): Promise<SluiceServer> {
     const loaded = await loadRuleSet(opts.configFile, opts.logger);
     const server = new SluiceServer(new Resolver(loaded.rules, opts.clock), opts, loaded.rules.config);
-    server.observability = new Observability(loaded, () => server.resolver, opts.logger, opts.clock ?? Date.now, isWorker());
+    server.loadedRules = loaded;
+    server.observability = new Observability(loaded, () => server.resolver, opts.logger, opts.clock ?? Date.now, isWorker(), () => server.sharedStatus());
     try {
+      server.startShared(loaded);
       server.adminPort = await server.observability.startAdmin();
       await server.listen();
     } catch (err) {
@@ -72,6 +84,39 @@ export class SluiceServer {
     }
     server.afterLoad(loaded);
     return server;
+  }
+
+  /** Shared mode: runtime edits from Redis (or the last snapshot while it is away), log stream, heartbeat. */
+  private startShared(loaded: LoadedRules): void {
+    const c = loaded.loaded.config;
+    if (!c.redis) {
+      this.version = loaded.version;
+      return;
+    }
+    const instance = this.observability.queryLog.instance;
+    this.shared = new SharedState(c.redis, instance, join(stateDir(c, loaded.loaded.baseDir), 'redis-snapshot.json'), {
+      edits: () => this.applyRules(this.loadedRules),
+      remoteEvents: (batch) => this.observability.store.write(batch),
+    }, this.opts.logger);
+    this.shared.loadSnapshot();
+    this.observability.queryLog.buffer.setSinks([...this.observability.sinks, this.shared]);
+    this.applyRules(loaded);
+  }
+
+  /** Swap in the rules of `loaded` with the runtime edits on top. */
+  private applyRules(loaded: LoadedRules): void {
+    const edits = this.shared?.currentEdits;
+    const rules = edits && edits.version > 0 ? new RuleSet(loaded.loaded.config, overlay(loaded.sets, edits)) : loaded.rules;
+    this.resolver.swap(rules);
+    this.version = policyVersion(loaded, edits && edits.version > 0 ? editsHash(edits) : '');
+    if (this.shared) this.shared.version = this.version;
+    if (edits && edits.version > 0) this.opts.logger.info({ editsVersion: edits.version, version: this.version }, 'runtime edits applied');
+  }
+
+  sharedStatus(): Record<string, unknown> {
+    const s = this.shared;
+    if (!s) return { mode: 'standalone', version: this.version };
+    return { mode: 'shared', version: this.version, redis: s.state, diverged: s.diverged, editsVersion: s.currentEdits.version, droppedEvents: s.droppedEvents };
   }
 
   private onDone(ctx: RequestContext): void {
@@ -168,7 +213,8 @@ export class SluiceServer {
         if (JSON.stringify(rules.config.listeners) !== JSON.stringify(this.config.listeners)) {
           log.warn('listener changes take effect at the next restart');
         }
-        this.resolver.swap(rules);
+        this.loadedRules = loaded;
+        this.applyRules(loaded);
         this.config = rules.config;
         log.level = rules.config.logging.level;
         this.afterLoad(loaded);
@@ -196,6 +242,7 @@ export class SluiceServer {
     this.listeners = [];
     this.resolver.close();
     await this.observability?.close();
+    await this.shared?.close();
   }
 }
 

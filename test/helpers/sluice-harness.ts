@@ -28,6 +28,8 @@ export interface HarnessOptions {
   upstream?: string;
   clock?: () => number;
   captureLogs?: boolean;
+  /** Extra files to write into the directory before start (path relative to it). */
+  files?: Record<string, string>;
 }
 
 export async function startSluice(opts: HarnessOptions): Promise<Harness> {
@@ -38,6 +40,10 @@ export async function startSluice(opts: HarnessOptions): Promise<Harness> {
   const writeConfig = (t: string) => writeFileSync(configFile, render(t));
   const writeList = (name: string, text: string) => writeFileSync(join(dir, 'lists', `${name}.txt`), text);
   for (const [name, text] of Object.entries(opts.lists ?? {})) writeList(name, text);
+  for (const [rel, text] of Object.entries(opts.files ?? {})) {
+    mkdirSync(join(dir, rel, '..'), { recursive: true });
+    writeFileSync(join(dir, rel), text);
+  }
   writeConfig(opts.config);
   const logs: Record<string, unknown>[] = [];
   const logger = opts.captureLogs

@@ -1,7 +1,7 @@
 // Time-series and bar charts for the dashboard, drawn as SVG. Hand-drawn instead of a chart library
 // so the package serves every byte itself and there is nothing to keep in step with a CDN build.
 // Text from the API only ever goes into textContent.
-/* global document, ResizeObserver */
+/* global document, Node, ResizeObserver */
 
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -27,13 +27,15 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-/** 1, 2, 5 × 10^n at or above `v`, so axes end on round numbers. */
-function niceCeil(v) {
-  if (v <= 0) return 1;
+/** A 1, 2, 2.5 or 5 × 10^n step at or above `v`, so the axis has round labels. */
+function niceStep(v) {
+  if (v <= 0) return 0.25;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v - 1e-12) return m * p;
   return 10 * p;
 }
+
+const axisLabel = (v) => (v >= 1e4 ? formatNumber(v) : String(Number(v.toPrecision(3))));
 
 export function formatNumber(v, digits = 2) {
   if (v === null || v === undefined || Number.isNaN(v)) return '–';
@@ -54,7 +56,7 @@ export function clock(t, seconds = false) {
 
 /**
  * A line chart of series over equal time buckets.
- * data: { start, stepMs, unit, series: [{ name, color, values: (number|null)[] }] }
+ * data: { start, stepMs, unit, series: [{ name, color, values: (number|null)[], points?: boolean }] }
  */
 export class TimeSeriesChart {
   constructor(container, { height = 190, emptyText = 'No data in this range' } = {}) {
@@ -80,17 +82,17 @@ export class TimeSeriesChart {
     const n = Math.max(...data.series.map((s) => s.values.length), 1);
     let max = 0;
     for (const s of data.series) for (const v of s.values) if (v !== null && v > max) max = v;
-    const top = niceCeil(max);
+    const top = niceStep(max / 4) * 4;
     const x = (i) => m.left + (n <= 1 ? 0 : (i / (n - 1)) * w);
     const y = (v) => m.top + h - (v / top) * h;
 
     const root = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' });
-    const grid = svg('g', { class: 'grid' });
+    const grid = svg('g', { class: 'axes' });
     for (let k = 0; k <= 4; k++) {
       const v = (top * k) / 4;
       grid.append(svg('line', { x1: m.left, x2: width - m.right, y1: y(v), y2: y(v) }));
       const label = svg('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' });
-      label.textContent = formatNumber(v);
+      label.textContent = axisLabel(v);
       grid.append(label);
     }
     const ticks = Math.max(2, Math.min(7, Math.floor(w / 90)));
@@ -116,7 +118,13 @@ export class TimeSeriesChart {
       };
       s.values.forEach((v, i) => (v === null ? flush() : run.push([i, v])));
       flush();
-      root.append(svg('path', { d: area, fill: s.color, 'fill-opacity': 0.12, stroke: 'none' }));
+      // Sparse series (latency of the few uncached queries) read better as points; a value between
+      // two gaps has no line to be part of, so it is always a point.
+      s.values.forEach((v, i) => {
+        const alone = (s.values[i - 1] ?? null) === null && (s.values[i + 1] ?? null) === null;
+        if (v !== null && (s.points || alone)) root.append(svg('circle', { cx: x(i), cy: y(v), r: 2.5, fill: s.color }));
+      });
+      if (!s.points) root.append(svg('path', { d: area, fill: s.color, 'fill-opacity': 0.12, stroke: 'none' }));
       root.append(svg('path', { d: line, fill: 'none', stroke: s.color, 'stroke-width': 1.5, 'stroke-linejoin': 'round' }));
     }
     if (data.series.length === 0 || max === 0) {
