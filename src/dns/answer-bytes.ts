@@ -2,7 +2,7 @@
 // bounds the cache entry, where the OPT record sits), then rendered for each client by copying and
 // patching ID, question case, flags and TTLs. No per-hit decoding.
 import { RCODE, TYPE } from './codes.js';
-import { encodeOpt, skipName, type Query } from './wire.js';
+import { encodeOpt, skipName, type EdeInfo, type Query } from './wire.js';
 
 /** An upstream answer ready to be rendered for any client that asks the same question. */
 export interface AnswerBytes {
@@ -16,6 +16,10 @@ export interface AnswerBytes {
   /** Seconds this answer may be cached (0: do not cache). */
   cacheTtl: number;
   answerCount: number;
+  /** Targets of CNAME records in the answer section, lower case (for CNAME inspection). */
+  cnames: string[] | undefined;
+  /** The answer has an A/AAAA record with a private-range address (for rebinding protection). */
+  privateAddress: boolean;
 }
 
 export interface TtlClamp {
@@ -41,6 +45,8 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
   let p = questionEnd;
   let cut = -1;
   let kept = 0;
+  let cnames: string[] | undefined;
+  let privateAddress = false;
   const total = an + ns + ar;
   for (let r = 0; r < total; r++) {
     const nameEnd = skipName(reply, p);
@@ -60,6 +66,14 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
     const clamped = Math.min(Math.max(ttl, clamp.minTtl), clamp.maxTtl);
     ttlOffsets.push(nameEnd + 4);
     ttls.push(clamped);
+    if (r < an) {
+      if (type === TYPE.CNAME) {
+        const target = readName(reply, nameEnd + 10);
+        if (target !== undefined) (cnames ??= []).push(target);
+      } else if ((type === TYPE.A && rdlen === 4) || (type === TYPE.AAAA && rdlen === 16)) {
+        if (isPrivateAddress(reply, nameEnd + 10, rdlen)) privateAddress = true;
+      }
+    }
     if (r >= an && r < an + ns && type === TYPE.SOA && rdlen >= 22) {
       // RFC 2308 §5: negative answers live for min(SOA TTL, SOA MINIMUM).
       const minimum = reply.readUInt32BE(end - 4);
@@ -78,7 +92,47 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
   if (reply[2]! & 0x02) cacheTtl = 0; // truncated: never cache a partial answer
   else if (negative) cacheTtl = soaNegativeTtl === undefined ? 0 : Math.min(Math.max(soaNegativeTtl, clamp.minTtl), clamp.negativeMaxTtl);
   else if (rcode === RCODE.NOERROR) cacheTtl = minTtl === Infinity ? 0 : minTtl;
-  return { bytes, ttlOffsets, ttls, rcode, cacheTtl, answerCount: an };
+  return { bytes, ttlOffsets, ttls, rcode, cacheTtl, answerCount: an, cnames, privateAddress };
+}
+
+/** A (possibly compressed) name at `p`, lower case without trailing dot; undefined if malformed. */
+export function readName(msg: Uint8Array, p: number): string | undefined {
+  const labels: string[] = [];
+  let jumps = 0;
+  let len = 0;
+  for (;;) {
+    if (p >= msg.length) return undefined;
+    const l = msg[p]!;
+    if (l === 0) break;
+    if ((l & 0xc0) === 0xc0) {
+      if (p + 1 >= msg.length || ++jumps > 32) return undefined; // compression loop
+      p = ((l & 0x3f) << 8) | msg[p + 1]!;
+      continue;
+    }
+    if (l > 63 || p + 1 + l > msg.length) return undefined;
+    len += l + 1;
+    if (len > 255) return undefined;
+    labels.push(Buffer.from(msg.subarray(p + 1, p + 1 + l)).toString('latin1').toLowerCase());
+    p += l + 1;
+  }
+  return labels.join('.');
+}
+
+/** RFC 1918, loopback, link-local, CGNAT, unspecified (IPv4); loopback, link-local, ULA, mapped private (IPv6). */
+export function isPrivateAddress(msg: Uint8Array, p: number, len: number): boolean {
+  if (len === 4) {
+    const a = msg[p]!;
+    const b = msg[p + 1]!;
+    return a === 10 || a === 127 || a === 0 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b <= 127);
+  }
+  const first = msg[p]!;
+  if ((first & 0xfe) === 0xfc) return true; // fc00::/7
+  if (first === 0xfe && (msg[p + 1]! & 0xc0) === 0x80) return true; // fe80::/10
+  let zero = true;
+  for (let i = 0; i < 15; i++) if (msg[p + i] !== 0) zero = false;
+  if (zero && (msg[p + 15] === 1 || msg[p + 15] === 0)) return true; // ::1, ::
+  const mapped = msg.subarray(p, p + 12).every((v, i) => (i < 10 ? v === 0 : v === 0xff));
+  return mapped && isPrivateAddress(msg, p + 12, 4);
 }
 
 /**
@@ -86,8 +140,8 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
  * its query, AD only when it asked with AD or DO (RFC 6840 §5.8), TTLs minus `ageSeconds`, and an
  * OPT record when it sent EDNS.
  */
-export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageSeconds: number): Buffer {
-  const opt = query.edns ? encodeOpt(query.edns, a.rcode) : undefined;
+export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageSeconds: number, stale?: { ttl: number; ede: EdeInfo }): Buffer {
+  const opt = query.edns ? encodeOpt(query.edns, a.rcode, stale?.ede) : undefined;
   const len = a.bytes.length;
   const out = Buffer.allocUnsafe(len + (opt ? opt.length : 0));
   a.bytes.copy(out, 0);
@@ -101,7 +155,10 @@ export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageS
   f2 &= ~0x02; // TC is decided per transport by the caller
   out[2] = f2;
   out[3] = f3 | 0x80;
-  if (ageSeconds > 0) {
+  if (stale) {
+    // RFC 8767 §4: stale answers carry a short TTL (30 s recommended).
+    for (let i = 0; i < a.ttlOffsets.length; i++) out.writeUInt32BE(Math.min(stale.ttl, a.ttls[i]!), a.ttlOffsets[i]!);
+  } else if (ageSeconds > 0) {
     for (let i = 0; i < a.ttlOffsets.length; i++) {
       out.writeUInt32BE(Math.max(0, a.ttls[i]! - ageSeconds), a.ttlOffsets[i]!);
     }

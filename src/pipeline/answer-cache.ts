@@ -31,21 +31,30 @@ export class AnswerCache {
     return this.lru?.size ?? 0;
   }
 
-  /** A rendered answer for this client when a fresh entry exists. */
-  answer(msg: Buffer, query: Query, key: string): Buffer | undefined {
+  /** A fresh entry and its age in seconds. Expired entries stay for serve-stale until evicted. */
+  lookup(key: string): { answer: AnswerBytes; age: number } | undefined {
     const e = this.lru?.get(key);
-    if (!e) {
-      this.misses++;
-      return undefined;
-    }
     const now = this.now();
-    if (now >= e.expiresAt) {
-      this.lru!.delete(key);
+    if (!e || now >= e.expiresAt) {
       this.misses++;
       return undefined;
     }
     this.hits++;
-    return renderAnswer(e.answer, msg, query, Math.floor((now - e.storedAt) / 1000));
+    return { answer: e.answer, age: Math.floor((now - e.storedAt) / 1000) };
+  }
+
+  /** An expired entry no more than `maxStaleSeconds` past its expiry (RFC 8767). */
+  stale(key: string, maxStaleSeconds: number): AnswerBytes | undefined {
+    const e = this.lru?.peek(key);
+    if (!e) return undefined;
+    const now = this.now();
+    return now - e.expiresAt <= maxStaleSeconds * 1000 ? e.answer : undefined;
+  }
+
+  /** A rendered answer for this client when a fresh entry exists. */
+  answer(msg: Buffer, query: Query, key: string): Buffer | undefined {
+    const hit = this.lookup(key);
+    return hit && renderAnswer(hit.answer, msg, query, hit.age);
   }
 
   store(key: string, answer: AnswerBytes): void {

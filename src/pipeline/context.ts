@@ -30,6 +30,9 @@ export interface RequestContext {
   outcome?: Outcome;
   cacheHit?: boolean;
   upstream?: string;
+  /** Answered from an expired cache entry because no upstream answered (RFC 8767). */
+  stale?: boolean;
+  rateLimited?: boolean;
   rcode?: number;
   /** The bytes to send; undefined when the message is dropped. */
   response?: Buffer;

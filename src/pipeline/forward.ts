@@ -2,7 +2,7 @@
 // it through the pool, keep the answer in the cache and render it for the client. Identical
 // queries already in flight share one upstream exchange.
 import type { UpstreamAddress } from '../config/schema.js';
-import { scanAnswer, renderAnswer, type AnswerBytes, type TtlClamp } from '../dns/answer-bytes.js';
+import { scanAnswer, type AnswerBytes, type TtlClamp } from '../dns/answer-bytes.js';
 import type { Query } from '../dns/wire.js';
 import { DomainSet } from '../policy/domain-set.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
@@ -32,9 +32,8 @@ export function routeFor(routes: UpstreamRoutes, name: string): UpstreamAddress[
 }
 
 export interface ForwardResult {
-  response: Buffer | undefined;
+  answer: AnswerBytes | undefined;
   upstream: string | undefined;
-  rcode: number | undefined;
 }
 
 interface Flight {
@@ -60,9 +59,7 @@ export class Forwarder {
         if (this.inFlight.get(cacheKey) === f) this.inFlight.delete(cacheKey);
       });
     }
-    const { answer, upstream } = await flight.promise;
-    if (!answer) return { response: undefined, upstream, rcode: undefined };
-    return { response: renderAnswer(answer, msg, query, 0), upstream, rcode: answer.rcode };
+    return flight.promise;
   }
 
   private async exchange(servers: UpstreamAddress[], msg: Buffer, query: Query, cacheKey: string) {

@@ -4,9 +4,12 @@
 // off the hot path and swaps in with one assignment. The cache and the upstream pool outlive reloads.
 import type { Config, UpstreamAddress } from '../config/schema.js';
 import { parseUpstreamAddress } from '../config/schema.js';
-import { CLASS_IN, EDE, RCODE } from '../dns/codes.js';
-import { encodeRcode, encodeTruncated, readQuery, udpLimit, type Query } from '../dns/wire.js';
-import type { DomainSet } from '../policy/domain-set.js';
+import { CLASS_IN, EDE, RCODE, TYPE } from '../dns/codes.js';
+import { renderAnswer, type AnswerBytes } from '../dns/answer-bytes.js';
+import { encodeAnswer, encodeRcode, encodeRecord, encodeTruncated, readQuery, udpLimit, type Query } from '../dns/wire.js';
+import { DomainSet } from '../policy/domain-set.js';
+import type { Decision } from '../policy/policy-engine.js';
+import { RateLimiter } from './rate-limiter.js';
 import { NetworkTable } from '../policy/network-table.js';
 import { PolicyEngine, type Network } from '../policy/policy-engine.js';
 import { systemResolvers } from '../upstream/system-resolvers.js';
@@ -17,12 +20,16 @@ import { classify } from './classify.js';
 import type { ClientInfo, RequestContext } from './context.js';
 import { buildRoutes, Forwarder, routeFor, type UpstreamRoutes } from './forward.js';
 
+// RFC 8482 §4.2: the synthesised answer to ANY is one HINFO record, CPU "RFC8482", OS "".
+const RFC8482_HINFO = encodeRecord(12, 13, 3600, Buffer.from([7, ...Buffer.from('RFC8482'), 0]));
+
 /** Everything a config decides, compiled for the hot path. */
 export class RuleSet {
   readonly engine: PolicyEngine;
   readonly table: NetworkTable<Network>;
   readonly blocked = new Map<string, BlockedAnswers>();
   readonly routes: UpstreamRoutes;
+  readonly rebindingAllow = new DomainSet();
   /** For names that get NXDOMAIN whatever the profile says (see NXDOMAIN_SIGNALS). */
   readonly nxdomain = new Map<string, BlockedAnswers>();
 
@@ -44,6 +51,7 @@ export class RuleSet {
     }
     const expand = (list: string[]): UpstreamAddress[] =>
       list.flatMap((s) => (s === 'system' ? resolveSystem() : [parseUpstreamAddress(s)!]));
+    for (const z of config.hardening.rebinding_allow) this.rebindingAllow.add(z.toLowerCase().replace(/\.$/, ''));
     this.routes = buildRoutes(
       expand(config.upstreams.default),
       config.upstreams.conditional.map((c) => ({ zone: c.zone, servers: expand(c.servers) })),
@@ -61,6 +69,10 @@ export interface ResolverCounters {
   cacheHits: number;
   servfail: number;
   truncated: number;
+  rateLimited: number;
+  cnameBlocked: number;
+  rebindingFiltered: number;
+  stale: number;
 }
 
 export class Resolver {
@@ -68,10 +80,12 @@ export class Resolver {
   readonly cache: AnswerCache;
   private pool: UpstreamPool;
   private forwarder: Forwarder;
-  readonly counters: ResolverCounters = { queries: 0, malformed: 0, dropped: 0, refused: 0, blocked: 0, forwarded: 0, cacheHits: 0, servfail: 0, truncated: 0 };
+  readonly counters: ResolverCounters = { queries: 0, malformed: 0, dropped: 0, refused: 0, blocked: 0, forwarded: 0, cacheHits: 0, servfail: 0, truncated: 0, rateLimited: 0, cnameBlocked: 0, rebindingFiltered: 0, stale: 0 };
+  readonly limiter: RateLimiter;
 
   constructor(rules: RuleSet, private readonly now: Clock = Date.now) {
     this.rules = rules;
+    this.limiter = new RateLimiter(rules.config.hardening.rate_limit_clients);
     this.cache = new AnswerCache(rules.config.cache.max_entries, now);
     this.pool = this.newPool(rules.config);
     this.forwarder = new Forwarder(this.pool, this.cache, () => this.clamp());
@@ -110,7 +124,7 @@ export class Resolver {
 
   private newPool(config: Config): UpstreamPool {
     const u = config.upstreams;
-    return new UpstreamPool({ sockets: u.sockets, socketMaxQueries: u.socket_max_queries, timeoutMs: u.timeout_ms, totalTimeoutMs: u.total_timeout_ms });
+    return new UpstreamPool({ backoffMs: config.hardening.upstream_backoff_ms, sockets: u.sockets, socketMaxQueries: u.socket_max_queries, timeoutMs: u.timeout_ms, totalTimeoutMs: u.total_timeout_ms });
   }
 
   private clamp() {
@@ -148,25 +162,81 @@ export class Resolver {
     }
     ctx.network = network;
 
-    const decision = rules.engine.decide(network, query.name, ctx.startedAt, client.address);
-    ctx.decision = decision;
-    if (decision.kind === 'blocked') {
-      this.counters.blocked++;
-      ctx.outcome = 'blocked';
-      const responder = (decision.response.mode === 'nxdomain' ? rules.nxdomain : rules.blocked).get(decision.profile)!;
-      const bytes = responder.answer(msg, query, decision.ruleLabels, decision.reason);
-      return this.finish(ctx, bytes, bytes[3]! & 0xf);
+    // Rate limit per client over UDP (TCP needs a handshake, so it cannot be spoofed).
+    const limit = rules.config.networks[network.name]!.rate_limit;
+    if (limit.rate > 0 && client.transport === 'udp') {
+      const verdict = this.limiter.check(client.address, limit, ctx.startedHr);
+      if (verdict !== 'ok') {
+        this.counters.rateLimited++;
+        ctx.outcome = 'refused';
+        ctx.rateLimited = true;
+        if (verdict === 'drop') return ctx;
+        ctx.rcode = RCODE.NOERROR;
+        ctx.response = encodeTruncated(msg, query);
+        return ctx;
+      }
     }
 
+    const decision = rules.engine.decide(network, query.name, ctx.startedAt, client.address);
+    ctx.decision = decision;
+    if (decision.kind === 'blocked') return this.blocked(ctx, decision);
+
     ctx.outcome = 'allowed';
+    if (query.type === TYPE.ANY) return this.answerAny(ctx);
     const key = AnswerCache.key(query);
-    const cached = this.cache.answer(msg, query, key);
+    const cached = this.cache.lookup(key);
     if (cached) {
       this.counters.cacheHits++;
       ctx.cacheHit = true;
-      return this.finish(ctx, cached, cached[3]! & 0xf);
+      return this.allowedAnswer(ctx, cached.answer, cached.age);
     }
     return this.forward(ctx, key);
+  }
+
+  private blocked(ctx: RequestContext, decision: Extract<Decision, { kind: 'blocked' }>): RequestContext {
+    const rules = this.rules;
+    this.counters.blocked++;
+    ctx.decision = decision;
+    ctx.outcome = 'blocked';
+    const responder = (decision.response.mode === 'nxdomain' ? rules.nxdomain : rules.blocked).get(decision.profile)!;
+    const bytes = responder.answer(ctx.msg, ctx.query, decision.ruleLabels, decision.reason);
+    return this.finish(ctx, bytes, bytes[3]! & 0xf);
+  }
+
+  /** RFC 8482: ANY gets one synthesised HINFO record (or REFUSED), never a forwarded full answer. */
+  private answerAny(ctx: RequestContext): RequestContext {
+    const { msg, query } = ctx;
+    if (this.rules.config.hardening.any_queries === 'refuse') {
+      return this.finish(ctx, encodeRcode(msg, RCODE.REFUSED, query.questionEnd, query.edns, { code: EDE.NOT_SUPPORTED, text: 'sluice: ANY queries are refused' }), RCODE.REFUSED);
+    }
+    return this.finish(ctx, encodeAnswer(msg, query, RCODE.NOERROR, { an: 1, ns: 0 }, RFC8482_HINFO), RCODE.NOERROR);
+  }
+
+  /**
+   * An allowed answer (cached or fresh) on its way out: CNAME inspection (a chain to a blocked
+   * name blocks the query like its target), rebinding protection, then render for this client.
+   */
+  private allowedAnswer(ctx: RequestContext, answer: AnswerBytes, age: number, stale = false): RequestContext {
+    const rules = this.rules;
+    const h = rules.config.hardening;
+    if (answer.cnames && h.cname_inspection && ctx.network) {
+      for (const target of answer.cnames) {
+        const d = rules.engine.decide(ctx.network, target, ctx.startedAt, ctx.client.address);
+        if (d.kind === 'blocked') {
+          this.counters.cnameBlocked++;
+          return this.blocked(ctx, { ...d, ruleLabels: 0, reason: `${d.reason} (CNAME target of ${ctx.query.name})` });
+        }
+      }
+    }
+    if (answer.privateAddress && h.rebinding_protection && !rules.rebindingAllow.match(ctx.query.name)) {
+      this.counters.rebindingFiltered++;
+      const empty = encodeAnswer(ctx.msg, ctx.query, RCODE.NOERROR, { an: 0, ns: 0 }, undefined, { code: EDE.FILTERED, text: 'sluice: private address in a public answer removed (rebinding protection)' });
+      return this.finish(ctx, empty, RCODE.NOERROR);
+    }
+    const bytes = stale
+      ? renderAnswer(answer, ctx.msg, ctx.query, 0, { ttl: 30, ede: { code: EDE.STALE_ANSWER, text: 'sluice: stale answer, upstreams unreachable' } })
+      : renderAnswer(answer, ctx.msg, ctx.query, age);
+    return this.finish(ctx, bytes, answer.rcode);
   }
 
   private async forward(ctx: RequestContext, key: string): Promise<RequestContext> {
@@ -176,13 +246,29 @@ export class Resolver {
       const servers = routeFor(this.rules.routes, query.name);
       const r = await this.forwarder.forward(servers, msg, query, key);
       ctx.upstream = r.upstream;
-      if (r.response) return this.finish(ctx, r.response, r.rcode ?? RCODE.NOERROR);
+      if (r.answer && r.answer.rcode !== RCODE.SERVFAIL && r.answer.rcode !== RCODE.REFUSED) return this.allowedAnswer(ctx, r.answer, 0);
+      const staleAnswer = this.staleAnswer(key);
+      if (staleAnswer) return this.servedStale(ctx, staleAnswer);
+      if (r.answer) return this.allowedAnswer(ctx, r.answer, 0);
     } catch {
       // fall through to SERVFAIL: nothing escapes a request
     }
+    const staleAnswer = this.staleAnswer(key);
+    if (staleAnswer) return this.servedStale(ctx, staleAnswer);
     this.counters.servfail++;
     ctx.outcome = 'error';
     return this.finish(ctx, encodeRcode(msg, RCODE.SERVFAIL, query.questionEnd, query.edns, { code: EDE.NO_REACHABLE_AUTHORITY, text: 'sluice: no upstream answered' }), RCODE.SERVFAIL);
+  }
+
+  private staleAnswer(key: string): AnswerBytes | undefined {
+    const window = this.rules.config.cache.serve_stale_seconds;
+    return window > 0 ? this.cache.stale(key, window) : undefined;
+  }
+
+  private servedStale(ctx: RequestContext, answer: AnswerBytes): RequestContext {
+    this.counters.stale++;
+    ctx.stale = true;
+    return this.allowedAnswer(ctx, answer, 0, true);
   }
 
   /** UDP answers larger than the client accepts become TC answers (RFC 1035 §4.2.1, RFC 6891 §7). */

@@ -12,6 +12,8 @@ import { EDNS_UDP_SIZE, RCODE, TYPE } from '../dns/codes.js';
 import type { Query } from '../dns/wire.js';
 
 export interface UpstreamOptions {
+  /** A failing upstream is skipped for this long (doubling up to 60 s), then probed again. */
+  backoffMs?: number;
   sockets: number;
   socketMaxQueries: number;
   timeoutMs: number;
@@ -74,6 +76,8 @@ export class UpstreamPool {
   private idPos = 0;
   private closed = false;
   errors = 0;
+  /** Per upstream: consecutive failures and until when it is skipped. */
+  readonly health = new Map<string, { failures: number; downUntil: number; backoffMs: number }>();
 
   constructor(
     private readonly opts: UpstreamOptions,
@@ -88,7 +92,7 @@ export class UpstreamPool {
     const deadline = Date.now() + this.opts.totalTimeoutMs;
     const question = msg.subarray(12, query.questionEnd);
     let last: UpstreamResult = { ok: false, reason: 'no upstream' };
-    for (const server of servers) {
+    for (const server of this.order(servers)) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
       const label = formatServer(server);
@@ -102,6 +106,7 @@ export class UpstreamPool {
       }
       if (!reply) {
         this.errors++;
+        this.failed(label);
         last = { ok: false, reason: 'timeout', server: label };
         continue;
       }
@@ -109,11 +114,34 @@ export class UpstreamPool {
       last = { ok: true, reply, server: label, transport };
       if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) {
         this.errors++;
+        this.failed(label);
         continue;
       }
+      this.health.delete(label);
       return last;
     }
     return last;
+  }
+
+  /** Healthy upstreams in configured order, then those in back-off (tried only when the others fail: the probe). */
+  private order(servers: readonly UpstreamAddress[]): readonly UpstreamAddress[] {
+    if (this.health.size === 0) return servers;
+    const now = Date.now();
+    const up: UpstreamAddress[] = [];
+    const down: UpstreamAddress[] = [];
+    for (const s of servers) ((this.health.get(formatServer(s))?.downUntil ?? 0) > now ? down : up).push(s);
+    return down.length === 0 ? servers : [...up, ...down];
+  }
+
+  private failed(label: string): void {
+    const base = this.opts.backoffMs ?? 5000;
+    const h = this.health.get(label) ?? { failures: 0, downUntil: 0, backoffMs: base };
+    h.failures++;
+    if (h.failures >= 2) {
+      h.downUntil = Date.now() + h.backoffMs;
+      h.backoffMs = Math.min(h.backoffMs * 2, 60_000);
+    }
+    this.health.set(label, h);
   }
 
   private udp(server: UpstreamAddress, question: Buffer, query: Query, timeoutMs: number): Promise<Buffer | undefined> {
