@@ -57,6 +57,19 @@ export const networkSchema = z
     cidrs: z.array(cidr).default([]).describe('Client address ranges; the longest matching prefix over all networks wins.'),
     profile: name.describe('Profile whose rules apply to clients of this network.'),
     log: networkLogSchema.prefault({}),
+    rate_limit: z
+      .strictObject({
+        rate: z.number().min(0).default(0).describe('Queries per second per client address over UDP; 0 is unlimited.'),
+        burst: z.number().int().min(1).default(100).describe('Queries a client may send at once before the rate applies.'),
+        slip: z
+          .number()
+          .int()
+          .min(0)
+          .default(2)
+          .describe('Every Nth query over the limit gets a truncated (TC) answer so a real client retries over TCP; the others are dropped. 0 drops all (as BIND/Unbound RRL).'),
+      })
+      .prefault({})
+      .describe('Per-client rate limiting (token bucket).'),
     description: z.string().optional().describe('Free text for humans.'),
   })
   .describe('A client network.');
@@ -208,6 +221,12 @@ export const cacheSchema = z
     min_ttl: z.number().int().min(0).default(0).describe('Cached TTLs are raised to at least this.'),
     max_ttl: z.number().int().min(0).default(86400).describe('Cached TTLs are lowered to at most this.'),
     negative_max_ttl: z.number().int().min(0).default(3600).describe('Upper bound for caching NXDOMAIN/NODATA (RFC 2308 §5).'),
+    serve_stale_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .default(86400)
+      .describe('When every upstream fails, answer from expired cache entries up to this long past their expiry (RFC 8767), with TTL 30. 0 disables.'),
   })
   .describe('The answer cache.');
 
@@ -215,6 +234,7 @@ export const tcpSchema = z
   .strictObject({
     idle_timeout_ms: millis(600000).default(10000).describe('A TCP connection with no query for this long is closed (RFC 7766).'),
     max_connections: z.number().int().min(1).default(1000).describe('Connections beyond this are refused.'),
+    max_connections_per_client: z.number().int().min(1).default(20).describe('Connections from one client address beyond this are refused.'),
   })
   .describe('DNS over TCP.');
 
@@ -270,6 +290,26 @@ export const redisSchema = z
   .refine((r) => [r.url, r.sentinel, r.cluster].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of url, sentinel or cluster', path: ['url'] })
   .describe('Shared state for several resolvers: runtime list edits, the query log, policy versions.');
 
+export const hardeningSchema = z
+  .strictObject({
+    any_queries: z
+      .enum(['minimal', 'refuse'])
+      .default('minimal')
+      .describe('ANY queries: a minimal HINFO answer (RFC 8482) or REFUSED. Never forwarded: ANY is an amplification tool.'),
+    cname_inspection: z
+      .boolean()
+      .default(true)
+      .describe('Block an allowed name whose answer has a CNAME chain to a blocked name (apps hide behind CDN aliases).'),
+    rebinding_protection: z
+      .boolean()
+      .default(false)
+      .describe('Remove private-range addresses (RFC 1918, loopback, link-local, ULA) from answers for names outside `rebinding_allow`.'),
+    rebinding_allow: z.array(z.string()).default([]).describe('Zones whose answers may contain private addresses (internal zones).'),
+    rate_limit_clients: z.number().int().min(100).default(100000).describe('Clients tracked by the rate limiter at most (memory bound).'),
+    upstream_backoff_ms: z.number().int().min(100).default(5000).describe('A failing upstream is skipped for this long (doubling up to 60 s), then probed again.'),
+  })
+  .describe('Defences against abuse and bypass.');
+
 export const loggingSchema = z
   .strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Each query is logged at debug.'),
@@ -304,6 +344,7 @@ export const configSchema = z
     query_log: queryLogSchema.prefault({}),
     admin: adminSchema.prefault({}),
     redis: redisSchema.optional(),
+    hardening: hardeningSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
     for (const [i, l] of cfg.listeners.entries()) {
