@@ -16,6 +16,7 @@ export interface MetricsSources {
   buffer: () => QueryLogBuffer | undefined;
   listSizes: () => Map<string, number>;
   now: () => number;
+  tcpConnections?: () => number;
   /** Shared (Redis) mode status: { mode, redis, diverged, version, droppedEvents }. */
   shared?: () => Record<string, unknown>;
 }
@@ -86,6 +87,12 @@ export class QueryMetrics {
     counter('sluice_malformed_total', 'Malformed messages (answered FORMERR/NOTIMP/BADVERS or dropped).', () => res().counters.malformed);
     counter('sluice_dropped_total', 'Messages dropped without an answer.', () => res().counters.dropped);
     counter('sluice_truncated_total', 'UDP answers sent truncated (TC) because they exceeded the client buffer.', () => res().counters.truncated);
+    counter('sluice_rate_limited_total', 'UDP queries over their client rate limit (dropped or answered TC).', () => res().counters.rateLimited);
+    gauge('sluice_rate_limit_clients', 'Clients tracked by the rate limiter (bounded by hardening.rate_limit_clients).', (g) => g.set(res().limiter.size), [], 'sum');
+    counter('sluice_cname_blocked_total', 'Allowed names blocked because their CNAME chain reached a blocked name.', () => res().counters.cnameBlocked);
+    counter('sluice_rebinding_filtered_total', 'Answers emptied by DNS rebinding protection.', () => res().counters.rebindingFiltered);
+    counter('sluice_stale_answers_total', 'Answers served stale from the cache because no upstream answered (RFC 8767).', () => res().counters.stale);
+    gauge('sluice_tcp_connections', 'Open DNS-over-TCP connections (bounded by tcp.max_connections).', (g) => g.set(src.tcpConnections?.() ?? 0), [], 'sum');
     counter('sluice_servfail_total', 'Queries answered SERVFAIL because no upstream answered.', () => res().counters.servfail);
     gauge('sluice_list_entries', 'Rules per list.', (g) => {
       g.reset();

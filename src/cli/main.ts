@@ -2,12 +2,14 @@
 import { Command } from 'commander';
 import { registerCheck } from './check.js';
 import { registerConfig } from './config.js';
+import { registerHealth } from './health.js';
 import { registerLists } from './lists.js';
 import { registerLog } from './log.js';
 import { registerPolicy } from './policy.js';
 import { registerReport } from './report.js';
 import { registerServe } from './serve.js';
 import { registerStatus } from './status.js';
+import { registerVersion } from './version.js';
 
 export function buildProgram(): Command {
   const program = new Command('sluice')
@@ -23,5 +25,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerLog(program);
   registerReport(program);
+  registerHealth(program);
+  registerVersion(program);
   return program;
 }

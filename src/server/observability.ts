@@ -57,6 +57,7 @@ export class Observability {
     /** Worker of several: events go to the primary, which keeps the log and runs the admin server. */
     private readonly worker = false,
     private readonly sharedStatus: () => Record<string, unknown> = () => ({}),
+    private readonly tcpConnections: () => number = () => 0,
   ) {
     this.loaded = loaded;
     const c = loaded.loaded.config;
@@ -75,6 +76,7 @@ export class Observability {
       listSizes: () => new Map(this.loaded.lists.lists.map((l) => [l.def.name, l.set.size])),
       now,
       shared: () => this.sharedStatus(),
+      tcpConnections: () => this.tcpConnections(),
     });
     if (worker) exposeWorkerMetrics(this.metrics.registry);
   }

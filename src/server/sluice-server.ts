@@ -73,7 +73,7 @@ export class SluiceServer {
     const loaded = await loadRuleSet(opts.configFile, opts.logger);
     const server = new SluiceServer(new Resolver(loaded.rules, opts.clock), opts, loaded.rules.config);
     server.loadedRules = loaded;
-    server.observability = new Observability(loaded, () => server.resolver, opts.logger, opts.clock ?? Date.now, isWorker(), () => server.sharedStatus());
+    server.observability = new Observability(loaded, () => server.resolver, opts.logger, opts.clock ?? Date.now, isWorker(), () => server.sharedStatus(), () => server.tcpConnections());
     try {
       server.startShared(loaded);
       server.adminPort = await server.observability.startAdmin();
@@ -187,6 +187,7 @@ export class SluiceServer {
             : new TcpListener(l.address, port, l.network, handler, hooks, () => ({
                 idleTimeoutMs: this.config.tcp.idle_timeout_ms,
                 maxConnections: this.config.tcp.max_connections,
+                maxConnectionsPerClient: this.config.tcp.max_connections_per_client,
               }));
         this.listeners.push(listener);
         const a = await listener.start();
@@ -195,6 +196,12 @@ export class SluiceServer {
         log.info({ protocol: proto, address: a.address, port: a.port, network: l.network }, 'listening');
       }
     }
+  }
+
+  tcpConnections(): number {
+    let n = 0;
+    for (const l of this.listeners) if (l instanceof TcpListener) n += l.connections;
+    return n;
   }
 
   /** Port of the first listener of `protocol` (tests listen on port 0). */

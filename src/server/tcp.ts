@@ -7,12 +7,20 @@ import type { ListenerHooks, MessageHandler } from './udp.js';
 export interface TcpLimits {
   idleTimeoutMs: number;
   maxConnections: number;
+  maxConnectionsPerClient: number;
 }
+
+// A client that pipelines faster than it reads its answers is paused, not buffered without bound.
+const MAX_PENDING_WRITE = 256 * 1024;
+const MAX_IN_FLIGHT_PER_CONNECTION = 128;
 
 export class TcpListener {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
+  private readonly perClient = new Map<string, number>();
+  refused = 0;
   private inFlight = 0;
+  private readonly inFlightOn = new WeakMap<net.Socket, number>();
   private drainWaiters: (() => void)[] = [];
 
   constructor(
@@ -40,14 +48,28 @@ export class TcpListener {
 
   private onConnection(sock: net.Socket): void {
     const limits = this.limits();
-    if (this.sockets.size >= limits.maxConnections) {
+    const remote = sock.remoteAddress ?? '';
+    const mine = this.perClient.get(remote) ?? 0;
+    if (this.sockets.size >= limits.maxConnections || mine >= limits.maxConnectionsPerClient) {
+      this.refused++;
       sock.destroy();
       return;
     }
     this.sockets.add(sock);
+    this.perClient.set(remote, mine + 1);
     sock.setNoDelay(true);
+    // RFC 7766 §6.2.3: the idle timer runs while no query is in progress; a half-sent length prefix
+    // followed by silence is idle too, so a stalled client cannot hold a connection open.
     sock.setTimeout(limits.idleTimeoutMs, () => sock.destroy());
-    sock.on('close', () => this.sockets.delete(sock));
+    sock.on('close', () => {
+      this.sockets.delete(sock);
+      const n = (this.perClient.get(remote) ?? 1) - 1;
+      if (n <= 0) this.perClient.delete(remote);
+      else this.perClient.set(remote, n);
+    });
+    sock.on('drain', () => {
+      if (sock.isPaused() && (this.inFlightOn.get(sock) ?? 0) < MAX_IN_FLIGHT_PER_CONNECTION) sock.resume();
+    });
     sock.on('error', () => sock.destroy());
     const a = sock.address() as net.AddressInfo;
     const client: ClientInfo = {
@@ -67,6 +89,7 @@ export class TcpListener {
         pending = pending.subarray(2 + len);
         this.onMessage(msg, client, sock);
       }
+      if (pending.length > 65537) sock.destroy(); // cannot happen with valid framing
     });
   }
 
@@ -80,10 +103,17 @@ export class TcpListener {
     }
     if (r instanceof Promise) {
       this.inFlight++;
+      const n = (this.inFlightOn.get(sock) ?? 0) + 1;
+      this.inFlightOn.set(sock, n);
+      if (n >= MAX_IN_FLIGHT_PER_CONNECTION) sock.pause();
       r.then(
         (ctx) => this.send(ctx, sock),
         (err: Error) => this.hooks.error(err, 'tcp handler'),
       ).finally(() => {
+        const left = (this.inFlightOn.get(sock) ?? 1) - 1;
+        if (left <= 0) this.inFlightOn.delete(sock);
+        else this.inFlightOn.set(sock, left);
+        if (sock.isPaused() && left < MAX_IN_FLIGHT_PER_CONNECTION && sock.writableLength < MAX_PENDING_WRITE) sock.resume();
         if (--this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
       });
     } else {
@@ -96,12 +126,16 @@ export class TcpListener {
     if (res && res.length > 0 && !sock.destroyed) {
       const len = Buffer.allocUnsafe(2);
       len.writeUInt16BE(res.length, 0);
-      sock.write(Buffer.concat([len, res]));
+      if (!sock.write(Buffer.concat([len, res])) && sock.writableLength > MAX_PENDING_WRITE) sock.pause();
     } else if (!res && !sock.destroyed) {
       // A message we will not answer (garbage): the stream cannot be trusted any more.
       sock.destroy();
     }
     this.hooks.done(ctx);
+  }
+
+  get connections(): number {
+    return this.sockets.size;
   }
 
   async stop(timeoutMs: number): Promise<void> {
