@@ -51,9 +51,23 @@ export class QueryLog {
 export function pseudonymKey(envVar: string, file: string): Buffer {
   const fromEnv = process.env[envVar];
   if (fromEnv) return Buffer.from(fromEnv, 'utf8');
-  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  const read = () => Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  if (existsSync(file)) {
+    const k = read();
+    if (k.length === 32) return k;
+  }
   const key = randomBytes(32);
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
-  return key;
+  try {
+    writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    return key;
+  } catch {
+    // Another worker created it first; it writes the whole key in one call, so wait until it is there.
+    for (let i = 0; i < 50; i++) {
+      const k = read();
+      if (k.length === 32) return k;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+    throw new Error(`${file}: unreadable pseudonymisation key`);
+  }
 }

@@ -178,22 +178,36 @@ export class SluiceServer {
     };
     const handler = () => this.resolver;
     for (const l of this.config.listeners) {
-      // Port 0 (tests): TCP takes the port UDP was given, so one address:port serves both, as in production.
-      let port = l.port;
-      for (const proto of l.protocols) {
-        const listener =
-          proto === 'udp'
-            ? new UdpListener(l.address, port, l.network, handler, hooks)
-            : new TcpListener(l.address, port, l.network, handler, hooks, () => ({
-                idleTimeoutMs: this.config.tcp.idle_timeout_ms,
-                maxConnections: this.config.tcp.max_connections,
-                maxConnectionsPerClient: this.config.tcp.max_connections_per_client,
-              }));
-        this.listeners.push(listener);
-        const a = await listener.start();
-        port = a.port;
-        this.bound.push({ protocol: proto, ...a });
-        log.info({ protocol: proto, address: a.address, port: a.port, network: l.network }, 'listening');
+      // Port 0 (tests): TCP takes the port UDP was given, so one address:port serves both, as in
+      // production; if another process holds that TCP port, try again with a new one.
+      for (let attempt = 0; ; attempt++) {
+        const started: (UdpListener | TcpListener)[] = [];
+        const bound: BoundAddress[] = [];
+        let port = l.port;
+        try {
+          for (const proto of l.protocols) {
+            const listener =
+              proto === 'udp'
+                ? new UdpListener(l.address, port, l.network, handler, hooks)
+                : new TcpListener(l.address, port, l.network, handler, hooks, () => ({
+                    idleTimeoutMs: this.config.tcp.idle_timeout_ms,
+                    maxConnections: this.config.tcp.max_connections,
+                    maxConnectionsPerClient: this.config.tcp.max_connections_per_client,
+                  }));
+            started.push(listener);
+            const a = await listener.start();
+            port = a.port;
+            bound.push({ protocol: proto, ...a });
+          }
+        } catch (err) {
+          await Promise.all(started.map((x) => x.stop(0)));
+          if (l.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 5) continue;
+          throw err;
+        }
+        this.listeners.push(...started);
+        this.bound.push(...bound);
+        for (const b of bound) log.info({ protocol: b.protocol, address: b.address, port: b.port, network: l.network }, 'listening');
+        break;
       }
     }
   }
