@@ -7,9 +7,15 @@ import type { Resolver } from '../pipeline/resolver.js';
 import { policyState } from '../policy/policy.js';
 import type { QueryLogBuffer } from '../querylog/buffer.js';
 
-// Bounded label values: any other query type is counted as OTHER.
-const TYPES = new Set(['A', 'AAAA', 'HTTPS', 'SVCB', 'CNAME', 'MX', 'TXT', 'NS', 'PTR', 'SRV', 'SOA', 'ANY']);
-const TYPE_NAMES: Record<number, string> = { 1: 'A', 28: 'AAAA', 65: 'HTTPS', 64: 'SVCB', 5: 'CNAME', 15: 'MX', 16: 'TXT', 2: 'NS', 12: 'PTR', 33: 'SRV', 6: 'SOA', 255: 'ANY' };
+// Bounded label values: any other query type is counted as OTHER. Counts live in one small array
+// per network and profile, indexed by outcome and type, so the hot path does no string work.
+const TYPE_LABELS = ['A', 'AAAA', 'HTTPS', 'SVCB', 'CNAME', 'MX', 'TXT', 'NS', 'PTR', 'SRV', 'SOA', 'ANY', 'OTHER'];
+const TYPE_INDEX = new Map<number, number>([1, 28, 65, 64, 5, 15, 16, 2, 12, 33, 6, 255].map((t, i) => [t, i]));
+const OUTCOMES = ['allowed', 'blocked', 'refused', 'error', 'malformed'] as const;
+const OUTCOME_INDEX: Record<string, number> = { allowed: 0, blocked: 1, refused: 2, error: 3, malformed: 4 };
+const CELLS = OUTCOMES.length * TYPE_LABELS.length;
+// Durations wait here and reach the prom-client histogram at scrape time (or when this fills).
+const PENDING_DURATIONS = 65536;
 
 export interface MetricsSources {
   resolver: () => Resolver;
@@ -23,7 +29,9 @@ export interface MetricsSources {
 
 export class QueryMetrics {
   readonly registry = new client.Registry();
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new Map<string, Float64Array>();
+  private readonly pending = new Float64Array(PENDING_DURATIONS);
+  private pendingCount = 0;
   private readonly duration: client.Histogram;
   private readonly upstreamDuration: client.Histogram<'upstream'>;
 
@@ -37,17 +45,24 @@ export class QueryMetrics {
       registers: [r],
       collect() {
         this.reset();
-        for (const [k, v] of counts) {
-          const [network, profile, decision, type] = k.split('|');
-          this.inc({ network: network!, profile: profile!, decision: decision!, type: type! }, v);
+        for (const [k, cells] of counts) {
+          const [network, profile] = k.split('|');
+          for (let i = 0; i < CELLS; i++) {
+            const v = cells[i]!;
+            if (v > 0) this.inc({ network: network!, profile: profile!, decision: OUTCOMES[Math.floor(i / TYPE_LABELS.length)]!, type: TYPE_LABELS[i % TYPE_LABELS.length]! }, v);
+          }
         }
       },
     });
+    const flushDurations = () => this.flushDurations();
     this.duration = new client.Histogram({
       name: 'sluice_query_duration_seconds',
       help: 'Time from receiving a query to having its answer.',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [r],
+      collect() {
+        flushDurations();
+      },
     });
     this.upstreamDuration = new client.Histogram({
       name: 'sluice_upstream_duration_seconds',
@@ -135,11 +150,22 @@ export class QueryMetrics {
 
   /** Hot path: count one answered query. */
   observe(ctx: RequestContext, seconds: number): void {
-    const type = TYPE_NAMES[ctx.query.type] ?? 'OTHER';
-    const key = `${ctx.network?.name ?? ''}|${ctx.decision?.profile ?? ''}|${ctx.outcome ?? 'error'}|${TYPES.has(type) ? type : 'OTHER'}`;
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-    this.duration.observe(seconds);
+    const network = ctx.network;
+    const key = network ? network.metricsKey : '|';
+    let cells = this.counts.get(key);
+    if (!cells) {
+      cells = new Float64Array(CELLS);
+      this.counts.set(key, cells);
+    }
+    cells[(OUTCOME_INDEX[ctx.outcome ?? 'error'] ?? 3) * TYPE_LABELS.length + (TYPE_INDEX.get(ctx.query.type) ?? 12)]!++;
+    this.pending[this.pendingCount++] = seconds;
+    if (this.pendingCount === PENDING_DURATIONS) this.flushDurations();
     if (ctx.upstream !== undefined && !ctx.cacheHit) this.upstreamDuration.observe({ upstream: ctx.upstream }, seconds);
+  }
+
+  private flushDurations(): void {
+    for (let i = 0; i < this.pendingCount; i++) this.duration.observe(this.pending[i]!);
+    this.pendingCount = 0;
   }
 
   metrics(): Promise<string> {

@@ -56,7 +56,9 @@ export function rcodeName(rcode: number): string {
   return `RCODE${rcode}`;
 }
 
+// A table, because the query log names the type of every query.
+const TYPE_NAMES = new Map<number, string>(Object.entries(TYPE).map(([k, v]) => [v, k]));
+
 export function typeName(type: number): string {
-  for (const [k, v] of Object.entries(TYPE)) if (v === type) return k;
-  return `TYPE${type}`;
+  return TYPE_NAMES.get(type) ?? `TYPE${type}`;
 }

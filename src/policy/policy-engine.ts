@@ -74,6 +74,8 @@ export interface Network {
   name: string;
   profile: CompiledProfile;
   policies: CompiledPolicy[];
+  /** "network|profile", built once for the metrics. */
+  metricsKey: string;
 }
 
 // Names whose only useful answer is NXDOMAIN, whatever the profile's block mode: a positive answer
@@ -116,7 +118,7 @@ export class PolicyEngine {
       const policies = this.policies.filter((p) => p.networks.has(name) || p.profiles.has(n.profile));
       // enforce before dry-run, so a dry-run policy never hides a real block
       policies.sort((a, b) => (a.mode === b.mode ? 0 : a.mode === 'enforce' ? -1 : 1));
-      const network: Network = { name, profile, policies };
+      const network: Network = { name, profile, policies, metricsKey: `${name}|${profile.name}` };
       this.networks.set(name, network);
       this.memo.set(network, new Map());
     }
