@@ -96,6 +96,8 @@ export class PolicyEngine {
   private readonly memo = new Map<Network, Map<string, Decision>>();
   private memoValidUntil = -Infinity;
   private memoValidFrom = Infinity;
+  private readonly blockedByRule = new Map<string, Extract<Decision, { kind: 'blocked' }>>();
+  private readonly allowedFor = new Map<Network, Decision>();
   private readonly edges: number[];
   private readonly hasSchedules: boolean;
 
@@ -140,8 +142,19 @@ export class PolicyEngine {
     return d;
   }
 
+  private plainAllowed(network: Network): Decision {
+    let d = this.allowedFor.get(network);
+    if (!d) {
+      d = { kind: 'allowed', profile: network.profile.name };
+      this.allowedFor.set(network, d);
+    }
+    return d;
+  }
+
   private resetMemo(now: number): void {
     for (const m of this.memo.values()) m.clear();
+    // Client exceptions and policy references in them depend on the time too.
+    this.blockedByRule.clear();
     let until = Infinity;
     let from = -Infinity;
     for (const e of this.edges) {
@@ -164,7 +177,14 @@ export class PolicyEngine {
       const m = list.set.match(name);
       if (!m) continue;
       if (allowed) return { kind: 'allowed', profile: profile.name, allowRule: ruleText(allowed), overriddenList: list.name };
-      return blocked(profile, undefined, list.name, m);
+      const key = `${network.name}||${list.name}|${m.subdomainsOnly ? '*.' : ''}${m.rule}`;
+      let d = this.blockedByRule.get(key);
+      if (!d) {
+        d = blocked(profile, undefined, list.name, m);
+        if (this.blockedByRule.size >= MEMO_MAX) this.blockedByRule.clear();
+        this.blockedByRule.set(key, d);
+      }
+      return d;
     }
     let note: Partial<Extract<Decision, { kind: 'allowed' }>> = {};
     for (const p of network.policies) {
@@ -187,12 +207,21 @@ export class PolicyEngine {
           note = { wouldBlock: { policy: policyRef(p), list: listName, rule: ruleText(m) }, ...note };
           continue;
         }
-        const d = blocked(profile, p, listName, m);
-        const clientExceptions = this.clientExceptions(network, listName, now);
-        if (clientExceptions.length > 0) d.clientExceptions = clientExceptions;
+        // Every name under one rule gets the same decision: build it once per rule, not per name.
+        const key = `${network.name}|${p.id}|${listName}|${m.subdomainsOnly ? '*.' : ''}${m.rule}`;
+        let d = this.blockedByRule.get(key);
+        if (!d) {
+          d = blocked(profile, p, listName, m);
+          const clientExceptions = this.clientExceptions(network, listName, now);
+          if (clientExceptions.length > 0) d.clientExceptions = clientExceptions;
+          if (this.blockedByRule.size >= MEMO_MAX) this.blockedByRule.clear();
+          this.blockedByRule.set(key, d);
+        }
         return d;
       }
     }
+    // Most names are allowed with nothing to say: share one decision object per network.
+    if (note.outsideSchedule === undefined && note.exception === undefined && note.wouldBlock === undefined) return this.plainAllowed(network);
     return { kind: 'allowed', profile: profile.name, ...note };
   }
 

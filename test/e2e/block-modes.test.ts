@@ -29,7 +29,7 @@ let upstream: FakeUpstream;
 let h: Harness;
 beforeAll(async () => {
   upstream = await startFakeUpstream();
-  h = await startSluice({ config, lists: { apps: 'tiktok.com\n' }, upstream: upstream.address });
+  h = await startSluice({ config, lists: { apps: 'tiktok.com\nuse-application-dns.net\nmask.icloud.com\nmask-h2.icloud.com\n' }, upstream: upstream.address });
 });
 afterAll(async () => {
   await h?.stop();
@@ -73,6 +73,16 @@ describe('block response modes', () => {
     const aaaaNone = await ask('127.0.1.5', 'AAAA');
     expect(aaaaNone.rcode).toBe(RCODE.NOERROR);
     expect(aaaaNone.answers).toHaveLength(0);
+  });
+
+  it('the Firefox canary and iCloud Private Relay get NXDOMAIN whatever the block mode', async () => {
+    for (const source of ['127.0.1.2', '127.0.1.4']) {
+      for (const name of ['use-application-dns.net', 'mask.icloud.com', 'mask-h2.icloud.com']) {
+        const r = await resolve(h.udp, name, 'A', { localAddress: source });
+        expect(r.rcode).toBe(RCODE.NXDOMAIN);
+        expect(r.answers).toHaveLength(0);
+      }
+    }
   });
 
   it('no blocked query reached the upstream', () => {
