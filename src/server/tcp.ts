@@ -3,6 +3,7 @@
 import net from 'node:net';
 import type { ClientInfo, RequestContext } from '../pipeline/context.js';
 import type { ListenerHooks, MessageHandler } from './udp.js';
+import { InFlight } from './in-flight.js';
 
 export interface TcpLimits {
   idleTimeoutMs: number;
@@ -19,9 +20,8 @@ export class TcpListener {
   private readonly sockets = new Set<net.Socket>();
   private readonly perClient = new Map<string, number>();
   refused = 0;
-  private inFlight = 0;
+  private readonly inFlight = new InFlight();
   private readonly inFlightOn = new WeakMap<net.Socket, number>();
-  private drainWaiters: (() => void)[] = [];
 
   constructor(
     private readonly address: string,
@@ -102,23 +102,21 @@ export class TcpListener {
       return;
     }
     if (r instanceof Promise) {
-      this.inFlight++;
       const n = (this.inFlightOn.get(sock) ?? 0) + 1;
       this.inFlightOn.set(sock, n);
       if (n >= MAX_IN_FLIGHT_PER_CONNECTION) sock.pause();
-      r.then(
-        (ctx) => this.send(ctx, sock),
-        (err: Error) => this.hooks.error(err, 'tcp handler'),
-      ).finally(() => {
+    }
+    this.inFlight.track(
+      r,
+      (ctx) => this.send(ctx, sock),
+      (err) => this.hooks.error(err, 'tcp handler'),
+      () => {
         const left = (this.inFlightOn.get(sock) ?? 1) - 1;
         if (left <= 0) this.inFlightOn.delete(sock);
         else this.inFlightOn.set(sock, left);
         if (sock.isPaused() && left < MAX_IN_FLIGHT_PER_CONNECTION && sock.writableLength < MAX_PENDING_WRITE) sock.resume();
-        if (--this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
-      });
-    } else {
-      this.send(r, sock);
-    }
+      },
+    );
   }
 
   private send(ctx: RequestContext, sock: net.Socket): void {
@@ -143,15 +141,7 @@ export class TcpListener {
     if (!server) return;
     this.server = undefined;
     server.close();
-    if (this.inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, timeoutMs);
-        this.drainWaiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    await this.inFlight.drain(timeoutMs);
     for (const s of this.sockets) s.end();
     for (const s of this.sockets) s.destroy();
   }

@@ -3,6 +3,7 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { ClientInfo, RequestContext } from '../pipeline/context.js';
+import { InFlight } from './in-flight.js';
 
 export interface MessageHandler {
   handle(msg: Buffer, client: ClientInfo): RequestContext | Promise<RequestContext>;
@@ -16,8 +17,7 @@ export interface ListenerHooks {
 
 export class UdpListener {
   private socket: dgram.Socket | undefined;
-  private inFlight = 0;
-  private drainWaiters: (() => void)[] = [];
+  private readonly inFlight = new InFlight();
 
   constructor(
     private readonly address: string,
@@ -52,17 +52,11 @@ export class UdpListener {
       this.hooks.error(err as Error, 'udp handler');
       return;
     }
-    if (r instanceof Promise) {
-      this.inFlight++;
-      r.then(
-        (ctx) => this.send(ctx, rinfo),
-        (err: Error) => this.hooks.error(err, 'udp handler'),
-      ).finally(() => {
-        if (--this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
-      });
-    } else {
-      this.send(r, rinfo);
-    }
+    this.inFlight.track(
+      r,
+      (ctx) => this.send(ctx, rinfo),
+      (err) => this.hooks.error(err, 'udp handler'),
+    );
   }
 
   private send(ctx: RequestContext, rinfo: dgram.RemoteInfo): void {
@@ -77,15 +71,7 @@ export class UdpListener {
     const s = this.socket;
     if (!s) return;
     s.removeAllListeners('message');
-    if (this.inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, timeoutMs);
-        this.drainWaiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    await this.inFlight.drain(timeoutMs);
     this.socket = undefined;
     await new Promise<void>((resolve) => s.close(() => resolve()));
   }

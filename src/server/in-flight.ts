@@ -1,0 +1,40 @@
+// Answers still being resolved, so a listener can stop gracefully: stop receiving, then wait until
+// what is in flight has been answered (or a deadline passed). Shared by the UDP and TCP listeners.
+import type { RequestContext } from '../pipeline/context.js';
+
+export class InFlight {
+  private count = 0;
+  private waiters: (() => void)[] = [];
+
+  /**
+   * Run `send` with the handler's result, now when it is synchronous or when its promise settles;
+   * `onError` gets a rejection, `settled` runs after either.
+   */
+  track(r: RequestContext | Promise<RequestContext>, send: (ctx: RequestContext) => void, onError: (err: Error) => void, settled?: () => void): void {
+    if (!(r instanceof Promise)) {
+      send(r);
+      return;
+    }
+    this.count++;
+    r.then(send, onError).finally(() => {
+      settled?.();
+      if (--this.count === 0) for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Resolve when nothing is in flight, or after `timeoutMs`. */
+  drain(timeoutMs: number): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}
