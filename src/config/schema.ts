@@ -97,6 +97,13 @@ export const profileSchema = z
       .default([])
       .describe('Domains that are answered normally even when a blocked list has them (they win over block entries).'),
     block_response: blockResponseSchema.prefault({}),
+    block_bypass: z
+      .boolean()
+      .default(true)
+      .describe(
+        'A profile that blocks anything (itself or through a policy) also blocks the `doh-bypass` list, when the config or catalog has one: ' +
+          'public DNS-over-HTTPS/TLS endpoints would let devices resolve around sluice.',
+      ),
     description: z.string().optional(),
   })
   .describe('The rules a network gets.');

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { LoadedConfig, ConfigProblem } from '../config/load.js';
+import { BYPASS_LIST, bypassApplies } from '../policy/bypass.js';
 import { formatProblem } from '../config/load.js';
 import type { DomainSet } from '../policy/domain-set.js';
 import { resolveLists, type ListDefinition, type ResolvedLists } from './catalog.js';
@@ -59,6 +60,7 @@ export async function loadLists(loaded: LoadedConfig): Promise<LoadedLists> {
       if (!resolved.lists.has(l)) errors.push(loaded.problemAt(['policies', id, 'block', i], `unknown list "${l}"`));
     });
   }
+  if (resolved.lists.has(BYPASS_LIST) && Object.keys(config.profiles).some((p) => bypassApplies(config, p))) used.add(BYPASS_LIST);
   const lines = errors.map(formatProblem);
   const lists: LoadedList[] = [];
   const pendingRemote: ListDefinition[] = [];

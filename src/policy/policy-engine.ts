@@ -10,6 +10,7 @@
 //      the query through: an allow exception beats a block.
 import type { BlockResponseConfig, Config } from '../config/schema.js';
 import { parseRule } from '../lists/formats.js';
+import { BYPASS_LIST, bypassApplies } from './bypass.js';
 import { DomainSet, type DomainMatch } from './domain-set.js';
 import { boundaries, compilePolicy, exceptionActive, inSchedule, isInForce, type CompiledException, type CompiledPolicy } from './policy.js';
 
@@ -111,7 +112,10 @@ export class PolicyEngine {
         const r = parseRule(a, 'plain');
         if (r && 'entries' in r) for (const e of r.entries) allow.add(e.domain, e.subdomainsOnly);
       }
-      this.profiles.set(name, { name, blockLists: p.block.map((l) => ({ name: l, set: lists.get(l) ?? new DomainSet() })), allow, response: p.block_response });
+      const block = [...p.block];
+      const bypass = lists.get(BYPASS_LIST);
+      if (bypass && !block.includes(BYPASS_LIST) && bypassApplies(config, name)) block.push(BYPASS_LIST);
+      this.profiles.set(name, { name, blockLists: block.map((l) => ({ name: l, set: lists.get(l) ?? new DomainSet() })), allow, response: p.block_response });
     }
     for (const [id, p] of Object.entries(config.policies)) this.policies.push(compilePolicy(id, p));
     for (const [name, n] of Object.entries(config.networks)) {

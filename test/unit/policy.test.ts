@@ -228,3 +228,41 @@ describe('calendar', () => {
     expect(new Date(zonedToEpoch(2026, 10, 25, 12, 0, 'Europe/Brussels')).toISOString()).toBe('2026-10-25T11:00:00.000Z');
   });
 });
+
+describe('resolver-bypass list by default', () => {
+  const bypassLists = new Map([...lists, ['doh-bypass', DomainSet.from([{ domain: 'dns.google', subdomainsOnly: false }])]]);
+  const make = (profiles: string, policies = '  {}') =>
+    new PolicyEngine(
+      parseConfig(
+        `
+listeners: [{ address: 127.0.0.1, port: 0 }]
+networks:
+  internal: { cidrs: [10.0.0.0/8], profile: staff }
+  school: { cidrs: [172.16.0.0/12], profile: open }
+  lab: { cidrs: [192.168.0.0/16], profile: lab }
+profiles:
+  ${profiles}
+lists:
+  tiktok: { file: t.txt }
+  doh-bypass: { file: d.txt }
+policies:
+${policies}
+`,
+        'bypass.yaml',
+      ).config,
+      bypassLists,
+    );
+
+  it('is blocked on a profile that blocks anything, not on an open one, and not when a profile opts out', () => {
+    const e = make('staff: { block: [tiktok] }\n  open: {}\n  lab: { block: [tiktok], block_bypass: false }');
+    expect(kind(e.decide(e.networks.get('internal')!, 'dns.google', 0))).toBe('blocked');
+    expect(kind(e.decide(e.networks.get('school')!, 'dns.google', 0))).toBe('allowed');
+    expect(kind(e.decide(e.networks.get('lab')!, 'dns.google', 0))).toBe('allowed');
+  });
+
+  it('is blocked on a profile whose networks a policy names, even if the profile blocks nothing itself', () => {
+    const e = make('staff: {}\n  open: {}\n  lab: {}', `  ban:\n    title: t\n    reference: r\n    block: [tiktok]\n    networks: [internal]\n    from: 2020-01-01\n`);
+    expect(e.decide(e.networks.get('internal')!, 'x.dns.google', 0)).toMatchObject({ kind: 'blocked', list: 'doh-bypass' });
+    expect(kind(e.decide(e.networks.get('lab')!, 'x.dns.google', 0))).toBe('allowed');
+  });
+});
