@@ -293,6 +293,12 @@ export const redisSchema = z
     stream_maxlen: z.number().int().min(1000).default(1_000_000).describe('Approximate length bound of the shared query log stream.'),
     buffer_events: z.number().int().min(0).default(100_000).describe('Query log events kept while Redis is away, replayed on reconnect; beyond this they are dropped and counted.'),
     heartbeat_ms: z.number().int().min(200).default(2000).describe('How often an instance publishes its policy version.'),
+    shared_cache: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Also write answers to Redis, and fill a cold cache from there at start and on reconnect, so a new or restarted instance answers from what the others resolved. Queries never wait on Redis.',
+      ),
   })
   .refine((r) => [r.url, r.sentinel, r.cluster].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of url, sentinel or cluster', path: ['url'] })
   .describe('Shared state for several resolvers: runtime list edits, the query log, policy versions.');

@@ -18,6 +18,8 @@ export class AnswerCache {
   private readonly lru: LRUCache<string, Entry> | undefined;
   hits = 0;
   misses = 0;
+  /** Called for every answer stored (the shared cache writes it behind to Redis). */
+  onStore: ((key: string, answer: AnswerBytes) => void) | undefined;
 
   constructor(maxEntries: number, private readonly now: Clock = Date.now) {
     this.lru = maxEntries > 0 ? new LRUCache<string, Entry>({ max: maxEntries }) : undefined;
@@ -61,6 +63,15 @@ export class AnswerCache {
     if (!this.lru || answer.cacheTtl <= 0) return;
     const now = this.now();
     this.lru.set(key, { answer, storedAt: now, expiresAt: now + answer.cacheTtl * 1000 });
+    this.onStore?.(key, answer);
+  }
+
+  /** An answer resolved elsewhere with `remainingMs` to live, its TTLs already counted down by the rest. */
+  warm(key: string, answer: AnswerBytes, remainingMs: number): void {
+    if (!this.lru || remainingMs <= 0 || this.lru.has(key)) return;
+    const now = this.now();
+    const age = Math.max(0, answer.cacheTtl * 1000 - remainingMs);
+    this.lru.set(key, { answer, storedAt: now - age, expiresAt: now + remainingMs });
   }
 
   clear(): void {

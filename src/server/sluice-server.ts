@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { stateDir } from '../lists/catalog.js';
 import { RuleSet } from '../pipeline/resolver.js';
 import { SharedState } from '../shared/shared-state.js';
+import { scanAnswer } from '../dns/answer-bytes.js';
+import { skipName } from '../dns/wire.js';
 import { editsHash, overlay } from '../shared/runtime-edits.js';
 import { policyVersion } from './load-rules.js';
 import { TcpListener } from './tcp.js';
@@ -99,6 +101,18 @@ export class SluiceServer {
       remoteEvents: (batch) => this.observability.store.write(batch),
     }, this.opts.logger);
     this.shared.loadSnapshot();
+    if (c.redis.shared_cache) {
+      this.shared.cacheHooks = {
+        warm: (key, bytes, remainingMs) => {
+          const nameEnd = skipName(bytes, 12);
+          if (nameEnd < 0) return;
+          const cc = this.config.cache;
+          const answer = scanAnswer(bytes, nameEnd + 4, { minTtl: cc.min_ttl, maxTtl: cc.max_ttl, negativeMaxTtl: cc.negative_max_ttl });
+          if (answer && answer.cacheTtl > 0) this.resolver.cache.warm(key, answer, Math.min(remainingMs, answer.cacheTtl * 1000));
+        },
+        room: () => this.config.cache.max_entries - this.resolver.cache.size,
+      };
+    }
     this.observability.queryLog.buffer.setSinks([...this.observability.sinks, this.shared]);
     this.applyRules(loaded);
   }
@@ -108,6 +122,9 @@ export class SluiceServer {
     const edits = this.shared?.currentEdits;
     const rules = edits && edits.version > 0 ? new RuleSet(loaded.loaded.config, overlay(loaded.sets, edits)) : loaded.rules;
     this.resolver.swap(rules);
+    // The shared cache writes every new answer behind to Redis (the cache may be new after a swap).
+    const shared = this.shared;
+    this.resolver.cache.onStore = shared?.cacheHooks ? (key, a) => shared.publishCache(key, a.bytes, a.cacheTtl * 1000) : undefined;
     this.version = policyVersion(loaded, edits && edits.version > 0 ? editsHash(edits) : '');
     if (this.shared) this.shared.version = this.version;
     if (edits && edits.version > 0) this.opts.logger.info({ editsVersion: edits.version, version: this.version }, 'runtime edits applied');

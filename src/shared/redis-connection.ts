@@ -14,6 +14,7 @@ export function redisKeys(prefix: string) {
     audit: `${prefix}audit`,
     queryLog: `${prefix}querylog`,
     instances: `${prefix}instances`,
+    cache: `${prefix}cache:`,
   };
 }
 

@@ -24,6 +24,15 @@ export interface Heartbeat {
   editsVersion: number;
 }
 
+export interface SharedCacheHooks {
+  /** Put an answer resolved by another instance into the local cache. */
+  warm(key: string, bytes: Buffer, remainingMs: number): void;
+  /** Keys the local cache can still take (its free room). */
+  room(): number;
+}
+
+const CACHE_WRITE_QUEUE = 10_000;
+
 export interface SharedStateEvents {
   /** New runtime edits to apply (rebuild the rules). */
   edits(e: RuntimeEdits): void;
@@ -48,6 +57,10 @@ export class SharedState implements QueryLogSink {
   peers: Heartbeat[] = [];
   droppedEvents = 0;
   replayedEvents = 0;
+  private cacheQueue: { key: string; bytes: Buffer; ttlMs: number }[] = [];
+  private cacheTimer: NodeJS.Timeout | undefined;
+  cacheHooks: SharedCacheHooks | undefined;
+  warmed = 0;
 
   constructor(
     private readonly cfg: RedisConfig,
@@ -104,6 +117,55 @@ export class SharedState implements QueryLogSink {
     await this.sync();
     await this.replay();
     this.heartbeat();
+    if (this.cacheHooks) void this.warmCache();
+  }
+
+  /** Shared cache, write-behind: queued here, written in batches; dropped when Redis is away. */
+  publishCache(key: string, bytes: Buffer, ttlMs: number): void {
+    if (!this.up || this.cacheQueue.length >= CACHE_WRITE_QUEUE) return;
+    this.cacheQueue.push({ key, bytes, ttlMs });
+    if (!this.cacheTimer) {
+      this.cacheTimer = setTimeout(() => this.flushCache(), 200);
+      this.cacheTimer.unref();
+    }
+  }
+
+  private flushCache(): void {
+    this.cacheTimer = undefined;
+    const batch = this.cacheQueue.splice(0);
+    if (batch.length === 0 || !this.up) return;
+    const p = this.redis.pipeline();
+    for (const e of batch) p.set(`${this.keys.cache}${e.key}`, e.bytes, 'PX', e.ttlMs);
+    p.exec().catch(() => {});
+  }
+
+  /** Fill the local cache from the shared one (at start and after a reconnect), in the background. */
+  private async warmCache(): Promise<void> {
+    const hooks = this.cacheHooks!;
+    let cursor = '0';
+    let warmed = 0;
+    try {
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.keys.cache}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length === 0) continue;
+        const p = this.redis.pipeline();
+        for (const k of keys) p.getBuffer(k).pttl(k);
+        const res = (await p.exec()) ?? [];
+        for (let i = 0; i < keys.length; i++) {
+          const bytes = res[2 * i]?.[1] as Buffer | null;
+          const ttl = Number(res[2 * i + 1]?.[1] ?? -1);
+          if (bytes && ttl > 0) {
+            hooks.warm(keys[i]!.slice(this.keys.cache.length), bytes, ttl);
+            warmed++;
+          }
+        }
+      } while (cursor !== '0' && hooks.room() > 0 && !this.closed);
+      this.warmed += warmed;
+      this.log.info({ answers: warmed }, 'cache warmed from the shared cache');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'shared cache warm-up stopped');
+    }
   }
 
   /** Read every runtime edit; apply when the version moved. */
@@ -215,6 +277,7 @@ export class SharedState implements QueryLogSink {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.heartbeatTimer);
+    clearTimeout(this.cacheTimer);
     for (const c of [this.redis, this.sub, this.reader]) c.disconnect();
   }
 }

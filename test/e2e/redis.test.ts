@@ -181,4 +181,32 @@ describe('shared state in redis', () => {
       await redis.start();
     }
   });
+
+  it('a cold instance answers from what another resolved, with the shared cache on', async () => {
+    const withCache = (name: string) =>
+      startSluice({
+        config: sharedConfig(name).replace('@REDIS@', redis.url).replace('heartbeat_ms: 200 }', 'heartbeat_ms: 200, shared_cache: true }'),
+        lists: referenceLists,
+        upstream: upstream.address,
+      });
+    const warm = await withCache('epsilon');
+    let cold: Harness | undefined;
+    try {
+      await until(async () => warm.server.shared!.up, 3000);
+      const first = await resolve(warm.udp, 'shared-cache.example', 'A', { localAddress: '127.0.0.2' });
+      expect(first.answers[0]!.data).toBe('192.0.2.1');
+      await new Promise((r) => setTimeout(r, 400)); // write-behind batches every 200 ms
+      cold = await withCache('zeta');
+      await until(async () => cold!.server.shared!.warmed > 0, 3000);
+      const asked = upstream.queries.filter((q) => q.name === 'shared-cache.example').length;
+      const second = await resolve(cold.udp, 'shared-cache.example', 'A', { localAddress: '127.0.0.2' });
+      expect(second.answers[0]!.data).toBe('192.0.2.1');
+      expect(second.answers[0]!.ttl).toBeLessThanOrEqual(300);
+      expect(upstream.queries.filter((q) => q.name === 'shared-cache.example').length).toBe(asked); // not forwarded again
+      expect(cold.server.resolver.cache.hits).toBeGreaterThan(0);
+    } finally {
+      await cold?.stop();
+      await warm.stop();
+    }
+  });
 });
