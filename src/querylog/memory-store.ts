@@ -1,7 +1,12 @@
 // The in-memory ring of recent events: the default sink, behind the dashboard, `sluice log` and the
 // reports on a standalone server. Fixed capacity; the oldest events fall off.
+//
+// Columnar on purpose: numbers live in typed arrays and strings in plain arrays, so the ring keeps
+// no object per event. Keeping 100,000 event objects alive made every one of them survive into
+// V8's old generation, and that promotion was a large part of the garbage collector's pauses under
+// load. Reads (API, dashboard, reports) rebuild event objects; they are rare next to writes.
 import type { QueryLogSink } from './buffer.js';
-import type { QueryEvent } from './event.js';
+import type { LoggedDecision, QueryEvent } from './event.js';
 import { matches, type QueryFilter } from './filter.js';
 
 export interface QueryPage {
@@ -10,21 +15,60 @@ export interface QueryPage {
   total: number;
 }
 
+const DECISIONS: LoggedDecision[] = ['allowed', 'blocked', 'refused', 'error', 'malformed'];
+const DECISION_INDEX: Record<LoggedDecision, number> = { allowed: 0, blocked: 1, refused: 2, error: 3, malformed: 4 };
+const WOULD_BLOCK = 1;
+const EXCEPTION = 2;
+const CACHE = 4;
+const TCP = 8;
+
+type StringColumn = 'instance' | 'client' | 'network' | 'profile' | 'policy' | 'list' | 'rule' | 'name' | 'type' | 'upstream';
+const STRING_COLUMNS: StringColumn[] = ['instance', 'client', 'network', 'profile', 'policy', 'list', 'rule', 'name', 'type', 'upstream'];
+
 export class MemoryStore implements QueryLogSink {
   readonly name = 'memory';
-  private ring: (QueryEvent | undefined)[];
   private next = 0;
   private count = 0;
+  private readonly time: Float64Array;
+  private readonly duration: Float32Array;
+  private readonly rcode: Int16Array;
+  private readonly answers: Uint16Array;
+  private readonly flags: Uint8Array;
+  private readonly decision: Uint8Array;
+  private readonly strings: Record<StringColumn, (string | null)[]>;
 
   constructor(readonly capacity: number) {
-    this.ring = new Array<QueryEvent | undefined>(capacity);
+    this.time = new Float64Array(capacity);
+    this.duration = new Float32Array(capacity);
+    this.rcode = new Int16Array(capacity);
+    this.answers = new Uint16Array(capacity);
+    this.flags = new Uint8Array(capacity);
+    this.decision = new Uint8Array(capacity);
+    this.strings = Object.fromEntries(STRING_COLUMNS.map((c) => [c, new Array<string | null>(capacity).fill(null)])) as Record<StringColumn, (string | null)[]>;
   }
 
   write(batch: QueryEvent[]): boolean {
     if (this.capacity === 0) return true;
+    const s = this.strings;
     for (const e of batch) {
-      this.ring[this.next] = e;
-      this.next = (this.next + 1) % this.capacity;
+      const i = this.next;
+      this.time[i] = e.time;
+      this.duration[i] = e.durationMs;
+      this.rcode[i] = e.rcode ?? -1;
+      this.answers[i] = e.answers;
+      this.flags[i] = (e.wouldBlock ? WOULD_BLOCK : 0) | (e.exception ? EXCEPTION : 0) | (e.cache ? CACHE : 0) | (e.transport === 'tcp' ? TCP : 0);
+      this.decision[i] = DECISION_INDEX[e.decision] ?? 3;
+      s.instance[i] = e.instance;
+      s.client[i] = e.client;
+      s.network[i] = e.network;
+      s.profile[i] = e.profile;
+      s.policy[i] = e.policy;
+      s.list[i] = e.list;
+      s.rule[i] = e.rule;
+      s.name[i] = e.name;
+      s.type[i] = e.type;
+      s.upstream[i] = e.upstream;
+      this.next = (i + 1) % this.capacity;
       if (this.count < this.capacity) this.count++;
     }
     return true;
@@ -34,18 +78,50 @@ export class MemoryStore implements QueryLogSink {
     return this.count;
   }
 
+  private at(i: number): QueryEvent {
+    const s = this.strings;
+    const f = this.flags[i]!;
+    const rcode = this.rcode[i]!;
+    return {
+      time: this.time[i]!,
+      instance: s.instance[i]!,
+      client: s.client[i]!,
+      network: s.network[i]!,
+      profile: s.profile[i]!,
+      policy: s.policy[i]!,
+      list: s.list[i]!,
+      rule: s.rule[i]!,
+      name: s.name[i]!,
+      type: s.type[i]!,
+      decision: DECISIONS[this.decision[i]!]!,
+      wouldBlock: (f & WOULD_BLOCK) !== 0,
+      exception: (f & EXCEPTION) !== 0,
+      cache: (f & CACHE) !== 0,
+      upstream: s.upstream[i]!,
+      rcode: rcode < 0 ? null : rcode,
+      answers: this.answers[i]!,
+      durationMs: Math.round(this.duration[i]! * 1000) / 1000,
+      transport: f & TCP ? 'tcp' : 'udp',
+    };
+  }
+
   /** Oldest first. */
   *all(): IterableIterator<QueryEvent> {
-    const start = (this.next - this.count + this.capacity) % Math.max(1, this.capacity);
-    for (let i = 0; i < this.count; i++) yield this.ring[(start + i) % this.capacity]!;
+    if (this.capacity === 0) return;
+    const start = (this.next - this.count + this.capacity) % this.capacity;
+    for (let i = 0; i < this.count; i++) yield this.at((start + i) % this.capacity);
   }
 
   /** Newest first, `offset`/`limit` paging over the matching events. */
   query(filter: QueryFilter, limit = 100, offset = 0): QueryPage {
     const events: QueryEvent[] = [];
     let total = 0;
-    for (let i = 0; i < this.count; i++) {
-      const e = this.ring[(this.next - 1 - i + this.capacity * 2) % this.capacity]!;
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.next - 1 - k + this.capacity * 2) % this.capacity;
+      // Cheap column checks first, so most events are never rebuilt.
+      if (filter.since !== undefined && this.time[i]! < filter.since) continue;
+      if (filter.network !== undefined && this.strings.network[i] !== filter.network) continue;
+      const e = this.at(i);
       if (!matches(e, filter)) continue;
       if (total >= offset && events.length < limit) events.push(e);
       total++;
