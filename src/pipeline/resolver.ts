@@ -224,7 +224,9 @@ export class Resolver {
         const d = rules.engine.decide(ctx.network, target, ctx.startedAt, ctx.client.address);
         if (d.kind === 'blocked') {
           this.counters.cnameBlocked++;
-          return this.blocked(ctx, { ...d, ruleLabels: 0, reason: `${d.reason} (CNAME target of ${ctx.query.name})` });
+          // A copy (the decision is shared by every name under its rule) with the chain in its text.
+          const viaCname = { kind: d.kind, profile: d.profile, list: d.list, rule: d.rule, response: d.response, ruleLabels: 0, reason: `${d.reason} (CNAME target of ${ctx.query.name})`, ...(d.policy ? { policy: d.policy } : {}) };
+          return this.blocked(ctx, viaCname);
         }
       }
     }

@@ -260,21 +260,42 @@ function applyClientExceptions(d: Extract<Decision, { kind: 'blocked' }>, client
   return d;
 }
 
+/**
+ * A block decision. Its EDE text is built on first use: it is only sent to clients that use EDNS,
+ * and a scan across many rules would otherwise keep one long string per rule alive.
+ */
+class BlockedDecision {
+  readonly kind = 'blocked' as const;
+  private text: string | undefined;
+  policy?: PolicyRef;
+  clientExceptions?: { policy: CompiledPolicy; exception: CompiledException }[];
+
+  constructor(
+    readonly profile: string,
+    p: CompiledPolicy | undefined,
+    readonly list: string,
+    readonly rule: string,
+    readonly ruleLabels: number,
+    readonly response: BlockResponseConfig,
+    private readonly reference: string | undefined,
+  ) {
+    if (p) this.policy = policyRef(p);
+  }
+
+  get reason(): string {
+    if (this.text === undefined) {
+      // The reference can be long; an EDE is read in `dig` output, so keep it to one line's worth.
+      const ref = this.reference !== undefined && this.reference.length > 100 ? `${this.reference.slice(0, 97)}...` : this.reference;
+      const by = this.policy ? `policy ${this.policy.id} (${ref})` : `profile ${this.profile}`;
+      this.text = `sluice: blocked by ${by}: list ${this.list}, rule ${this.rule}`;
+    }
+    return this.text;
+  }
+}
+
 function blocked(profile: CompiledProfile, p: CompiledPolicy | undefined, list: string, m: DomainMatch): Extract<Decision, { kind: 'blocked' }> {
-  const rule = ruleText(m);
-  // The reference can be long; an EDE is read in `dig` output, so keep it to one line's worth.
-  const ref = p && p.reference.length > 100 ? `${p.reference.slice(0, 97)}...` : p?.reference;
-  const by = p ? `policy ${p.id} (${ref})` : `profile ${profile.name}`;
-  return {
-    kind: 'blocked',
-    profile: profile.name,
-    ...(p ? { policy: policyRef(p) } : {}),
-    list,
-    rule,
-    ruleLabels: m.rule === '' ? 0 : m.rule.split('.').length,
-    reason: `sluice: blocked by ${by}: list ${list}, rule ${rule}`,
-    response: NXDOMAIN_SIGNALS.has(m.rule) && profile.response.mode !== 'nxdomain' ? { ...profile.response, mode: 'nxdomain' } : profile.response,
-  };
+  const response = NXDOMAIN_SIGNALS.has(m.rule) && profile.response.mode !== 'nxdomain' ? { ...profile.response, mode: 'nxdomain' as const } : profile.response;
+  return new BlockedDecision(profile.name, p, list, ruleText(m), m.rule === '' ? 0 : m.rule.split('.').length, response, p?.reference);
 }
 
 function policyRef(p: CompiledPolicy): PolicyRef {
