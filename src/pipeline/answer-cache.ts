@@ -3,7 +3,7 @@
 // Blocking is decided before the cache, so an answer cached for one network is only ever served
 // to a network whose rules allow the name.
 import { LRUCache } from 'lru-cache';
-import { renderAnswer, type AnswerBytes } from '../dns/answer-bytes.js';
+import type { AnswerBytes } from '../dns/answer-bytes.js';
 import type { Query } from '../dns/wire.js';
 
 export type Clock = () => number;
@@ -51,12 +51,6 @@ export class AnswerCache {
     if (!e) return undefined;
     const now = this.now();
     return now - e.expiresAt <= maxStaleSeconds * 1000 ? e.answer : undefined;
-  }
-
-  /** A rendered answer for this client when a fresh entry exists. */
-  answer(msg: Buffer, query: Query, key: string): Buffer | undefined {
-    const hit = this.lookup(key);
-    return hit && renderAnswer(hit.answer, msg, query, hit.age);
   }
 
   store(key: string, answer: AnswerBytes): void {

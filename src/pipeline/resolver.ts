@@ -163,8 +163,8 @@ export class Resolver {
     ctx.network = network;
 
     // Rate limit per client over UDP (TCP needs a handshake, so it cannot be spoofed).
-    const limit = rules.config.networks[network.name]!.rate_limit;
-    if (limit.rate > 0 && client.transport === 'udp') {
+    const limit = network.rateLimit;
+    if (limit !== undefined && client.transport === 'udp') {
       const verdict = this.limiter.check(client.address, limit, ctx.startedHr);
       if (verdict !== 'ok') {
         this.counters.rateLimited++;

@@ -77,6 +77,8 @@ export interface Network {
   policies: CompiledPolicy[];
   /** "network|profile", built once for the metrics. */
   metricsKey: string;
+  /** Per-client UDP rate limit, when the network has one (rate > 0). */
+  rateLimit: { rate: number; burst: number; slip: number } | undefined;
 }
 
 // Names whose only useful answer is NXDOMAIN, whatever the profile's block mode: a positive answer
@@ -124,7 +126,7 @@ export class PolicyEngine {
       const policies = this.policies.filter((p) => p.networks.has(name) || p.profiles.has(n.profile));
       // enforce before dry-run, so a dry-run policy never hides a real block
       policies.sort((a, b) => (a.mode === b.mode ? 0 : a.mode === 'enforce' ? -1 : 1));
-      const network: Network = { name, profile, policies, metricsKey: `${name}|${profile.name}` };
+      const network: Network = { name, profile, policies, metricsKey: `${name}|${profile.name}`, rateLimit: n.rate_limit.rate > 0 ? n.rate_limit : undefined };
       this.networks.set(name, network);
       this.memo.set(network, new Map());
     }
