@@ -60,6 +60,25 @@ export async function openForCli(loaded: LoadedConfig, opts: SourceOptions): Pro
   }
 }
 
+export interface OpenedLog {
+  filter: QueryFilter;
+  loaded: LoadedConfig;
+  source: LogSource;
+}
+
+/**
+ * What every `log` and `report` command starts with: the filter from its options, the config and
+ * the log source. Undefined (with the problem printed) when any of them fails.
+ */
+export async function openLog(cmd: Command, filterOptions: FilterOptions, sourceOptions: SourceOptions): Promise<OpenedLog | undefined> {
+  const filter = filterFromOptions(filterOptions);
+  if (!filter) return undefined;
+  const loaded = loadConfigForLog(cmd);
+  if (!loaded) return undefined;
+  const source = await openForCli(loaded, sourceOptions);
+  return source && { filter, loaded, source };
+}
+
 /** Filters from the command line; undefined (and a usage error printed) when one is malformed. */
 export function filterFromOptions(o: FilterOptions): QueryFilter | undefined {
   try {
@@ -174,12 +193,9 @@ export function registerLog(program: Command): void {
         'Examples:\n  sluice log tail\n  sluice log tail --follow --blocked\n  sluice log tail -n 50 --network guest --domain tiktok.com\n  sluice log tail --client 10.1.2.3 --format json',
     )
     .action(async (opts: LogOptions & { lines: number; follow?: boolean }, cmd: Command) => {
-      const filter = filterFromOptions(opts);
-      if (!filter) return;
-      const loaded = loadConfigForLog(cmd);
-      if (!loaded) return;
-      const source = await openForCli(loaded, opts);
-      if (!source) return;
+      const opened = await openLog(cmd, opts, opts);
+      if (!opened) return;
+      const { filter, source } = opened;
       const page = await reading(() => source.query(filter, opts.lines));
       if (!page) return;
       const events = page.events.reverse();
@@ -233,12 +249,9 @@ export function registerLog(program: Command): void {
         '  sluice log query --since 7d --policy app-ban --domain tiktok.com --limit 1000 --json\n  sluice log query --since 15m --source files',
     )
     .action(async (opts: LogOptions & { limit: number; offset: number }, cmd: Command) => {
-      const filter = filterFromOptions(opts);
-      if (!filter) return;
-      const loaded = loadConfigForLog(cmd);
-      if (!loaded) return;
-      const source = await openForCli(loaded, opts);
-      if (!source) return;
+      const opened = await openLog(cmd, opts, opts);
+      if (!opened) return;
+      const { filter, source } = opened;
       const page = await reading(() => source.query(filter, opts.limit, opts.offset));
       if (!page) return;
       const format = formatOf(opts);

@@ -7,7 +7,7 @@ import { resolveLists } from '../lists/catalog.js';
 import { loadDomainsFromBytes } from '../lists/list-bytes.js';
 import type { DomainSet } from '../policy/domain-set.js';
 import { BYPASS_LISTS, bypassReport, devicesReport } from '../querylog/reports.js';
-import { filterFromOptions, formatOf, formatOptions, isoTime, loadConfigForLog, openForCli, reading, renderCsv, sourceOption, type FilterOptions, type SourceOptions } from './log.js';
+import { formatOf, formatOptions, isoTime, openLog, reading, renderCsv, sourceOption, type FilterOptions, type SourceOptions } from './log.js';
 import { printJson, printTable } from './output.js';
 
 interface ReportOptions extends FilterOptions, SourceOptions {
@@ -78,12 +78,9 @@ export function registerReport(program: Command): void {
         '  sluice report devices --json --source files',
     )
     .action(async (opts: ReportOptions & { policy?: string }, cmd: Command) => {
-      const filter = filterFromOptions({ since: opts.since, until: opts.until, network: opts.network, policy: opts.policy, decision: 'blocked' });
-      if (!filter) return;
-      const loaded = loadConfigForLog(cmd);
-      if (!loaded) return;
-      const source = await openForCli(loaded, opts);
-      if (!source) return;
+      const opened = await openLog(cmd, { since: opts.since, until: opts.until, network: opts.network, policy: opts.policy, decision: 'blocked' }, opts);
+      if (!opened) return;
+      const { filter, loaded, source } = opened;
       const events = await reading(() => source.all(filter));
       if (!events) return;
       const apps = appNames(loaded);
@@ -123,12 +120,9 @@ export function registerReport(program: Command): void {
         'Examples:\n  sluice report bypass --since 7d\n  sluice report bypass --network internal --since 2026-11-01 --format csv\n  sluice report bypass --json',
     )
     .action(async (opts: ReportOptions & { list: string[] }, cmd: Command) => {
-      const filter = filterFromOptions({ since: opts.since, until: opts.until, network: opts.network });
-      if (!filter) return;
-      const loaded = loadConfigForLog(cmd);
-      if (!loaded) return;
-      const source = await openForCli(loaded, opts);
-      if (!source) return;
+      const opened = await openLog(cmd, { since: opts.since, until: opts.until, network: opts.network }, opts);
+      if (!opened) return;
+      const { filter, loaded, source } = opened;
       const events = await reading(() => source.all(filter));
       if (!events) return;
       const rows = bypassReport(events, { ...filter, lists: opts.list, classify: bypassClassifier(loaded) });
