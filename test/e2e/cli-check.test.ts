@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import type { CheckResult } from '../../src/cli/check.js';
 import { makeWorkspace, REPO, runSluice, type Workspace } from './cli-workspace.js';
 
 const APPS = ['tiktok', 'lemon8', 'capcut', 'temu', 'pinduoduo', 'wechat', 'ucbrowser', 'camscanner', 'shein', 'turbovpn', 'shareit'];
@@ -16,18 +17,8 @@ function firstRule(file: string): { domain: string; line: number } {
   return { domain: lines[i]!.replace(/#.*/, '').trim(), line: i + 1 };
 }
 
-interface CheckJson {
-  domain: string;
-  type: string;
-  network: string;
-  via: string;
-  profile: string;
-  decision: 'blocked' | 'allowed' | 'refused';
-  list?: string;
-  rule?: string;
-  ruleSource?: string;
-  answer?: string;
-}
+// The JSON is the command's own result type.
+type CheckJson = CheckResult;
 
 let ws: Workspace;
 beforeAll(() => {
