@@ -52,6 +52,11 @@ export class UdpListener {
       this.hooks.error(err as Error, 'udp handler');
       return;
     }
+    // Most answers (blocked, cached, refused) are synchronous: send them without making closures.
+    if (!(r instanceof Promise)) {
+      this.send(r, rinfo);
+      return;
+    }
     this.inFlight.track(
       r,
       (ctx) => this.send(ctx, rinfo),

@@ -48,6 +48,20 @@ describe('QueryLogBuffer', () => {
     b.push(ev(D1 + 9, 'after.example'));
     expect(b.pending).toBe(1);
   });
+
+  it('hands a full batch to the sinks at the end of the I/O round, long before the timer', async () => {
+    const got: QueryEvent[][] = [];
+    const b = new QueryLogBuffer(10_000, [{ name: 'keeper', write: (batch) => (got.push(batch), true) }], 60_000, 4);
+    for (let i = 0; i < 3; i++) b.push(ev(D1 + i, `n${i}.example`));
+    await new Promise((r) => setImmediate(r));
+    expect(got).toEqual([]); // below the batch size: waits for the timer
+    b.push(ev(D1 + 3, 'n3.example'));
+    expect(b.pending).toBe(4); // never flushed inside push, which is on the query's path
+    await new Promise((r) => setImmediate(r));
+    expect(got.map((batch) => batch.length)).toEqual([4]);
+    expect(b.pending).toBe(0);
+    await b.close();
+  });
 });
 
 describe('JsonlFileSink', () => {
