@@ -17,7 +17,8 @@ interface Tail {
 }
 
 export class BlockedAnswers {
-  private readonly tails = new Map<string, Tail>();
+  // Keyed by kind and owner offset packed in one number: a string key cost an allocation per query.
+  private readonly tails = new Map<number, Tail>();
   private readonly v4: Buffer[];
   private readonly v6: Buffer[];
 
@@ -34,7 +35,7 @@ export class BlockedAnswers {
     const ownerIndex = Math.max(0, query.labelOffsets.length - ruleLabels);
     const owner = query.labelOffsets[ownerIndex] ?? 12;
     const kind = this.kindOf(query.type);
-    const key = `${kind}:${owner}`;
+    const key = (kind === 'a' ? 0 : kind === 'aaaa' ? 1 : 2) * 65536 + owner;
     let tail = this.tails.get(key);
     if (!tail) {
       tail = this.buildTail(kind, owner);

@@ -6,7 +6,6 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { randomFillSync } from 'node:crypto';
-import { isIPv6 } from 'node:net';
 import type { UpstreamAddress } from '../config/schema.js';
 import { EDNS_UDP_SIZE, RCODE, TYPE } from '../dns/codes.js';
 import type { Query } from '../dns/wire.js';
@@ -146,7 +145,8 @@ export class UpstreamPool {
 
   private udp(server: UpstreamAddress, question: Buffer, query: Query, timeoutMs: number): Promise<Buffer | undefined> {
     if (this.closed) return Promise.resolve(undefined);
-    const family = isIPv6(server.host) ? 'udp6' : 'udp4';
+    // Upstream hosts are IP literals (the config schema checks): a colon means IPv6.
+    const family = server.host.includes(':') ? 'udp6' : 'udp4';
     const sock = this.pick(family);
     let id = this.nextId();
     for (let tries = 0; sock.pending.has(id) && tries < 16; tries++) id = this.nextId();
@@ -291,6 +291,14 @@ function normaliseHost(h: string): string {
   return h.startsWith('::ffff:') ? h.slice(7) : h;
 }
 
+// Labels are asked for on every forwarded query; the address objects live as long as their config.
+const labels = new WeakMap<UpstreamAddress, string>();
+
 export function formatServer(s: UpstreamAddress): string {
-  return isIPv6(s.host) ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+  let label = labels.get(s);
+  if (label === undefined) {
+    label = s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+    labels.set(s, label);
+  }
+  return label;
 }

@@ -31,6 +31,21 @@ describe('QueryMetrics duration histogram', () => {
     expect(await m.registry.getSingleMetricAsString('sluice_queries_total')).toContain('sluice_queries_total{network="internal",profile="staff",decision="blocked",type="A"} 5');
   });
 
+  it('keeps one upstream latency series per upstream that answered, and none for cache hits', async () => {
+    const m = metrics();
+    const fwd = (upstream: string, cacheHit = false) => ({ ...ctx, outcome: 'allowed', upstream, cacheHit }) as unknown as RequestContext;
+    m.observe(fwd('192.0.2.53:53'), 0.002);
+    m.observe(fwd('192.0.2.53:53'), 0.02);
+    m.observe(fwd('[2001:db8::53]:53'), 0.0005);
+    m.observe(fwd('192.0.2.53:53', true), 0.0001);
+    const lines = (await m.registry.getSingleMetricAsString('sluice_upstream_duration_seconds')).split('\n');
+    expect(lines).toContain('sluice_upstream_duration_seconds_bucket{upstream="192.0.2.53:53",le="0.0025"} 1');
+    expect(lines).toContain('sluice_upstream_duration_seconds_bucket{upstream="192.0.2.53:53",le="0.025"} 2');
+    expect(lines).toContain('sluice_upstream_duration_seconds_count{upstream="192.0.2.53:53"} 2');
+    expect(lines).toContain('sluice_upstream_duration_seconds_bucket{upstream="[2001:db8::53]:53",le="0.001"} 1');
+    expect(lines).toContain('sluice_upstream_duration_seconds_count{upstream="[2001:db8::53]:53"} 1');
+  });
+
   it('adds up across workers the way prom-client aggregates a cluster', async () => {
     const a = metrics();
     const b = metrics();
