@@ -4,7 +4,11 @@
 // Columnar on purpose: numbers live in typed arrays and strings in plain arrays, so the ring keeps
 // no object per event. Keeping 100,000 event objects alive made every one of them survive into
 // V8's old generation, and that promotion was a large part of the garbage collector's pauses under
-// load. Reads (API, dashboard, reports) rebuild event objects; they are rare next to writes.
+// load. For the same reason query names, new strings for almost every event, are copied into a
+// ring of bytes, and client addresses are interned: a young string stored in this long-lived ring
+// is copied by every young-generation collection until it is promoted (measured: 2.5 ms scavenges
+// instead of 0.9 ms, and 10% fewer queries a second). Reads (API, dashboard, reports) rebuild event
+// objects; they are rare next to writes.
 import type { QueryLogSink } from './buffer.js';
 import type { LoggedDecision, QueryEvent } from './event.js';
 import { matches, type QueryFilter } from './filter.js';
@@ -22,8 +26,12 @@ const EXCEPTION = 2;
 const CACHE = 4;
 const TCP = 8;
 
+// `name` holds only names the byte ring cannot (longer than 255 or not latin1); see nameAt().
 type StringColumn = 'instance' | 'client' | 'network' | 'profile' | 'policy' | 'list' | 'rule' | 'name' | 'type' | 'upstream';
 const STRING_COLUMNS: StringColumn[] = ['instance', 'client', 'network', 'profile', 'policy', 'list', 'rule', 'name', 'type', 'upstream'];
+/** Bytes of name ring per event of capacity: typical names are 15 to 40 characters. */
+const NAME_BYTES_PER_EVENT = 64;
+const CLIENTS_MAX = 8192;
 
 export class MemoryStore implements QueryLogSink {
   readonly name = 'memory';
@@ -36,6 +44,11 @@ export class MemoryStore implements QueryLogSink {
   private readonly flags: Uint8Array;
   private readonly decision: Uint8Array;
   private readonly strings: Record<StringColumn, (string | null)[]>;
+  private readonly names: Buffer;
+  private readonly nameStart: Uint32Array;
+  private readonly nameLength: Int16Array;
+  private nameHead = 0;
+  private readonly clients = new Map<string, string>();
 
   constructor(readonly capacity: number) {
     this.time = new Float64Array(capacity);
@@ -44,6 +57,9 @@ export class MemoryStore implements QueryLogSink {
     this.answers = new Uint16Array(capacity);
     this.flags = new Uint8Array(capacity);
     this.decision = new Uint8Array(capacity);
+    this.names = Buffer.allocUnsafe(capacity * NAME_BYTES_PER_EVENT);
+    this.nameStart = new Uint32Array(capacity);
+    this.nameLength = new Int16Array(capacity);
     this.strings = Object.fromEntries(STRING_COLUMNS.map((c) => [c, new Array<string | null>(capacity).fill(null)])) as Record<StringColumn, (string | null)[]>;
   }
 
@@ -52,6 +68,7 @@ export class MemoryStore implements QueryLogSink {
     const s = this.strings;
     for (const e of batch) {
       const i = this.next;
+      if (this.count === this.capacity) this.count--; // the event in slot i leaves
       this.time[i] = e.time;
       this.duration[i] = e.durationMs;
       this.rcode[i] = e.rcode ?? -1;
@@ -59,19 +76,70 @@ export class MemoryStore implements QueryLogSink {
       this.flags[i] = (e.wouldBlock ? WOULD_BLOCK : 0) | (e.exception ? EXCEPTION : 0) | (e.cache ? CACHE : 0) | (e.transport === 'tcp' ? TCP : 0);
       this.decision[i] = DECISION_INDEX[e.decision] ?? 3;
       s.instance[i] = e.instance;
-      s.client[i] = e.client;
+      s.client[i] = this.intern(e.client);
       s.network[i] = e.network;
       s.profile[i] = e.profile;
       s.policy[i] = e.policy;
       s.list[i] = e.list;
       s.rule[i] = e.rule;
-      s.name[i] = e.name;
+      s.name[i] = this.storeName(i, e.name);
       s.type[i] = e.type;
       s.upstream[i] = e.upstream;
       this.next = (i + 1) % this.capacity;
-      if (this.count < this.capacity) this.count++;
+      this.count++;
     }
     return true;
+  }
+
+  private intern(client: string): string {
+    const known = this.clients.get(client);
+    if (known !== undefined) return known;
+    if (this.clients.size >= CLIENTS_MAX) this.clients.clear();
+    this.clients.set(client, client);
+    return client;
+  }
+
+  /**
+   * Copy event `i`'s name into the byte ring; returns the name itself when it cannot go there.
+   * Names are written in event order, so the bytes about to be overwritten belong to the oldest
+   * events: those leave the store first (it holds fewer than `capacity` events only when names are
+   * unusually long). A name that does not fit before the end of the ring starts again at 0, and the
+   * events whose names sat in the abandoned end leave too, to keep that order.
+   */
+  private storeName(i: number, name: string): string | null {
+    const len = name.length;
+    let latin1 = len <= 255 && len < this.names.length;
+    for (let k = 0; latin1 && k < len; k++) if (name.charCodeAt(k) > 0xff) latin1 = false;
+    // Every event takes at least one byte (also "" and names kept as strings), so that each one
+    // has a place in the order of the ring.
+    const size = latin1 ? len + 1 : 1;
+    const head = this.nameHead;
+    const wrapped = head + size > this.names.length;
+    const start = wrapped ? 0 : head;
+    const end = start + size;
+    while (this.count > 0) {
+      const oldest = (this.next - this.count + this.capacity) % this.capacity;
+      const o = this.nameStart[oldest]!;
+      const l = Math.max(0, this.nameLength[oldest]!) + 1;
+      if (!(wrapped && o >= head) && !(o < end && o + l > start)) break;
+      this.count--;
+    }
+    this.nameStart[i] = start;
+    this.nameHead = end;
+    if (!latin1) {
+      this.nameLength[i] = -1;
+      return name;
+    }
+    this.names.write(name, start, 'latin1');
+    this.nameLength[i] = len;
+    return null;
+  }
+
+  private nameAt(i: number): string {
+    const len = this.nameLength[i]!;
+    if (len < 0) return this.strings.name[i]!;
+    const start = this.nameStart[i]!;
+    return this.names.toString('latin1', start, start + len);
   }
 
   get size(): number {
@@ -91,7 +159,7 @@ export class MemoryStore implements QueryLogSink {
       policy: s.policy[i]!,
       list: s.list[i]!,
       rule: s.rule[i]!,
-      name: s.name[i]!,
+      name: this.nameAt(i),
       type: s.type[i]!,
       decision: DECISIONS[this.decision[i]!]!,
       wouldBlock: (f & WOULD_BLOCK) !== 0,
