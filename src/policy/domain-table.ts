@@ -4,8 +4,13 @@
 // and can be filled straight from a file's bytes without creating a string per line.
 //
 // Names are ASCII bytes (lower case); lookups take JS strings whose char codes are those bytes.
+// Names are hashed from their last character to their first (FNV-1a, backwards), so that one pass
+// over a query name yields the hash of every suffix (see NameSuffixes): a lookup across several
+// lists and labels never hashes the same characters twice.
 
 const EMPTY = 0;
+export const FNV_OFFSET = 0x811c9dc5;
+export const FNV_PRIME = 0x01000193;
 
 function nextPow2(n: number): number {
   let p = 16;
@@ -32,8 +37,8 @@ export class DomainTable {
   /** Add `src[start, end)` (already lower case and valid). Returns false when it was present. */
   addBytes(src: Uint8Array, start: number, end: number): boolean {
     const len = end - start;
-    let h = 0x811c9dc5;
-    for (let i = start; i < end; i++) h = Math.imul(h ^ src[i]!, 0x01000193);
+    let h = FNV_OFFSET;
+    for (let i = end - 1; i >= start; i--) h = Math.imul(h ^ src[i]!, FNV_PRIME);
     const slot = this.findBytes(h >>> 0, src, start, len);
     if (slot < 0) return false;
     if (this.used + len + 1 > this.bytes.length) this.growBytes(len + 1);
@@ -58,19 +63,28 @@ export class DomainTable {
 
   /** Whether the suffix of `name` starting at `from` is in the table (no substring allocated). */
   hasRange(name: string, from: number): boolean {
+    let h = FNV_OFFSET;
+    for (let i = name.length - 1; i >= from; i--) h = Math.imul(h ^ name.charCodeAt(i), FNV_PRIME);
+    return this.find(name, from, h >>> 0) !== EMPTY;
+  }
+
+  /**
+   * The entry for the suffix of `name` starting at `from`, whose hash is `hash` (as NameSuffixes
+   * computes it): a number > 0 that stays the same for this name as long as the table lives, or 0
+   * when the suffix is not in the table.
+   */
+  find(name: string, from: number, hash: number): number {
     const len = name.length - from;
-    if (len > 255) return false;
-    let h = 0x811c9dc5;
-    for (let i = from; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+    if (len > 255 || this.count === 0) return EMPTY;
     const mask = this.slots.length - 1;
     const bytes = this.bytes;
-    for (let i = (h >>> 0) & mask; ; i = (i + 1) & mask) {
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
       const off = this.slots[i]!;
-      if (off === EMPTY) return false;
+      if (off === EMPTY) return EMPTY;
       if (bytes[off] !== len) continue;
       let k = 0;
       while (k < len && bytes[off + 1 + k] === name.charCodeAt(from + k)) k++;
-      if (k === len) return true;
+      if (k === len) return off;
     }
   }
 
@@ -117,8 +131,8 @@ export class DomainTable {
     let off = 1;
     while (off < this.used) {
       const len = this.bytes[off]!;
-      let h = 0x811c9dc5;
-      for (let i = off + 1; i <= off + len; i++) h = Math.imul(h ^ this.bytes[i]!, 0x01000193);
+      let h = FNV_OFFSET;
+      for (let i = off + len; i > off; i--) h = Math.imul(h ^ this.bytes[i]!, FNV_PRIME);
       let i = (h >>> 0) & mask;
       while (slots[i] !== EMPTY) i = (i + 1) & mask;
       slots[i] = off;

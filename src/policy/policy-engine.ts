@@ -11,7 +11,8 @@
 import type { BlockResponseConfig, Config } from '../config/schema.js';
 import { parseRule } from '../lists/formats.js';
 import { BYPASS_LIST, bypassApplies } from './bypass.js';
-import { DomainSet, type DomainMatch } from './domain-set.js';
+import { DomainSet } from './domain-set.js';
+import { NameSuffixes } from './name-suffixes.js';
 import { boundaries, compilePolicy, exceptionActive, inSchedule, isInForce, type CompiledException, type CompiledPolicy } from './policy.js';
 
 export interface PolicyRef {
@@ -71,6 +72,14 @@ export interface CompiledProfile {
   response: BlockResponseConfig;
 }
 
+/** A policy as one network applies it: its lists resolved, and the decisions built so far. */
+interface NetworkPolicy {
+  policy: CompiledPolicy;
+  /** Index in PolicyEngine.policies (for the per-instant state). */
+  index: number;
+  lists: { name: string; set: DomainSet; decisions: Map<number, Decision> }[];
+}
+
 export interface Network {
   name: string;
   profile: CompiledProfile;
@@ -86,21 +95,27 @@ export interface Network {
 // fall back from iCloud Private Relay to the network's resolver on NXDOMAIN.
 export const NXDOMAIN_SIGNALS: ReadonlySet<string> = new Set(['use-application-dns.net', 'mask.icloud.com', 'mask-h2.icloud.com']);
 
-// Decisions are memoised per network and name: the same names are asked over and over, and a memo
-// hit is one Map lookup instead of a suffix walk per list. The memo is dropped at the next instant
-// a policy, exception or schedule changes state.
-const MEMO_MAX = 100_000;
+// Evaluating a name costs one hash per label (NameSuffixes) and one probe per label and list; the
+// decision objects are built once per rule and shared by every name under it, so the hot path
+// allocates nothing. They are dropped at the next instant a policy, exception or schedule changes
+// state, and so is the state of each policy at that instant (in force, in schedule).
+const RULE_DECISIONS_MAX = 100_000;
 const MINUTE = 60_000;
 
 export class PolicyEngine {
   readonly networks = new Map<string, Network>();
   readonly profiles = new Map<string, CompiledProfile>();
   readonly policies: CompiledPolicy[] = [];
-  private readonly memo = new Map<Network, Map<string, Decision>>();
-  private memoValidUntil = -Infinity;
-  private memoValidFrom = Infinity;
-  private readonly blockedByRule = new Map<string, Extract<Decision, { kind: 'blocked' }>>();
+  private validUntil = -Infinity;
+  private validFrom = Infinity;
+  /** Per network: its policies with their lists, and the decisions of its profile's block lists. */
+  private readonly applied = new Map<Network, { policies: NetworkPolicy[]; profileDecisions: Map<number, Decision>[]; exceptions: Map<string, ExceptionRef | null> }>();
   private readonly allowedFor = new Map<Network, Decision>();
+  /** Per policy, at the current instant: in force, and inside its schedule. */
+  private inForce: boolean[] = [];
+  private scheduled: boolean[] = [];
+  private ruleDecisions = 0;
+  private readonly suffixes = new NameSuffixes();
   private readonly edges: number[];
   private readonly hasSchedules: boolean;
 
@@ -128,22 +143,24 @@ export class PolicyEngine {
       policies.sort((a, b) => (a.mode === b.mode ? 0 : a.mode === 'enforce' ? -1 : 1));
       const network: Network = { name, profile, policies, metricsKey: `${name}|${profile.name}`, rateLimit: n.rate_limit.rate > 0 ? n.rate_limit : undefined };
       this.networks.set(name, network);
-      this.memo.set(network, new Map());
+      this.applied.set(network, {
+        policies: policies.map((p) => ({
+          policy: p,
+          index: this.policies.indexOf(p),
+          lists: p.lists.map((l) => ({ name: l, set: lists.get(l) ?? new DomainSet(), decisions: new Map<number, Decision>() })),
+        })),
+        profileDecisions: profile.blockLists.map(() => new Map<number, Decision>()),
+        exceptions: new Map(),
+      });
     }
     this.edges = this.policies.flatMap(boundaries).sort((a, b) => a - b);
     this.hasSchedules = this.policies.some((p) => p.schedule !== undefined);
   }
 
   decide(network: Network, name: string, now: number, client?: string): Decision {
-    // A clock that goes back (tests, or an NTP step) also invalidates the memo.
-    if (now >= this.memoValidUntil || now < this.memoValidFrom) this.resetMemo(now);
-    const memo = this.memo.get(network)!;
-    let d = memo.get(name);
-    if (!d) {
-      d = this.evaluate(network, name, now);
-      if (memo.size >= MEMO_MAX) memo.clear();
-      memo.set(name, d);
-    }
+    // A clock that goes back (tests, or an NTP step) also starts a new instant.
+    if (now >= this.validUntil || now < this.validFrom) this.newInstant(now);
+    const d = this.evaluate(network, name, now);
     if (d.kind === 'blocked' && d.clientExceptions && client !== undefined) return applyClientExceptions(d, client, now);
     return d;
   }
@@ -157,10 +174,9 @@ export class PolicyEngine {
     return d;
   }
 
-  private resetMemo(now: number): void {
-    for (const m of this.memo.values()) m.clear();
-    // Client exceptions and policy references in them depend on the time too.
-    this.blockedByRule.clear();
+  /** Forget what depends on the time, and work out the policies' state until the next change. */
+  private newInstant(now: number): void {
+    this.forgetDecisions();
     let until = Infinity;
     let from = -Infinity;
     for (const e of this.edges) {
@@ -170,65 +186,89 @@ export class PolicyEngine {
       }
       from = e;
     }
-    this.memoValidFrom = this.hasSchedules ? Math.floor(now / MINUTE) * MINUTE : from;
+    this.validFrom = this.hasSchedules ? Math.floor(now / MINUTE) * MINUTE : from;
     if (this.hasSchedules) until = Math.min(until, (Math.floor(now / MINUTE) + 1) * MINUTE);
-    this.memoValidUntil = until;
+    this.validUntil = until;
+    this.inForce = this.policies.map((p) => isInForce(p, now));
+    this.scheduled = this.policies.map((p) => inSchedule(p, now));
+  }
+
+  /** Keep a decision built for a rule, for the rest of the instant. */
+  private remember(cache: Map<number, Decision>, rule: number, d: Decision): Decision {
+    // Bounded: a scan across a huge list must not keep a decision for every rule it touched.
+    if (++this.ruleDecisions > RULE_DECISIONS_MAX) this.forgetDecisions();
+    cache.set(rule, d);
+    return d;
+  }
+
+  private forgetDecisions(): void {
+    for (const a of this.applied.values()) {
+      for (const m of a.profileDecisions) m.clear();
+      for (const p of a.policies) for (const l of p.lists) l.decisions.clear();
+      a.exceptions.clear();
+    }
+    this.ruleDecisions = 0;
   }
 
   /** The decision for a network at `now`, before client exceptions. */
   evaluate(network: Network, name: string, now: number): Decision {
+    if (now >= this.validUntil || now < this.validFrom) this.newInstant(now);
     const profile = network.profile;
-    const allowed = profile.allow.size > 0 ? profile.allow.match(name) : undefined;
-    for (const list of profile.blockLists) {
-      const m = list.set.match(name);
-      if (!m) continue;
-      if (allowed) return { kind: 'allowed', profile: profile.name, allowRule: ruleText(allowed), overriddenList: list.name };
-      const key = `${network.name}||${list.name}|${m.subdomainsOnly ? '*.' : ''}${m.rule}`;
-      let d = this.blockedByRule.get(key);
-      if (!d) {
-        d = blocked(profile, undefined, list.name, m);
-        if (this.blockedByRule.size >= MEMO_MAX) this.blockedByRule.clear();
-        this.blockedByRule.set(key, d);
-      }
-      return d;
+    const applied = this.applied.get(network)!;
+    const s = this.suffixes.set(name);
+    let allowRule: string | undefined;
+    if (profile.allow.size > 0 && profile.allow.lookup(s) >= 0) allowRule = ruleText(s);
+    for (let i = 0; i < profile.blockLists.length; i++) {
+      const list = profile.blockLists[i]!;
+      const rule = list.set.lookup(s);
+      if (rule < 0) continue;
+      if (allowRule !== undefined) return { kind: 'allowed', profile: profile.name, allowRule, overriddenList: list.name };
+      const cache = applied.profileDecisions[i]!;
+      return cache.get(rule) ?? this.remember(cache, rule, blocked(profile, undefined, list.name, s));
     }
-    let note: Partial<Extract<Decision, { kind: 'allowed' }>> = {};
-    for (const p of network.policies) {
-      if (!isInForce(p, now)) continue;
-      for (const listName of p.lists) {
-        const set = this.lists.get(listName);
-        const m = set?.match(name);
-        if (!m) continue;
-        if (allowed) return { kind: 'allowed', profile: profile.name, allowRule: ruleText(allowed), overriddenList: listName };
-        if (!inSchedule(p, now)) {
+    let note: Partial<Extract<Decision, { kind: 'allowed' }>> | undefined;
+    for (const np of applied.policies) {
+      if (!this.inForce[np.index]) continue;
+      const p = np.policy;
+      for (const list of np.lists) {
+        const rule = list.set.lookup(s);
+        if (rule < 0) continue;
+        if (allowRule !== undefined) return { kind: 'allowed', profile: profile.name, allowRule, overriddenList: list.name };
+        if (!this.scheduled[np.index]) {
           note = { outsideSchedule: policyRef(p), ...note };
           continue;
         }
-        const networkException = this.findException(network, listName, now, (e) => e.network === network.name);
+        const networkException = this.networkException(network, applied.exceptions, list.name, now);
         if (networkException) {
           note = { exception: networkException, ...note };
           continue;
         }
         if (p.mode === 'dry-run') {
-          note = { wouldBlock: { policy: policyRef(p), list: listName, rule: ruleText(m) }, ...note };
+          note = { wouldBlock: { policy: policyRef(p), list: list.name, rule: ruleText(s) }, ...note };
           continue;
         }
         // Every name under one rule gets the same decision: build it once per rule, not per name.
-        const key = `${network.name}|${p.id}|${listName}|${m.subdomainsOnly ? '*.' : ''}${m.rule}`;
-        let d = this.blockedByRule.get(key);
-        if (!d) {
-          d = blocked(profile, p, listName, m);
-          const clientExceptions = this.clientExceptions(network, listName, now);
-          if (clientExceptions.length > 0) d.clientExceptions = clientExceptions;
-          if (this.blockedByRule.size >= MEMO_MAX) this.blockedByRule.clear();
-          this.blockedByRule.set(key, d);
-        }
-        return d;
+        const known = list.decisions.get(rule);
+        if (known) return known;
+        const d = blocked(profile, p, list.name, s);
+        const clientExceptions = this.clientExceptions(network, list.name, now);
+        if (clientExceptions.length > 0) d.clientExceptions = clientExceptions;
+        return this.remember(list.decisions, rule, d);
       }
     }
     // Most names are allowed with nothing to say: share one decision object per network.
-    if (note.outsideSchedule === undefined && note.exception === undefined && note.wouldBlock === undefined) return this.plainAllowed(network);
+    if (note === undefined) return this.plainAllowed(network);
     return { kind: 'allowed', profile: profile.name, ...note };
+  }
+
+  /** The network exception that lets `list` through on `network` now, if any (kept per instant). */
+  private networkException(network: Network, cache: Map<string, ExceptionRef | null>, list: string, now: number): ExceptionRef | undefined {
+    let e = cache.get(list);
+    if (e === undefined) {
+      e = this.findException(network, list, now, (x) => x.network === network.name) ?? null;
+      cache.set(list, e);
+    }
+    return e ?? undefined;
   }
 
   /** Exceptions of any in-force policy of this network that blocks `list`. */
@@ -295,9 +335,11 @@ class BlockedDecision {
   }
 }
 
-function blocked(profile: CompiledProfile, p: CompiledPolicy | undefined, list: string, m: DomainMatch): Extract<Decision, { kind: 'blocked' }> {
-  const response = NXDOMAIN_SIGNALS.has(m.rule) && profile.response.mode !== 'nxdomain' ? { ...profile.response, mode: 'nxdomain' as const } : profile.response;
-  return new BlockedDecision(profile.name, p, list, ruleText(m), m.rule === '' ? 0 : m.rule.split('.').length, response, p?.reference);
+/** The block decision for the rule that `s` last matched. */
+function blocked(profile: CompiledProfile, p: CompiledPolicy | undefined, list: string, s: NameSuffixes): Extract<Decision, { kind: 'blocked' }> {
+  const rule = s.text(s.suffix);
+  const response = NXDOMAIN_SIGNALS.has(rule) && profile.response.mode !== 'nxdomain' ? { ...profile.response, mode: 'nxdomain' as const } : profile.response;
+  return new BlockedDecision(profile.name, p, list, ruleText(s), rule === '' ? 0 : s.count - s.suffix, response, p?.reference);
 }
 
 function policyRef(p: CompiledPolicy): PolicyRef {
@@ -315,6 +357,8 @@ function exceptionRef(p: CompiledPolicy, e: CompiledException): ExceptionRef {
   };
 }
 
-function ruleText(m: DomainMatch): string {
-  return m.subdomainsOnly ? `*.${m.rule}` : m.rule;
+/** The rule that `s` last matched, as written in a list (`*.` for subdomain-only rules). */
+function ruleText(s: NameSuffixes): string {
+  const rule = s.text(s.suffix);
+  return s.below ? `*.${rule}` : rule;
 }

@@ -1,7 +1,11 @@
 // Runtime edits: the additions and removals an admin made through Redis, on top of the list files.
 // Pure: the state, how an edit changes it, how it overlays a DomainSet, and its hash.
 import { createHash } from 'node:crypto';
-import { DomainSet, type DomainMatch } from '../policy/domain-set.js';
+import { DomainSet } from '../policy/domain-set.js';
+import type { NameSuffixes } from '../policy/name-suffixes.js';
+
+// Rule numbers of the added rules are kept apart from the file's (see DomainSet.lookup).
+const ADDED = 2 ** 40;
 
 export interface ListEdits {
   add: string[];
@@ -53,12 +57,19 @@ export class OverlaySet extends DomainSet {
     return this.base.size + this.added.size;
   }
 
-  override match(name: string): DomainMatch | undefined {
-    const a = this.added.match(name);
-    if (a) return a;
-    const m = this.base.match(name);
-    if (!m) return undefined;
-    return this.removed.has(m.subdomainsOnly ? `*.${m.rule}` : m.rule) ? undefined : m;
+  override lookup(s: NameSuffixes, resume = 0): number {
+    if (resume === 0) {
+      const a = this.added.lookup(s);
+      if (a >= 0) return ADDED + a;
+    }
+    let next = resume;
+    for (;;) {
+      const m = this.base.lookup(s, next);
+      if (m < 0) return -1;
+      const rule = s.text(s.suffix);
+      if (!this.removed.has(s.below ? `*.${rule}` : rule)) return m;
+      next = 2 * s.suffix + (s.below ? 2 : 1); // hidden: a less specific rule may still cover the name
+    }
   }
 
   override *rules(): IterableIterator<string> {
