@@ -4,7 +4,7 @@
 import { createWriteStream, mkdirSync, readdirSync, unlinkSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { QueryLogSink } from './buffer.js';
-import type { QueryEvent } from './event.js';
+import { eventJson, type QueryEvent } from './event.js';
 
 const FILE = /^queries-(\d{4}-\d{2}-\d{2})\.jsonl$/;
 const MAX_PENDING_BYTES = 8 * 1024 * 1024;
@@ -32,7 +32,7 @@ export class JsonlFileSink implements QueryLogSink {
     if (day !== this.day) this.rotate(day);
     if (this.stream!.writableLength > MAX_PENDING_BYTES) return false;
     let text = '';
-    for (const e of batch) text += JSON.stringify(e) + '\n';
+    for (const e of batch) text += eventJson(e) + '\n';
     this.stream!.write(text);
     return true;
   }

@@ -10,7 +10,7 @@ import type { RedisConfig } from '../config/schema.js';
 import { atomicWrite } from '../lists/list-editor.js';
 import type { Logger } from '../logging/logger.js';
 import type { QueryLogSink } from '../querylog/buffer.js';
-import type { QueryEvent } from '../querylog/event.js';
+import { eventJson, type QueryEvent } from '../querylog/event.js';
 import { readEdits, reseed } from './edit-store.js';
 import { createRedis, redisKeys, type RedisClient } from './redis-connection.js';
 import { NO_EDITS, type RuntimeEdits } from './runtime-edits.js';
@@ -232,7 +232,7 @@ export class SharedState implements QueryLogSink {
 
   private xadd(batch: QueryEvent[]): void {
     const p = this.redis.pipeline();
-    for (const e of batch) p.xadd(this.keys.queryLog, 'MAXLEN', '~', String(this.cfg.stream_maxlen), '*', 'e', JSON.stringify(e));
+    for (const e of batch) p.xadd(this.keys.queryLog, 'MAXLEN', '~', String(this.cfg.stream_maxlen), '*', 'e', eventJson(e));
     p.exec().catch(() => {
       this.pending.push(...batch.slice(0, Math.max(0, this.cfg.buffer_events - this.pending.length)));
     });

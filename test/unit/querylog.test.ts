@@ -3,9 +3,10 @@
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QueryLogBuffer, type QueryLogSink } from '../../src/querylog/buffer.js';
-import type { QueryEvent } from '../../src/querylog/event.js';
+import { eventJson, type QueryEvent } from '../../src/querylog/event.js';
 import { JsonlFileSink } from '../../src/querylog/file-sink.js';
 import { parseFilter } from '../../src/querylog/filter.js';
 import { FileLogSource } from '../../src/querylog/log-source.js';
@@ -148,5 +149,39 @@ describe('FileLogSource', () => {
     writeFileSync(join(dir, 'queries-2026-11-03.jsonl'), JSON.stringify(ev(D1 + 2 * DAY, 'y.tiktok.com', { decision: 'blocked' })) + '\n');
     expect((await next()).map((e) => e.name)).toEqual(['y.tiktok.com']);
     expect(existsSync(join(dir, 'queries-2026-11-03.jsonl'))).toBe(true);
+  });
+});
+
+describe('eventJson', () => {
+  it('writes exactly what JSON.stringify writes, for any event', () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u0000', '\u2028', 'x\ny'));
+    const nullable = fc.option(text, { nil: null });
+    const event = fc.record({
+      time: fc.integer({ min: 0, max: 4_102_444_800_000 }),
+      instance: text,
+      client: text,
+      network: nullable,
+      profile: nullable,
+      policy: nullable,
+      list: nullable,
+      rule: nullable,
+      name: text,
+      type: text,
+      decision: fc.constantFrom('allowed', 'blocked', 'refused', 'error', 'malformed'),
+      wouldBlock: fc.boolean(),
+      exception: fc.boolean(),
+      cache: fc.boolean(),
+      upstream: nullable,
+      rcode: fc.option(fc.integer({ min: 0, max: 4095 }), { nil: null }),
+      answers: fc.integer({ min: 0, max: 65535 }),
+      durationMs: fc.oneof(fc.double({ min: 0, max: 1e6, noNaN: true }), fc.constantFrom(0.001, 1.5, 12)),
+      transport: fc.constantFrom('udp', 'tcp'),
+    }) as fc.Arbitrary<QueryEvent>;
+    fc.assert(
+      fc.property(event, (e) => {
+        expect(eventJson(e)).toBe(JSON.stringify(e));
+      }),
+      { numRuns: 500 },
+    );
   });
 });
