@@ -22,4 +22,5 @@ YAML
 # one process unless asked for more (the config default, "auto", is one per core)
 echo "workers: ${workers:-1}" >> "$dir/sluice.yaml"
 echo "watch: false" >> "$dir/sluice.yaml"
-exec node "$here/../bin/sluice.js" serve --config "$dir/sluice.yaml"
+# as users run it: the script itself, whose shebang carries the node flags (src/server/node-flags.ts)
+exec "$here/../bin/sluice.js" serve --config "$dir/sluice.yaml"

@@ -2,6 +2,8 @@
 // 1,000,000-line list must load in well under a second, so plain-domain lines (nearly all lines of
 // real lists) are validated and inserted byte by byte without creating a string or object per line.
 // Any other line (hosts, adblock, wildcard, IDN, or an error) goes through parseRule.
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { DomainSet } from '../policy/domain-set.js';
 import { parseRule, type ListProblem } from './formats.js';
 
@@ -25,42 +27,97 @@ CLASS[0x2e] = 3;
 
 const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0d;
 
-export function loadDomainsFromBytes(buf: Uint8Array, expected = Math.max(16, buf.length >> 5)): LoadedDomains {
-  const set = new DomainSet(expected);
-  const problems: ListProblem[] = [];
-  let rules = 0;
-  let line = 0;
-  let pos = 0;
-  const n = buf.length;
-  while (pos < n) {
-    line++;
-    let end = buf.indexOf(0x0a, pos);
-    if (end < 0) end = n;
-    let s = pos;
-    pos = end + 1;
-    while (s < end && isSpace(buf[s]!)) s++;
-    if (s === end || buf[s] === 0x23 /* # */) continue;
-    const fast = plainDomain(buf, s, end);
-    if (fast > 0) {
-      set.self.addBytes(SCRATCH, 0, fast);
-      rules++;
-      continue;
-    }
-    // Slow path: decode the line and let the general parser decide.
-    const raw = Buffer.from(buf.buffer, buf.byteOffset + s, end - s).toString('utf8');
-    const hash = raw.indexOf('#');
-    const r = parseRule(hash < 0 ? raw : raw.slice(0, hash), 'auto');
-    if (r === undefined) continue;
-    if ('error' in r) {
-      problems.push({ line, text: raw.trim(), message: r.error });
-      continue;
-    }
-    for (const e of r.entries) set.add(e.domain, e.subdomainsOnly);
-    rules++;
+/**
+ * Reads list text piece by piece (a file is streamed through one small buffer: holding a whole
+ * 20 MB file until the next garbage collection showed in the resident size). Feed it complete
+ * lines with `lines()`, then call `finish()`.
+ */
+export class DomainListReader {
+  readonly set: DomainSet;
+  private readonly problems: ListProblem[] = [];
+  private rules = 0;
+  private line = 0;
+
+  /** `size`: the bytes of list text to come, when known, to size the table once. */
+  constructor(size: number) {
+    // A plain line takes as many bytes in the table as in the file (length byte for newline), so
+    // the file's size is room enough for all of them: no growing and copying while 1M names go in.
+    this.set = new DomainSet(Math.max(16, Math.ceil(size / 20)), size);
   }
-  set.self.trim();
-  set.below.trim();
-  return { set, problems, rules };
+
+  /** Read `buf[from, to)`, which holds whole lines (the last one may lack its newline). */
+  lines(buf: Uint8Array, from: number, to: number): void {
+    const set = this.set;
+    let pos = from;
+    while (pos < to) {
+      this.line++;
+      let end = buf.indexOf(0x0a, pos);
+      if (end < 0 || end > to) end = to;
+      let s = pos;
+      pos = end + 1;
+      while (s < end && isSpace(buf[s]!)) s++;
+      if (s === end || buf[s] === 0x23 /* # */) continue;
+      const fast = plainDomain(buf, s, end);
+      if (fast > 0) {
+        set.self.addBytes(SCRATCH, 0, fast);
+        this.rules++;
+        continue;
+      }
+      // Slow path: decode the line and let the general parser decide.
+      const raw = Buffer.from(buf.buffer, buf.byteOffset + s, end - s).toString('utf8');
+      const hash = raw.indexOf('#');
+      const r = parseRule(hash < 0 ? raw : raw.slice(0, hash), 'auto');
+      if (r === undefined) continue;
+      if ('error' in r) {
+        this.problems.push({ line: this.line, text: raw.trim(), message: r.error });
+        continue;
+      }
+      for (const e of r.entries) set.add(e.domain, e.subdomainsOnly);
+      this.rules++;
+    }
+  }
+
+  finish(): LoadedDomains {
+    this.set.self.trim();
+    this.set.below.trim();
+    return { set: this.set, problems: this.problems, rules: this.rules };
+  }
+}
+
+export function loadDomainsFromBytes(buf: Uint8Array): LoadedDomains {
+  const reader = new DomainListReader(buf.length);
+  reader.lines(buf, 0, buf.length);
+  return reader.finish();
+}
+
+const CHUNK = 1 << 20;
+
+/** Load a list file through one 1 MiB buffer; also returns the sha256 of its bytes. */
+export async function loadDomainsFromFile(file: string): Promise<LoadedDomains & { sha256: string }> {
+  const fh = await open(file, 'r');
+  try {
+    const { size } = await fh.stat();
+    const reader = new DomainListReader(size);
+    const sha = createHash('sha256');
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let kept = 0; // bytes of an unfinished line carried to the front of buf
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, kept, CHUNK - kept, null);
+      if (bytesRead === 0) break;
+      sha.update(buf.subarray(kept, kept + bytesRead));
+      const filled = kept + bytesRead;
+      const lastNewline = buf.lastIndexOf(0x0a, filled - 1);
+      // A line longer than the buffer is not a domain; it is read in pieces and reported as bad.
+      const upTo = lastNewline < 0 ? filled : lastNewline + 1;
+      reader.lines(buf, 0, upTo);
+      kept = filled - upTo;
+      buf.copyWithin(0, upTo, filled);
+    }
+    if (kept > 0) reader.lines(buf, 0, kept);
+    return { ...reader.finish(), sha256: sha.digest('hex') };
+  } finally {
+    await fh.close();
+  }
 }
 
 /**

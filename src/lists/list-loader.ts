@@ -1,15 +1,14 @@
 // Reads the lists a config uses into DomainSets. Problems (unreadable files, bad lines) are
 // returned with file and line, never thrown for a single bad line: the rest of the list still loads.
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { LoadedConfig, ConfigProblem } from '../config/load.js';
 import { BYPASS_LIST, bypassApplies } from '../policy/bypass.js';
 import { formatProblem } from '../config/load.js';
 import type { DomainSet } from '../policy/domain-set.js';
 import { resolveLists, type ListDefinition, type ResolvedLists } from './catalog.js';
 import type { ListProblem } from './formats.js';
-import { loadDomainsFromBytes } from './list-bytes.js';
+import { loadDomainsFromFile } from './list-bytes.js';
 
 export interface LoadedList {
   def: ListDefinition;
@@ -22,10 +21,9 @@ export interface LoadedList {
 }
 
 export async function loadList(def: ListDefinition): Promise<LoadedList> {
-  const bytes = await readFile(def.file);
-  const { set, problems } = loadDomainsFromBytes(bytes);
+  const { set, problems, sha256 } = await loadDomainsFromFile(def.file);
   const st = await stat(def.file);
-  return { def, set, problems, updated: st.mtime, contentHash: createHash('sha256').update(bytes).digest('hex') };
+  return { def, set, problems, updated: st.mtime, contentHash: sha256 };
 }
 
 export interface LoadedLists {

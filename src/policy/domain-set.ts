@@ -19,8 +19,8 @@ export class DomainSet {
   readonly self: DomainTable;
   readonly below = new DomainTable();
 
-  constructor(expected = 16) {
-    this.self = new DomainTable(expected);
+  constructor(expected = 16, expectedBytes?: number) {
+    this.self = new DomainTable(expected, expectedBytes);
   }
 
   static from(entries: Iterable<Pick<ListEntry, 'domain' | 'subdomainsOnly'>>): DomainSet {

@@ -25,9 +25,10 @@ export class DomainTable {
   private slots: Uint32Array;
   private count = 0;
 
-  constructor(expected = 16) {
+  /** `expectedBytes`: room for the names (a length byte each), when the caller knows better. */
+  constructor(expected = 16, expectedBytes = expected * 24) {
     this.slots = new Uint32Array(nextPow2(expected * 2));
-    this.bytes = Buffer.allocUnsafe(Math.max(64, expected * 24));
+    this.bytes = Buffer.allocUnsafe(Math.max(64, expectedBytes + 1));
   }
 
   get size(): number {
@@ -43,8 +44,10 @@ export class DomainTable {
     if (slot < 0) return false;
     if (this.used + len + 1 > this.bytes.length) this.growBytes(len + 1);
     const off = this.used;
-    this.bytes[off] = len;
-    this.bytes.set(src.subarray(start, end), off + 1);
+    const bytes = this.bytes;
+    bytes[off] = len;
+    // A loop, not set(subarray()): a subarray is an object, and a 1M-line list made 1M of them.
+    for (let k = 0; k < len; k++) bytes[off + 1 + k] = src[start + k]!;
     this.used += len + 1;
     this.slots[slot] = off;
     this.count++;
@@ -113,7 +116,8 @@ export class DomainTable {
 
   /** Give back the spare room of the byte store once loading is done. */
   trim(): void {
-    if (this.bytes.length - this.used < 4096) return;
+    // Copying costs a second buffer for a moment: only worth it for an eighth or more to give back.
+    if (this.bytes.length - this.used < Math.max(4096, this.bytes.length / 8)) return;
     const exact = Buffer.allocUnsafe(this.used);
     this.bytes.copy(exact, 0, 0, this.used);
     this.bytes = exact;

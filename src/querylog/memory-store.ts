@@ -60,7 +60,9 @@ export class MemoryStore implements QueryLogSink {
     this.names = Buffer.allocUnsafe(capacity * NAME_BYTES_PER_EVENT);
     this.nameStart = new Uint32Array(capacity);
     this.nameLength = new Int16Array(capacity);
-    this.strings = Object.fromEntries(STRING_COLUMNS.map((c) => [c, new Array<string | null>(capacity).fill(null)])) as Record<StringColumn, (string | null)[]>;
+    // Grown as events arrive (slot i is first written when the ring has i events), so an idle
+    // server does not hold ten arrays of `capacity` slots. Typed arrays cost nothing until written.
+    this.strings = Object.fromEntries(STRING_COLUMNS.map((c) => [c, [] as (string | null)[]])) as Record<StringColumn, (string | null)[]>;
   }
 
   write(batch: QueryEvent[]): boolean {

@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import { PrimaryObservability } from './cluster-observability.js';
+import { withNodeFlags } from './node-flags.js';
 import { loadRuleSet } from './load-rules.js';
 
 export function workerCount(config: Config): number {
@@ -83,6 +84,7 @@ export function runPrimary(count: number, logger: Logger, configFile: string): v
     else if (exitCode !== 0) process.exitCode = exitCode;
   };
 
+  cluster.setupPrimary({ execArgv: withNodeFlags(process.execArgv) });
   for (let i = 1; i <= count; i++) fork(i);
   process.on('SIGHUP', () => {
     for (const w of workers) w.process.kill('SIGHUP');

@@ -1,6 +1,6 @@
 // `workers: 2`: two processes share the listeners; reloads reach both; SIGTERM stops all.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RCODE, resolve } from '../helpers/dns-client.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { referenceConfig, referenceLists } from '../helpers/sluice-harness.js';
+import { NODE_FLAGS } from '../../src/server/node-flags.js';
 
 const BIN = join(import.meta.dirname, '../../bin/sluice.js');
 
@@ -52,6 +53,8 @@ describe('workers', () => {
       await waitFor(/"workers":2,"msg":"sluice started"/);
       const pids = new Set((out.match(/"pid":(\d+)[^\n]*"msg":"listening"/g) ?? []).map((l) => /"pid":(\d+)/.exec(l)![1]));
       expect(pids.size).toBe(2);
+      // Workers run with the node flags (the primary was started without them, as a plain `node bin/sluice.js`).
+      for (const pid of pids) expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining([...NODE_FLAGS]));
       const server = { host: '127.0.0.1', port };
       for (let i = 0; i < 20; i++) {
         expect((await resolve(server, `w${i}.tiktok.com`, 'A', { localAddress: '127.0.0.1' })).rcode).toBe(RCODE.NXDOMAIN);

@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/logging/logger.js';
 import { loadRuleSet } from '../../src/server/load-rules.js';
+import { NODE_FLAGS, withNodeFlags } from '../../src/server/node-flags.js';
 
 const REPO = join(import.meta.dirname, '../..');
 const read = (rel: string) => readFileSync(join(REPO, rel), 'utf8');
@@ -332,4 +333,27 @@ describe('example configs', () => {
     expect(Object.keys(r.loaded.config.networks)).toEqual(expect.arrayContaining(['internal', 'guest', 'school', 'comms']));
   });
 
+});
+
+// ---------------------------------------------------------------------------------------------
+// Node flags: given where sluice is launched, equal to src/server/node-flags.ts
+
+describe('node flags', () => {
+  const flags = NODE_FLAGS.join(' ');
+
+  it('are in the shebang of bin/sluice.js (the `sluice` command, the container entrypoint)', () => {
+    expect(read('bin/sluice.js').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
+  });
+
+  it('are in `npm start` and in the systemd unit', () => {
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).toContain(`node ${flags} bin/sluice.js serve`);
+    expect(read('deploy/systemd/sluice.service')).toMatch(new RegExp(`^ExecStart=/usr/bin/node ${flags} /opt/sluice/bin/sluice.js serve$`, 'm'));
+  });
+
+  it('are added to a worker\'s node arguments unless given there already', () => {
+    expect(withNodeFlags([])).toEqual([...NODE_FLAGS]);
+    expect(withNodeFlags(['--inspect'])).toEqual(['--inspect', ...NODE_FLAGS]);
+    expect(withNodeFlags(['--max-semi-space-size=32'])).toEqual(['--max-semi-space-size=32']);
+  });
 });

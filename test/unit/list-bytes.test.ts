@@ -1,5 +1,9 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadDomainsFromBytes } from '../../src/lists/list-bytes.js';
+import { loadDomainsFromBytes, loadDomainsFromFile } from '../../src/lists/list-bytes.js';
 import { parseList } from '../../src/lists/formats.js';
 
 // The byte loader's fast path must agree with the general parser on every line.
@@ -50,5 +54,30 @@ describe('loadDomainsFromBytes', () => {
 
   it('counts a duplicate once', () => {
     expect(loadDomainsFromBytes(Buffer.from('a.example\nA.example\na.example.\n')).set.size).toBe(1);
+  });
+});
+
+describe('loadDomainsFromFile', () => {
+  it('reads a file larger than its buffer exactly as the bytes loader reads it, lines cut at any place', async () => {
+    // ~3 MiB: lines cross the 1 MiB read boundaries at arbitrary places, bad lines among them.
+    const lines: string[] = [];
+    for (let i = 0; i < 120_000; i++) lines.push(i % 997 === 0 ? `bad..line${i}.example` : i % 13 === 0 ? `0.0.0.0 host${i}.example` : `d${i}.${'x'.repeat(1 + (i % 17))}.example`);
+    const text = lines.join('\n'); // no final newline: the last line must still count
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-listfile-'));
+    try {
+      const file = join(dir, 'big.txt');
+      writeFileSync(file, text);
+      const fromFile = await loadDomainsFromFile(file);
+      const fromBytes = loadDomainsFromBytes(Buffer.from(text));
+      expect(fromFile.set.size).toBe(120_000 - Math.ceil(120_000 / 997));
+      expect(fromFile.set.size).toBe(fromBytes.set.size);
+      expect(fromFile.rules).toBe(fromBytes.rules);
+      expect(fromFile.problems).toEqual(fromBytes.problems);
+      expect(fromFile.problems[1]).toMatchObject({ line: 998, text: 'bad..line997.example' });
+      expect(fromFile.set.match(lines.at(-1)!)?.rule).toBe(lines.at(-1)); // the last line, without a newline
+      expect(fromFile.sha256).toBe(createHash('sha256').update(text).digest('hex'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
