@@ -51,14 +51,21 @@ export class DomainListReader {
     let pos = from;
     while (pos < to) {
       this.line++;
-      let end = buf.indexOf(0x0a, pos);
-      if (end < 0 || end > to) end = to;
       let s = pos;
+      while (s < to && isSpace(buf[s]!)) s++;
+      // The fast path reads the name and stops at the first byte that cannot be in one: for a
+      // plain line that is the newline, so the line's end is found without a second scan.
+      const fast = s < to && buf[s] !== 0x23 ? plainDomain(buf, s, to) : 0;
+      const stop = fast > 0 ? STOP : s;
+      let end: number;
+      if (stop >= to || buf[stop] === 0x0a) end = stop;
+      else {
+        end = buf.indexOf(0x0a, stop);
+        if (end < 0 || end > to) end = to;
+      }
       pos = end + 1;
-      while (s < end && isSpace(buf[s]!)) s++;
       if (s === end || buf[s] === 0x23 /* # */) continue;
-      const fast = plainDomain(buf, s, end);
-      if (fast > 0) {
+      if (fast > 0 && onlyCommentFollows(buf, stop, end)) {
         set.self.addBytes(SCRATCH, 0, fast);
         this.rules++;
         continue;
@@ -120,17 +127,21 @@ export async function loadDomainsFromFile(file: string): Promise<LoadedDomains &
   }
 }
 
+/** Where plainDomain() stopped reading: the first byte after the name. */
+let STOP = 0;
+
 /**
- * If `buf[s, end)` is a plain domain, optionally followed by whitespace and a `#` comment, copy it
- * lower-cased without a trailing dot into SCRATCH and return its length; otherwise 0.
+ * If the line at `buf[s…]` starts with a plain domain, copy it lower-cased without a trailing dot
+ * into SCRATCH, set STOP to the byte after it, and return its length; otherwise 0. What follows
+ * the name is for the caller to check (onlyCommentFollows).
  */
-function plainDomain(buf: Uint8Array, s: number, end: number): number {
+function plainDomain(buf: Uint8Array, s: number, to: number): number {
   let len = 0;
   let labelLen = 0;
   let labelStart = true;
   let lastLabelDigits = true;
   let i = s;
-  for (; i < end; i++) {
+  for (; i < to; i++) {
     const c = buf[i]!;
     const k = CLASS[c]!;
     if (k === 0) break;
@@ -149,12 +160,7 @@ function plainDomain(buf: Uint8Array, s: number, end: number): number {
     if (c < 0x30 || c > 0x39) lastLabelDigits = false;
     SCRATCH[len++] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
   }
-  // Only whitespace and a comment may follow.
-  for (let j = i; j < end; j++) {
-    const c = buf[j]!;
-    if (c === 0x23) break;
-    if (!isSpace(c)) return 0;
-  }
+  STOP = i;
   if (len > 0 && SCRATCH[len - 1] === 0x2e) {
     len--; // one trailing dot is allowed
     labelLen = len === 0 ? 0 : labelLen;
@@ -164,4 +170,14 @@ function plainDomain(buf: Uint8Array, s: number, end: number): number {
   }
   if (len === 0 || len > 253 || SCRATCH[len - 1] === 0x2d || lastLabelDigits) return 0;
   return len;
+}
+
+/** Only whitespace and a `#` comment in `buf[from, end)`. */
+function onlyCommentFollows(buf: Uint8Array, from: number, end: number): boolean {
+  for (let j = from; j < end; j++) {
+    const c = buf[j]!;
+    if (c === 0x23) return true;
+    if (!isSpace(c)) return false;
+  }
+  return true;
 }

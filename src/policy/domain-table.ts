@@ -22,13 +22,29 @@ export class DomainTable {
   /** Each name stored as [length byte][bytes…]; offsets below point at the length byte, +1. */
   private bytes: Buffer;
   private used = 1; // offset 0 is never an entry, so 0 can mean "empty slot"
+  /**
+   * Open addressing: each slot holds an entry's offset in its low `offBits` bits and the top bits
+   * of the name's hash above them (a tag), so a probe that meets another name is told apart
+   * without reading the byte store, which is the cache miss a lookup or an insert pays for.
+   */
   private slots: Uint32Array;
+  private offBits = 0;
+  private offMask = 0;
   private count = 0;
 
   /** `expectedBytes`: room for the names (a length byte each), when the caller knows better. */
   constructor(expected = 16, expectedBytes = expected * 24) {
     this.slots = new Uint32Array(nextPow2(expected * 2));
     this.bytes = Buffer.allocUnsafe(Math.max(64, expectedBytes + 1));
+    this.fitOffsets();
+  }
+
+  /** Offsets must address the whole byte store; the rest of a slot's 32 bits is the tag. */
+  private fitOffsets(): void {
+    let bits = 16;
+    while (bits < 30 && 2 ** bits <= this.bytes.length) bits++;
+    this.offBits = bits;
+    this.offMask = 2 ** bits - 1;
   }
 
   get size(): number {
@@ -49,7 +65,7 @@ export class DomainTable {
     // A loop, not set(subarray()): a subarray is an object, and a 1M-line list made 1M of them.
     for (let k = 0; k < len; k++) bytes[off + 1 + k] = src[start + k]!;
     this.used += len + 1;
-    this.slots[slot] = off;
+    this.slots[slot] = (((h >>> 0) >>> this.offBits) * (this.offMask + 1) + off) >>> 0;
     this.count++;
     if (this.count * 2 > this.slots.length) this.rehash();
     return true;
@@ -81,9 +97,13 @@ export class DomainTable {
     if (len > 255 || this.count === 0) return EMPTY;
     const mask = this.slots.length - 1;
     const bytes = this.bytes;
+    const offBits = this.offBits;
+    const tag = hash >>> offBits;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const off = this.slots[i]!;
-      if (off === EMPTY) return EMPTY;
+      const v = this.slots[i]!;
+      if (v === EMPTY) return EMPTY;
+      if (v >>> offBits !== tag) continue;
+      const off = v & this.offMask;
       if (bytes[off] !== len) continue;
       let k = 0;
       while (k < len && bytes[off + 1 + k] === name.charCodeAt(from + k)) k++;
@@ -104,9 +124,13 @@ export class DomainTable {
   private findBytes(h: number, src: Uint8Array, start: number, len: number): number {
     const mask = this.slots.length - 1;
     const bytes = this.bytes;
+    const offBits = this.offBits;
+    const tag = h >>> offBits;
     for (let i = h & mask; ; i = (i + 1) & mask) {
-      const off = this.slots[i]!;
-      if (off === EMPTY) return i;
+      const v = this.slots[i]!;
+      if (v === EMPTY) return i;
+      if (v >>> offBits !== tag) continue;
+      const off = v & this.offMask;
       if (bytes[off] !== len) continue;
       let k = 0;
       while (k < len && bytes[off + 1 + k] === src[start + k]) k++;
@@ -127,11 +151,18 @@ export class DomainTable {
     const next = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + need));
     this.bytes.copy(next, 0, 0, this.used);
     this.bytes = next;
+    if (next.length > this.offMask) {
+      // Offsets need more bits: fewer are left for the tags, so every slot is written again.
+      this.fitOffsets();
+      this.rehash(this.slots.length);
+    }
   }
 
-  private rehash(): void {
-    const slots = new Uint32Array(this.slots.length * 2);
+  private rehash(size = this.slots.length * 2): void {
+    const slots = new Uint32Array(size);
     const mask = slots.length - 1;
+    const offBits = this.offBits;
+    const scale = this.offMask + 1;
     let off = 1;
     while (off < this.used) {
       const len = this.bytes[off]!;
@@ -139,7 +170,7 @@ export class DomainTable {
       for (let i = off + len; i > off; i--) h = Math.imul(h ^ this.bytes[i]!, FNV_PRIME);
       let i = (h >>> 0) & mask;
       while (slots[i] !== EMPTY) i = (i + 1) & mask;
-      slots[i] = off;
+      slots[i] = ((h >>> 0 >>> offBits) * scale + off) >>> 0;
       off += len + 1;
     }
     this.slots = slots;

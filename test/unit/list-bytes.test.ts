@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,5 +80,21 @@ describe('loadDomainsFromFile', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('loadDomainsFromBytes against parseList', () => {
+  it('agrees on any text made of name characters, blanks, comments and odd bytes', () => {
+    const piece = fc.constantFrom('a', 'b', 'x9', '-', '.', '_', ' ', '\t', '\r', '#', '*', '|', '^', '0.0.0.0 ', 'A', 'ü', '..', '1', '\n');
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 80 }), (pieces) => {
+        const text = pieces.join('');
+        const slow = parseList(text);
+        const fast = loadDomainsFromBytes(Buffer.from(text));
+        expect([...fast.set.rules()].sort()).toEqual([...new Set(slow.entries.map((e) => (e.subdomainsOnly ? `*.${e.domain}` : e.domain)))].sort());
+        expect(fast.problems.map((p) => p.line)).toEqual(slow.problems.map((p) => p.line));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
