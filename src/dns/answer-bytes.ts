@@ -2,7 +2,11 @@
 // bounds the cache entry, where the OPT record sits), then rendered for each client by copying and
 // patching ID, question case, flags and TTLs. No per-hit decoding.
 import { RCODE, TYPE } from './codes.js';
+import { ByteSlab } from './byte-slab.js';
 import { encodeOpt, skipName, type EdeInfo, type Query } from './wire.js';
+
+// Scanned answers are kept by the cache, so their bytes go where long-lived copies go.
+const LONG_LIVED = new ByteSlab();
 
 /** An upstream answer ready to be rendered for any client that asks the same question. */
 export interface AnswerBytes {
@@ -83,7 +87,7 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
     kept++;
     p = end;
   }
-  const bytes = cut >= 0 ? Buffer.from(reply.subarray(0, cut)) : Buffer.from(reply.subarray(0, p));
+  const bytes = LONG_LIVED.copy(reply, 0, cut >= 0 ? cut : p);
   const arKept = kept - an - ns;
   bytes.writeUInt16BE(Math.max(0, arKept), 10);
 
