@@ -8,6 +8,8 @@ import type { Query } from '../dns/wire.js';
 
 export type Clock = () => number;
 
+const KEY_SCRATCH = Buffer.allocUnsafe(320); // a name is at most 253 characters
+
 interface Entry {
   answer: AnswerBytes;
   storedAt: number;
@@ -25,8 +27,15 @@ export class AnswerCache {
     this.lru = maxEntries > 0 ? new LRUCache<string, Entry>({ max: maxEntries }) : undefined;
   }
 
+  /**
+   * `name/type/class`, with `/do` when the client set the DO bit. Built in a scratch buffer so the
+   * key is one flat string: a template literal makes a chain of four string objects, and the cache
+   * keeps its keys.
+   */
   static key(query: Query): string {
-    return `${query.name}/${query.type}/${query.qclass}${query.edns?.do ? '/do' : ''}`;
+    let n = KEY_SCRATCH.write(query.name, 0, 'latin1');
+    n += KEY_SCRATCH.write(`/${query.type}/${query.qclass}${query.edns?.do ? '/do' : ''}`, n, 'latin1');
+    return KEY_SCRATCH.toString('latin1', 0, n);
   }
 
   get size(): number {
