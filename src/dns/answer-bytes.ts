@@ -8,6 +8,8 @@ import { encodeOpt, skipName, type EdeInfo, type Query } from './wire.js';
 // Scanned answers are kept by the cache, so their bytes go where long-lived copies go.
 const LONG_LIVED = new ByteSlab();
 const TTL_OFFSETS: number[] = [];
+// The OPT record of an answer without EDE (rcode < 16): one for DO clear, one for DO set.
+const PLAIN_OPT = [encodeOpt({ udpSize: 0, version: 0, do: false }), encodeOpt({ udpSize: 0, version: 0, do: true })];
 const TTLS: number[] = [];
 
 /** An upstream answer ready to be rendered for any client that asks the same question. */
@@ -151,7 +153,7 @@ export function isPrivateAddress(msg: Uint8Array, p: number, len: number): boole
  * OPT record when it sent EDNS.
  */
 export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageSeconds: number, stale?: { ttl: number; ede: EdeInfo }): Buffer {
-  const opt = query.edns ? encodeOpt(query.edns, a.rcode, stale?.ede) : undefined;
+  const opt = query.edns ? (stale || a.rcode > 0xf ? encodeOpt(query.edns, a.rcode, stale?.ede) : PLAIN_OPT[query.edns.do ? 1 : 0]!) : undefined;
   const len = a.bytes.length;
   const out = Buffer.allocUnsafe(len + (opt ? opt.length : 0));
   a.bytes.copy(out, 0);

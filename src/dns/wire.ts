@@ -161,8 +161,10 @@ export function encodeAnswer(
   counts: { an: number; ns: number },
   tail: Uint8Array | undefined,
   ede?: EdeInfo,
+  /** The OPT record already encoded for this query's EDNS (DO bit, rcode, EDE), when the caller keeps them. */
+  encodedOpt?: Buffer,
 ): Buffer {
-  const opt = query.edns ? encodeOpt(query.edns, rcode, ede) : undefined;
+  const opt = query.edns ? (encodedOpt ?? encodeOpt(query.edns, rcode, ede)) : undefined;
   const qEnd = query.questionEnd;
   const size = qEnd + (tail ? tail.length : 0) + (opt ? opt.length : 0);
   const r = Buffer.allocUnsafe(size);

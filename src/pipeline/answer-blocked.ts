@@ -4,7 +4,7 @@ import { isIPv4 } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import type { BlockResponseConfig } from '../config/schema.js';
 import { EDE, RCODE, TYPE } from '../dns/codes.js';
-import { encodeAnswer, encodeName, encodeRecord, type Query } from '../dns/wire.js';
+import { encodeAnswer, encodeName, encodeOpt, encodeRecord, type EdeInfo, type Query } from '../dns/wire.js';
 
 // RFC 6761 reserves .invalid: the SOA of a synthesised block names no real server.
 const SOA_RDATA_NAMES = Buffer.concat([encodeName('sluice.invalid'), encodeName('hostmaster.sluice.invalid')]);
@@ -19,6 +19,7 @@ interface Tail {
 export class BlockedAnswers {
   // Keyed by kind and owner offset packed in one number: a string key cost an allocation per query.
   private readonly tails = new Map<number, Tail>();
+  private readonly opts = new Map<string, Buffer[]>();
   private readonly v4: Buffer[];
   private readonly v6: Buffer[];
 
@@ -41,7 +42,20 @@ export class BlockedAnswers {
       tail = this.buildTail(kind, owner);
       if (this.tails.size < 4096) this.tails.set(key, tail);
     }
-    return encodeAnswer(msg, query, tail.rcode, { an: tail.an, ns: tail.ns }, tail.bytes, { code: EDE.BLOCKED, text: edeText });
+    const ede = { code: EDE.BLOCKED, text: edeText };
+    return encodeAnswer(msg, query, tail.rcode, { an: tail.an, ns: tail.ns }, tail.bytes, ede, query.edns ? this.opt(query.edns.do, tail.rcode, ede) : undefined);
+  }
+
+  /** The OPT record with the EDE for a rule's text: the same few texts are sent again and again. */
+  private opt(dnssecOk: boolean, rcode: number, ede: EdeInfo): Buffer {
+    let pair = this.opts.get(ede.text);
+    if (!pair) {
+      if (this.opts.size >= 4096) this.opts.clear();
+      pair = [];
+      this.opts.set(ede.text, pair);
+    }
+    const i = dnssecOk ? 1 : 0;
+    return (pair[i] ??= encodeOpt({ udpSize: 0, version: 0, do: dnssecOk }, rcode, ede));
   }
 
   private kindOf(type: number): 'a' | 'aaaa' | 'other' {

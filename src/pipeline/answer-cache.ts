@@ -10,21 +10,21 @@ export type Clock = () => number;
 
 const KEY_SCRATCH = Buffer.allocUnsafe(320); // a name is at most 253 characters
 
-interface Entry {
-  answer: AnswerBytes;
-  storedAt: number;
-  expiresAt: number;
+export interface CacheEntry {
+  readonly answer: AnswerBytes;
+  readonly storedAt: number;
+  readonly expiresAt: number;
 }
 
 export class AnswerCache {
-  private readonly lru: LRUCache<string, Entry> | undefined;
+  private readonly lru: LRUCache<string, CacheEntry> | undefined;
   hits = 0;
   misses = 0;
   /** Called for every answer stored (the shared cache writes it behind to Redis). */
   onStore: ((key: string, answer: AnswerBytes) => void) | undefined;
 
   constructor(maxEntries: number, private readonly now: Clock = Date.now) {
-    this.lru = maxEntries > 0 ? new LRUCache<string, Entry>({ max: maxEntries }) : undefined;
+    this.lru = maxEntries > 0 ? new LRUCache<string, CacheEntry>({ max: maxEntries }) : undefined;
   }
 
   /**
@@ -42,16 +42,22 @@ export class AnswerCache {
     return this.lru?.size ?? 0;
   }
 
-  /** A fresh entry and its age in seconds. Expired entries stay for serve-stale until evicted. */
-  lookup(key: string): { answer: AnswerBytes; age: number } | undefined {
+  /**
+   * A fresh entry (its age in seconds is `ageOf(entry)`). Expired entries stay for serve-stale
+   * until evicted. Returns the entry itself: a hit allocates nothing.
+   */
+  lookup(key: string): CacheEntry | undefined {
     const e = this.lru?.get(key);
-    const now = this.now();
-    if (!e || now >= e.expiresAt) {
+    if (!e || this.now() >= e.expiresAt) {
       this.misses++;
       return undefined;
     }
     this.hits++;
-    return { answer: e.answer, age: Math.floor((now - e.storedAt) / 1000) };
+    return e;
+  }
+
+  ageOf(e: CacheEntry): number {
+    return Math.floor((this.now() - e.storedAt) / 1000);
   }
 
   /** An expired entry no more than `maxStaleSeconds` past its expiry (RFC 8767). */

@@ -72,7 +72,8 @@ describe('fast path = slow path', () => {
   for (const [mode, address] of modes) {
     for (const name of names) {
       it.each(types)(`${mode} mode, ${name}, %s, with and without EDNS`, (type) => {
-        for (const edns of [undefined, { do: true, udpSize: 4096 }]) {
+        // DO set and clear alternate under one rule: the encoded OPT records kept per rule must follow.
+        for (const edns of [undefined, { do: true, udpSize: 4096 }, { do: false, udpSize: 1232 }, { do: true, udpSize: 1400 }]) {
           const id = (name.length * 997 + type.length) & 0xffff;
           const q = encodeQuery(name, type, { id, ...(edns ? { edns } : {}) });
           const ctx = resolver.handle(q, client(address)) as RequestContext;
@@ -85,7 +86,7 @@ describe('fast path = slow path', () => {
           expect(fast.answers.map((a) => [a.name, a.type, a.ttl, a.data])).toEqual(slow.answers.map((a) => [a.name, a.type, a.ttl, a.data]));
           expect(fast.authorities.map((a) => [a.name.toLowerCase(), a.type, a.ttl, a.data])).toEqual(slow.authorities.map((a) => [a.name.toLowerCase(), a.type, a.ttl, a.data]));
           if (edns) {
-            expect(fast.edns).toMatchObject({ udpSize: 1232, do: true, version: 0, ede: { infoCode: 15 } });
+            expect(fast.edns).toMatchObject({ udpSize: 1232, do: edns.do, version: 0, ede: { infoCode: 15 } });
             expect(fast.edns?.ede?.text).toContain('list apps, rule tiktok.com');
           } else {
             expect(fast.edns).toBeUndefined();
