@@ -357,3 +357,19 @@ describe('node flags', () => {
     expect(withNodeFlags(['--max-semi-space-size=32'])).toEqual(['--max-semi-space-size=32']);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// The npm package: what `npm install sluice-<version>.tgz` needs to run
+
+describe('npm package', () => {
+  it('ships the compiled code, the command, the dashboard, the lists and the default config', () => {
+    // --ignore-scripts: the test setup has built dist/ already (prepack would build it again)
+    const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const files = new Set((JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
+    for (const f of ['bin/sluice.js', 'dist/cli/main.js', 'dist/server/sluice-server.js', 'src/admin/dashboard/index.html', 'blocklists/catalog.yaml', 'blocklists/tiktok.txt', 'config/sluice.yaml', 'package.json']) {
+      expect(files, f).toContain(f);
+    }
+    expect([...files].some((f) => f.startsWith('test/') || f.startsWith('src/pipeline/'))).toBe(false);
+  });
+});
