@@ -1,5 +1,5 @@
 // `sluice lists …`: inspect and edit blocklists.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { Command, Option } from 'commander';
@@ -238,13 +238,27 @@ export function registerLists(program: Command): void {
       if (r.lists.resolved.lists.has(name)) return fail(`a list named "${name}" exists already`);
       const dir = opts.file ? dirname(opts.file) : defaultListDir(r);
       const file = opts.file ?? join(dir, `${name}.txt`);
-      if (existsSync(file)) return fail(`${file} exists already`);
-      await atomicWrite(file, `# ${name}: ${opts.description ?? 'local list'}\n# Created ${new Date().toISOString().slice(0, 10)} by ${currentUser()} with \`sluice lists new\`.\n# One domain per line; a domain blocks itself and every subdomain.\n`);
-      await withLock(cfgFile, async () => {
+      // Created exclusively (O_EXCL): of two admins creating the same list at once, one gets it.
+      try {
+        writeFileSync(file, `# ${name}: ${opts.description ?? 'local list'}\n# Created ${new Date().toISOString().slice(0, 10)} by ${currentUser()} with \`sluice lists new\`.\n# One domain per line; a domain blocks itself and every subdomain.\n`, { flag: 'wx' });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return fail(`${file} exists already`);
+        throw err;
+      }
+      const added = await withLock(cfgFile, async () => {
+        // Read again under the lock: the config may have changed since it was loaded above.
+        const text = readFileSync(cfgFile, 'utf8');
+        const current = (parseDocument(text).toJS() as { lists?: Record<string, unknown> } | null)?.lists;
+        if (current && Object.hasOwn(current, name)) return false;
         const entry: Record<string, string> = { file: relative(dirname(cfgFile), file) };
         if (opts.description) entry.description = opts.description;
-        await atomicWrite(cfgFile, addListToConfigText(readFileSync(cfgFile, 'utf8'), name, entry));
+        await atomicWrite(cfgFile, addListToConfigText(text, name, entry));
+        return true;
       });
+      if (!added) {
+        unlinkSync(file);
+        return fail(`a list named "${name}" exists already`);
+      }
       readConfigFile(cfgFile); // the edit must leave a valid config
       appendAudit(auditLogPath(r), { command: 'lists new', list: name, domains: [], ...(opts.description ? { reason: opts.description } : {}) });
       process.stdout.write(`created ${relative(process.cwd(), file)} and added list "${name}" to ${cfgFile}; add it to a profile's block lists to enforce it\n`);

@@ -267,6 +267,18 @@ describe.concurrent('sluice lists new', () => {
     expect(ws.audit().at(-1)).toMatchObject({ command: 'lists new', list: 'review-2026', reason: 'Domains found by our own review' });
   });
 
+  it('lets exactly one of several admins creating the same list at once have it, and the config stays valid', async () => {
+    const ws = fresh();
+    const runs = await Promise.all(Array.from({ length: 4 }, () => ws.sluice('lists', 'new', 'same-name', '--description', 'raced')));
+    expect(runs.map((r) => r.code).sort()).toEqual([0, 1, 1, 1]);
+    for (const r of runs.filter((x) => x.code === 1)) expect(r.stderr).toMatch(/exists already/);
+    const cfg = ws.read('config/sluice.yaml');
+    expect(cfg.split('\n').filter((l) => l.trimStart().startsWith('same-name:'))).toHaveLength(1);
+    expect(ws.read('blocklists/same-name.txt')).toMatch(/^# same-name: raced\n/);
+    const v = await ws.sluice('config', 'validate');
+    expect(v.code, v.stderr).toBe(0);
+  });
+
   it('refuses a name that exists already and a name that is not an identifier', async () => {
     const before = ws.read('config/sluice.yaml');
     const dup = await ws.sluice('lists', 'new', 'tiktok');
