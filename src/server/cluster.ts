@@ -23,6 +23,14 @@ export function reportReady(): void {
   if (cluster.isWorker && process.send) process.send({ type: 'sluice-ready' });
 }
 
+/**
+ * Tell the primary this worker reloaded by itself (a watched file changed, a url list was
+ * downloaded): the primary's admin server then reloads what it shows (lists, policies, metrics).
+ */
+export function reportReloaded(): void {
+  if (cluster.isWorker && process.send && process.connected) process.send({ type: 'sluice-reloaded' });
+}
+
 export function runPrimary(count: number, logger: Logger, configFile: string): void {
   const workers = new Set<Worker>();
   let obs: PrimaryObservability | undefined;
@@ -43,12 +51,19 @@ export function runPrimary(count: number, logger: Logger, configFile: string): v
   let stopping = false;
   let ready = 0;
   let started = false;
+  let reloadTimer: NodeJS.Timeout | undefined;
 
   const fork = (id: number) => {
     const w = cluster.fork({ SLUICE_WORKER_ID: String(id) });
     workers.add(w);
     obs?.attach(w);
     w.on('message', (m: { type?: string }) => {
+      if (m?.type === 'sluice-reloaded') {
+        // Every worker reports its own reload of the same change: one reload of the primary's view.
+        clearTimeout(reloadTimer);
+        reloadTimer = setTimeout(() => void observe(), 200);
+        return;
+      }
       if (m?.type !== 'sluice-ready') return;
       ready++;
       if (!started && ready === count) {

@@ -11,7 +11,7 @@ import { FileWatcher } from './file-watcher.js';
 import { policyState } from '../policy/policy.js';
 import { RemoteRefresher } from './remote-refresher.js';
 import { Observability } from './observability.js';
-import { isWorker } from './cluster.js';
+import { isWorker, reportReloaded } from './cluster.js';
 import { join } from 'node:path';
 import { stateDir } from '../lists/catalog.js';
 import { RuleSet } from '../pipeline/resolver.js';
@@ -258,6 +258,7 @@ export class SluiceServer {
         this.afterLoad(loaded);
         this.observability.reconfigure(loaded);
         log.info({ config: this.opts.configFile }, 'reloaded');
+        reportReloaded();
         return true;
       } catch (err) {
         const lines = err instanceof LoadError ? err.lines : [(err as Error).message];

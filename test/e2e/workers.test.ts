@@ -88,4 +88,39 @@ describe('workers', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it('a reload the workers make by themselves (a watched list changed) reaches the primary\'s admin view', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-workers-'));
+    mkdirSync(join(dir, 'lists'));
+    for (const [n, t] of Object.entries(referenceLists)) writeFileSync(join(dir, 'lists', `${n}.txt`), t);
+    const port = await freePort();
+    const adminPort = await freePort();
+    const cfg = join(dir, 'sluice.yaml');
+    writeFileSync(cfg, referenceConfig().replaceAll('@UPSTREAM@', upstream.address).replace('workers: 1', 'workers: 2').replace('port: 0', `port: ${port}`) + `watch: true\nadmin: { enabled: true, port: ${adminPort}, token: "workers-test-token-123" }\n`);
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    // /api/lists is the primary's own view (metrics come from the workers' registries).
+    const entries = async () => {
+      const r = await fetch(`http://127.0.0.1:${adminPort}/api/lists`, { headers: { authorization: 'Bearer workers-test-token-123' } }).catch(() => undefined);
+      if (!r?.ok) return undefined;
+      const body = (await r.json()) as { name: string; entries: number }[] | { lists: { name: string; entries: number }[] };
+      const lists = Array.isArray(body) ? body : body.lists;
+      return String(lists.find((l) => l.name === 'tiktok')?.entries);
+    };
+    try {
+      for (let i = 0; i < 100 && !/"workers":2,"msg":"sluice started"/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await entries()).toBe('3');
+      writeFileSync(join(dir, 'lists', 'tiktok.txt'), referenceLists.tiktok + 'temu.com\n'); // no SIGHUP
+      let seen: string | undefined;
+      for (let i = 0; i < 100 && seen !== '4'; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        seen = await entries();
+      }
+      expect(seen).toBe('4');
+      expect((await resolve({ host: '127.0.0.1', port }, 'x.temu.com', 'A', { localAddress: '127.0.0.1' })).rcode).toBe(RCODE.NXDOMAIN);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });
