@@ -30,28 +30,34 @@ afterAll(async () => {
   await upstream?.close();
 });
 
+/** `sluice serve` with `workers: 2` on the reference config and lists in a fresh folder, admin server on. */
+async function startTwoWorkers(watch: boolean) {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-workers-'));
+  mkdirSync(join(dir, 'lists'));
+  for (const [n, t] of Object.entries(referenceLists)) writeFileSync(join(dir, 'lists', `${n}.txt`), t);
+  const port = await freePort();
+  const adminPort = await freePort();
+  const cfg = join(dir, 'sluice.yaml');
+  writeFileSync(cfg, referenceConfig().replaceAll('@UPSTREAM@', upstream.address).replace('workers: 1', 'workers: 2').replace('port: 0', `port: ${port}`) + `watch: ${watch}\nadmin: { enabled: true, port: ${adminPort}, token: "workers-test-token-123" }\n`);
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  return { dir, port, adminPort, child, output: () => out };
+}
+
 describe('workers', () => {
   it('two workers answer, both apply a reload, and SIGTERM stops them all', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-workers-'));
-    mkdirSync(join(dir, 'lists'));
-    for (const [n, t] of Object.entries(referenceLists)) writeFileSync(join(dir, 'lists', `${n}.txt`), t);
-    const port = await freePort();
-    const adminPort = await freePort();
-    const cfg = join(dir, 'sluice.yaml');
-    writeFileSync(cfg, referenceConfig().replaceAll('@UPSTREAM@', upstream.address).replace('workers: 1', 'workers: 2').replace('port: 0', `port: ${port}`) + `watch: false\nadmin: { enabled: true, port: ${adminPort}, token: "workers-test-token-123" }\n`);
-    const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const { dir, port, adminPort, child, output } = await startTwoWorkers(false);
     const waitFor = async (re: RegExp, count = 1) => {
       for (let i = 0; i < 100; i++) {
-        if ((out.match(new RegExp(re, 'g')) ?? []).length >= count) return;
+        if ((output().match(new RegExp(re, 'g')) ?? []).length >= count) return;
         await new Promise((r) => setTimeout(r, 50));
       }
-      throw new Error(`timed out waiting for ${re}: ${out}`);
+      throw new Error(`timed out waiting for ${re}: ${output()}`);
     };
     try {
       await waitFor(/"workers":2,"msg":"sluice started"/);
-      const pids = new Set((out.match(/"pid":(\d+)[^\n]*"msg":"listening"/g) ?? []).map((l) => /"pid":(\d+)/.exec(l)![1]));
+      const pids = new Set((output().match(/"pid":(\d+)[^\n]*"msg":"listening"/g) ?? []).map((l) => /"pid":(\d+)/.exec(l)![1]));
       expect(pids.size).toBe(2);
       // Workers run with the node flags (the primary was started without them, as a plain `node bin/sluice.js`).
       for (const pid of pids) expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining([...NODE_FLAGS]));
@@ -90,16 +96,7 @@ describe('workers', () => {
   });
 
   it('a reload the workers make by themselves (a watched list changed) reaches the primary\'s admin view', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-workers-'));
-    mkdirSync(join(dir, 'lists'));
-    for (const [n, t] of Object.entries(referenceLists)) writeFileSync(join(dir, 'lists', `${n}.txt`), t);
-    const port = await freePort();
-    const adminPort = await freePort();
-    const cfg = join(dir, 'sluice.yaml');
-    writeFileSync(cfg, referenceConfig().replaceAll('@UPSTREAM@', upstream.address).replace('workers: 1', 'workers: 2').replace('port: 0', `port: ${port}`) + `watch: true\nadmin: { enabled: true, port: ${adminPort}, token: "workers-test-token-123" }\n`);
-    const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const { dir, port, adminPort, child, output } = await startTwoWorkers(true);
     // /api/lists is the primary's own view (metrics come from the workers' registries).
     const entries = async () => {
       const r = await fetch(`http://127.0.0.1:${adminPort}/api/lists`, { headers: { authorization: 'Bearer workers-test-token-123' } }).catch(() => undefined);
@@ -109,7 +106,7 @@ describe('workers', () => {
       return String(lists.find((l) => l.name === 'tiktok')?.entries);
     };
     try {
-      for (let i = 0; i < 100 && !/"workers":2,"msg":"sluice started"/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100 && !/"workers":2,"msg":"sluice started"/.test(output()); i++) await new Promise((r) => setTimeout(r, 50));
       expect(await entries()).toBe('3');
       writeFileSync(join(dir, 'lists', 'tiktok.txt'), referenceLists.tiktok + 'temu.com\n'); // no SIGHUP
       let seen: string | undefined;
