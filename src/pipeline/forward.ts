@@ -36,12 +36,8 @@ export interface ForwardResult {
   upstream: string | undefined;
 }
 
-interface Flight {
-  promise: Promise<{ answer: AnswerBytes | undefined; upstream: string | undefined }>;
-}
-
 export class Forwarder {
-  private readonly inFlight = new Map<string, Flight>();
+  private readonly inFlight = new Map<string, Promise<ForwardResult>>();
 
   constructor(
     private readonly pool: UpstreamPool,
@@ -49,24 +45,28 @@ export class Forwarder {
     private readonly clamp: () => TtlClamp,
   ) {}
 
-  async forward(servers: UpstreamAddress[], msg: Buffer, query: Query, cacheKey: string): Promise<ForwardResult> {
+  // Promise chains rather than async functions: this runs once per forwarded query, and an async
+  // function keeps its whole frame on the heap while it waits.
+  forward(servers: UpstreamAddress[], msg: Buffer, query: Query, cacheKey: string): Promise<ForwardResult> {
     let flight = this.inFlight.get(cacheKey);
     if (!flight) {
-      flight = { promise: this.exchange(servers, msg, query, cacheKey) };
-      this.inFlight.set(cacheKey, flight);
-      const f = flight;
-      void f.promise.finally(() => {
+      const f = this.exchange(servers, msg, query, cacheKey);
+      flight = f;
+      this.inFlight.set(cacheKey, f);
+      const done = () => {
         if (this.inFlight.get(cacheKey) === f) this.inFlight.delete(cacheKey);
-      });
+      };
+      void f.then(done, done);
     }
-    return flight.promise;
+    return flight;
   }
 
-  private async exchange(servers: UpstreamAddress[], msg: Buffer, query: Query, cacheKey: string) {
-    const result = await this.pool.resolve(servers, msg, query);
-    if (!result.ok) return { answer: undefined, upstream: result.server };
-    const answer = scanAnswer(result.reply, query.questionEnd, this.clamp());
-    if (answer) this.cache.store(cacheKey, answer);
-    return { answer, upstream: result.server };
+  private exchange(servers: UpstreamAddress[], msg: Buffer, query: Query, cacheKey: string): Promise<ForwardResult> {
+    return this.pool.resolve(servers, msg, query).then((result) => {
+      if (!result.ok) return { answer: undefined, upstream: result.server };
+      const answer = scanAnswer(result.reply, query.questionEnd, this.clamp());
+      if (answer) this.cache.store(cacheKey, answer);
+      return { answer, upstream: result.server };
+    });
   }
 }

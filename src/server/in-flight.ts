@@ -16,10 +16,29 @@ export class InFlight {
       return;
     }
     this.count++;
-    r.then(send, onError).finally(() => {
+    const after = () => {
       settled?.();
       if (--this.count === 0) for (const w of this.waiters.splice(0)) w();
-    });
+    };
+    // then(a, b) rather than then().finally(): one promise per forwarded query instead of four.
+    r.then(
+      (ctx) => {
+        try {
+          send(ctx);
+        } catch (err) {
+          onError(err as Error); // a throwing send must not become an unhandled rejection
+        } finally {
+          after();
+        }
+      },
+      (err: Error) => {
+        try {
+          onError(err);
+        } finally {
+          after();
+        }
+      },
+    );
   }
 
   get size(): number {

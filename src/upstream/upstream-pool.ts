@@ -87,39 +87,47 @@ export class UpstreamPool {
    * Ask `servers` in order, each for at most `timeoutMs`, all within `totalTimeoutMs`. A truncated
    * UDP answer is asked again over TCP. SERVFAIL/REFUSED from one server moves on to the next.
    */
-  async resolve(servers: readonly UpstreamAddress[], msg: Buffer, query: Query): Promise<UpstreamResult> {
+  resolve(servers: readonly UpstreamAddress[], msg: Buffer, query: Query): Promise<UpstreamResult> {
     const deadline = Date.now() + this.opts.totalTimeoutMs;
     const question = msg.subarray(12, query.questionEnd);
-    let last: UpstreamResult = { ok: false, reason: 'no upstream' };
-    for (const server of this.order(servers)) {
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      const label = formatServer(server);
-      const timeout = Math.min(this.opts.timeoutMs, remaining);
-      let reply = await this.udp(server, question, query, timeout);
-      let transport: 'udp' | 'tcp' = 'udp';
+    return this.attempt(this.order(servers), 0, deadline, question, query, { ok: false, reason: 'no upstream' });
+  }
+
+  // One server after the other, as a promise chain rather than an async loop: this runs for every
+  // forwarded query, and an async function keeps its whole frame on the heap while it waits.
+  private attempt(order: readonly UpstreamAddress[], i: number, deadline: number, question: Buffer, query: Query, last: UpstreamResult): Promise<UpstreamResult> {
+    const remaining = deadline - Date.now();
+    if (i >= order.length || remaining <= 0) return Promise.resolve(last);
+    const server = order[i]!;
+    const next = (result: UpstreamResult) => this.attempt(order, i + 1, deadline, question, query, result);
+    return this.udp(server, question, query, Math.min(this.opts.timeoutMs, remaining)).then((reply) => {
       if (reply && reply[2]! & 0x02) {
+        // Truncated: the same server again over TCP.
         const left = deadline - Date.now();
-        reply = left > 0 ? await tcpExchange(server, buildUpstreamQuery(this.nextId(), question, query), question, Math.min(this.opts.timeoutMs, left)) : undefined;
-        transport = 'tcp';
+        if (left <= 0) return this.settle(server, undefined, 'tcp', next);
+        return tcpExchange(server, buildUpstreamQuery(this.nextId(), question, query), question, Math.min(this.opts.timeoutMs, left)).then((r) => this.settle(server, r, 'tcp', next));
       }
-      if (!reply) {
-        this.errors++;
-        this.failed(label);
-        last = { ok: false, reason: 'timeout', server: label };
-        continue;
-      }
-      const rcode = reply[3]! & 0xf;
-      last = { ok: true, reply, server: label, transport };
-      if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) {
-        this.errors++;
-        this.failed(label);
-        continue;
-      }
-      this.health.delete(label);
-      return last;
+      return this.settle(server, reply, 'udp', next);
+    });
+  }
+
+  /** A server's reply (or none): the result, or the next server's when it failed or answered SERVFAIL/REFUSED. */
+  private settle(server: UpstreamAddress, reply: Buffer | undefined, transport: 'udp' | 'tcp', next: (last: UpstreamResult) => Promise<UpstreamResult>): UpstreamResult | Promise<UpstreamResult> {
+    const label = formatServer(server);
+    if (!reply) {
+      this.errors++;
+      this.failed(label);
+      return next({ ok: false, reason: 'timeout', server: label });
     }
-    return last;
+    const rcode = reply[3]! & 0xf;
+    const result: UpstreamResult = { ok: true, reply, server: label, transport };
+    if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) {
+      this.errors++;
+      this.failed(label);
+      return next(result);
+    }
+    this.health.delete(label);
+    return result;
   }
 
   /** Healthy upstreams in configured order, then those in back-off (tried only when the others fail: the probe). */
