@@ -166,7 +166,9 @@ export class UpstreamPool {
         resolve(undefined);
         if (sock.retired && sock.pending.size === 0) sock.close();
       }, timeoutMs);
-      sock.pending.set(id, { resolve, host: server.host, port: server.port, question: Buffer.from(question), timer });
+      // `question` is a view into the query, which no one writes to again (a datagram has its own
+      // buffer; TCP copies each message out of its stream), so it is kept without a copy.
+      sock.pending.set(id, { resolve, host: server.host, port: server.port, question, timer });
       sock.socket.send(out, server.port, server.host, (err) => {
         if (err) {
           clearTimeout(timer);
