@@ -7,10 +7,17 @@ import { encodeOpt, skipName, type EdeInfo, type Query } from './wire.js';
 
 // Scanned answers are kept by the cache, so their bytes go where long-lived copies go.
 const LONG_LIVED = new ByteSlab();
-const TTL_OFFSETS: number[] = [];
+// Scratch for scanAnswer(): a message of 65,535 bytes holds at most 5,957 records of 11 bytes.
+const TTL_OFFSETS = new Int32Array(6000);
+const TTLS = new Int32Array(6000);
+/** The first `n` numbers of `scratch` as an array of exactly that length. */
+function exactArray(scratch: Int32Array, n: number): number[] {
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = scratch[i]!;
+  return out;
+}
 // The OPT record of an answer without EDE (rcode < 16): one for DO clear, one for DO set.
 const PLAIN_OPT = [encodeOpt({ udpSize: 0, version: 0, do: false }), encodeOpt({ udpSize: 0, version: 0, do: true })];
-const TTLS: number[] = [];
 
 /** An upstream answer ready to be rendered for any client that asks the same question. */
 export interface AnswerBytes {
@@ -48,10 +55,7 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
   const ar = reply.readUInt16BE(10);
   // Collected in scratch arrays and copied out at their exact length: an array grown by push()
   // reserves 17 slots, and a cache of 100,000 answers kept two such arrays each (~300 bytes).
-  const ttlOffsets = TTL_OFFSETS;
-  const ttls = TTLS;
-  ttlOffsets.length = 0;
-  ttls.length = 0;
+  let records = 0;
   let minTtl = Infinity;
   let soaNegativeTtl: number | undefined;
   let p = questionEnd;
@@ -76,8 +80,8 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
     const rawTtl = reply.readUInt32BE(nameEnd + 4);
     const ttl = rawTtl > 0x7fffffff ? 0 : rawTtl; // RFC 2181 §8: a TTL with the top bit set means 0
     const clamped = Math.min(Math.max(ttl, clamp.minTtl), clamp.maxTtl);
-    ttlOffsets.push(nameEnd + 4);
-    ttls.push(clamped);
+    TTL_OFFSETS[records] = nameEnd + 4;
+    TTLS[records++] = clamped;
     if (r < an) {
       if (type === TYPE.CNAME) {
         const target = readName(reply, nameEnd + 10);
@@ -104,7 +108,7 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
   if (reply[2]! & 0x02) cacheTtl = 0; // truncated: never cache a partial answer
   else if (negative) cacheTtl = soaNegativeTtl === undefined ? 0 : Math.min(Math.max(soaNegativeTtl, clamp.minTtl), clamp.negativeMaxTtl);
   else if (rcode === RCODE.NOERROR) cacheTtl = minTtl === Infinity ? 0 : minTtl;
-  return { bytes, ttlOffsets: ttlOffsets.slice(), ttls: ttls.slice(), rcode, cacheTtl, answerCount: an, cnames, privateAddress };
+  return { bytes, ttlOffsets: exactArray(TTL_OFFSETS, records), ttls: exactArray(TTLS, records), rcode, cacheTtl, answerCount: an, cnames, privateAddress };
 }
 
 /** A (possibly compressed) name at `p`, lower case without trailing dot; undefined if malformed. */
