@@ -1,7 +1,8 @@
 // Prometheus metrics (prom-client). Per-query counting stays on the hot path as plain integer
 // increments in a Map; prom-client reads them at scrape time through collect(), so a query never
 // pays for label hashing. With several workers the primary aggregates the workers' registries.
-import client from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as PromClient from 'prom-client';
 import type { RequestContext } from '../pipeline/context.js';
 import type { Resolver } from '../pipeline/resolver.js';
 import { policyState } from '../policy/policy.js';
@@ -15,6 +16,11 @@ const OUTCOMES = ['allowed', 'blocked', 'refused', 'error', 'malformed'] as cons
 const OUTCOME_INDEX: Record<string, number> = { allowed: 0, blocked: 1, refused: 2, error: 3, malformed: 4 };
 const CELLS = OUTCOMES.length * TYPE_LABELS.length;
 
+// prom-client is loaded when metrics are first asked for (a scrape, or a worker's registry handed
+// to the primary): the hot path counts without it, and loading it cost ~50 ms of every start.
+let promClient: typeof PromClient | undefined;
+export const loadPromClient = (): typeof PromClient => (promClient ??= createRequire(import.meta.url)('prom-client') as typeof PromClient);
+
 export interface MetricsSources {
   resolver: () => Resolver;
   buffer: () => QueryLogBuffer | undefined;
@@ -26,13 +32,22 @@ export interface MetricsSources {
 }
 
 export class QueryMetrics {
-  readonly registry = new client.Registry();
+  private built: PromClient.Registry | undefined;
   private readonly counts = new Map<string, Float64Array>();
-  private readonly duration: CountingHistogram;
-  private readonly upstreamDuration: CountingHistogram;
+  private readonly duration = new CountingHistogram('sluice_query_duration_seconds', 'Time from receiving a query to having its answer.', [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+  private readonly upstreamDuration = new CountingHistogram('sluice_upstream_duration_seconds', 'Time of forwarded queries, by upstream that answered.', [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], 'upstream');
 
-  constructor(private readonly src: MetricsSources) {
-    const r = this.registry;
+  constructor(private readonly src: MetricsSources) {}
+
+  /** The prom-client registry, made on first use. */
+  get registry(): PromClient.Registry {
+    return (this.built ??= this.build());
+  }
+
+  private build(): PromClient.Registry {
+    const client = loadPromClient();
+    const src = this.src;
+    const r = new client.Registry();
     const counts = this.counts;
     new client.Counter({
       name: 'sluice_queries_total',
@@ -50,13 +65,11 @@ export class QueryMetrics {
         }
       },
     });
-    this.duration = new CountingHistogram('sluice_query_duration_seconds', 'Time from receiving a query to having its answer.', [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
-    r.registerMetric(this.duration as unknown as client.Metric);
-    this.upstreamDuration = new CountingHistogram('sluice_upstream_duration_seconds', 'Time of forwarded queries, by upstream that answered.', [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], 'upstream');
-    r.registerMetric(this.upstreamDuration as unknown as client.Metric);
+    r.registerMetric(this.duration as unknown as PromClient.Metric);
+    r.registerMetric(this.upstreamDuration as unknown as PromClient.Metric);
     // With several workers the primary adds the workers' values up ('sum'); facts every worker
     // holds the same copy of (list sizes, policy states) are taken once ('first').
-    const gauge = (name: string, help: string, read: (g: client.Gauge) => void, labelNames: string[] = [], aggregator: 'sum' | 'first' = 'first') =>
+    const gauge = (name: string, help: string, read: (g: PromClient.Gauge) => void, labelNames: string[] = [], aggregator: 'sum' | 'first' = 'first') =>
       new client.Gauge({
         name,
         help,
@@ -129,6 +142,7 @@ export class QueryMetrics {
       const now = src.now();
       for (const p of res().ruleSet.engine.policies) g.set({ policy: p.id, state: policyState(p, now).state }, 1);
     }, ['policy', 'state']);
+    return r;
   }
 
   /** Hot path: count one answered query. */

@@ -7,7 +7,8 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
-import lockfile from 'proper-lockfile';
+import { createRequire } from 'node:module';
+import type * as Lockfile from 'proper-lockfile';
 import { normaliseDomain, parseRule, type ListFormat } from './formats.js';
 
 /** Write `text` to `file` atomically: temp file in the same directory, fsync, rename, fsync dir. */
@@ -39,6 +40,8 @@ export async function atomicWrite(file: string, text: string): Promise<void> {
 /** Run `fn` holding an exclusive lock on `file` (waits up to ~10 s for another editor). */
 export async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
   if (!existsSync(file)) writeFileSync(file, '', { flag: 'a' });
+  // Loaded on first use: only edits need it, and the server loads this module at every start.
+  const lockfile = createRequire(import.meta.url)('proper-lockfile') as typeof Lockfile;
   const release = await lockfile.lock(file, { retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }, stale: 15000, realpath: false });
   try {
     return await fn();

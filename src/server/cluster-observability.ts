@@ -4,7 +4,8 @@
 // admin server, so the dashboard, `sluice log` and /metrics see every worker.
 import type { Worker } from 'node:cluster';
 import { join } from 'node:path';
-import client from 'prom-client';
+import type * as PromClient from 'prom-client';
+import { loadPromClient } from '../admin/metrics.js';
 import type { AdminBackend } from '../admin/backend.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
 import { policyStatus } from '../cli/policy.js';
@@ -29,7 +30,8 @@ export class IpcSink implements QueryLogSink {
 }
 
 /** Worker side: answer the primary's metric requests from our registry. */
-export function exposeWorkerMetrics(registry: client.Registry): void {
+export function exposeWorkerMetrics(registry: PromClient.Registry): void {
+  const client = loadPromClient();
   client.AggregatorRegistry.setRegistries([registry]);
   // prom-client installs the worker's request listener only when an AggregatorRegistry is made.
   new client.AggregatorRegistry();
@@ -39,7 +41,7 @@ export class PrimaryObservability {
   readonly store: MemoryStore;
   private readonly fileSink: JsonlFileSink | undefined;
   private admin: AdminServer | undefined;
-  private readonly aggregator = new client.AggregatorRegistry();
+  private readonly aggregator = new (loadPromClient().AggregatorRegistry)();
   private readonly startedAt = Date.now();
   accepted = 0;
 
