@@ -38,10 +38,6 @@ export class DomainSet {
     return this.self.size + this.below.size;
   }
 
-  get memoryBytes(): number {
-    return this.self.memoryBytes + this.below.memoryBytes;
-  }
-
   /** Rules in insertion order, `*.` prefixed for subdomain-only rules. */
   *rules(): IterableIterator<string> {
     yield* this.self;
@@ -90,9 +86,5 @@ export class DomainSet {
       }
     }
     return -1;
-  }
-
-  has(name: string): boolean {
-    return this.match(name) !== undefined;
   }
 }

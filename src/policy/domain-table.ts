@@ -76,17 +76,6 @@ export class DomainTable {
     return this.addBytes(b, 0, b.length);
   }
 
-  has(name: string): boolean {
-    return this.hasRange(name, 0);
-  }
-
-  /** Whether the suffix of `name` starting at `from` is in the table (no substring allocated). */
-  hasRange(name: string, from: number): boolean {
-    let h = FNV_OFFSET;
-    for (let i = name.length - 1; i >= from; i--) h = Math.imul(h ^ name.charCodeAt(i), FNV_PRIME);
-    return this.find(name, from, h >>> 0) !== EMPTY;
-  }
-
   /**
    * The entry for the suffix of `name` starting at `from`, whose hash is `hash` (as NameSuffixes
    * computes it): a number > 0 that stays the same for this name as long as the table lives, or 0
@@ -174,10 +163,5 @@ export class DomainTable {
       off += len + 1;
     }
     this.slots = slots;
-  }
-
-  /** Bytes held, for the metrics and the benchmark. */
-  get memoryBytes(): number {
-    return this.bytes.length + this.slots.byteLength;
   }
 }

@@ -7,14 +7,10 @@ export class InFlight {
   private waiters: (() => void)[] = [];
 
   /**
-   * Run `send` with the handler's result, now when it is synchronous or when its promise settles;
-   * `onError` gets a rejection, `settled` runs after either.
+   * Run `send` when the handler's promise settles; `onError` gets a rejection, `settled` runs after
+   * either. Synchronous answers (most of them) never come here: listeners send those at once.
    */
-  track(r: RequestContext | Promise<RequestContext>, send: (ctx: RequestContext) => void, onError: (err: Error) => void, settled?: () => void): void {
-    if (!(r instanceof Promise)) {
-      send(r);
-      return;
-    }
+  track(r: Promise<RequestContext>, send: (ctx: RequestContext) => void, onError: (err: Error) => void, settled?: () => void): void {
     this.count++;
     const after = () => {
       settled?.();

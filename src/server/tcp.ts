@@ -101,11 +101,14 @@ export class TcpListener {
       this.hooks.error(err as Error, 'tcp handler');
       return;
     }
-    if (r instanceof Promise) {
-      const n = (this.inFlightOn.get(sock) ?? 0) + 1;
-      this.inFlightOn.set(sock, n);
-      if (n >= MAX_IN_FLIGHT_PER_CONNECTION) sock.pause();
+    // Most answers (blocked, cached, refused) are synchronous: sent at once, no closures made.
+    if (!(r instanceof Promise)) {
+      this.send(r, sock);
+      return;
     }
+    const n = (this.inFlightOn.get(sock) ?? 0) + 1;
+    this.inFlightOn.set(sock, n);
+    if (n >= MAX_IN_FLIGHT_PER_CONNECTION) sock.pause();
     this.inFlight.track(
       r,
       (ctx) => this.send(ctx, sock),
@@ -122,9 +125,10 @@ export class TcpListener {
   private send(ctx: RequestContext, sock: net.Socket): void {
     const res = ctx.response;
     if (res && res.length > 0 && !sock.destroyed) {
-      const len = Buffer.allocUnsafe(2);
-      len.writeUInt16BE(res.length, 0);
-      if (!sock.write(Buffer.concat([len, res])) && sock.writableLength > MAX_PENDING_WRITE) sock.pause();
+      const framed = Buffer.allocUnsafe(2 + res.length); // RFC 1035 §4.2.2 length prefix
+      framed.writeUInt16BE(res.length, 0);
+      res.copy(framed, 2);
+      if (!sock.write(framed) && sock.writableLength > MAX_PENDING_WRITE) sock.pause();
     } else if (!res && !sock.destroyed) {
       // A message we will not answer (garbage): the stream cannot be trusted any more.
       sock.destroy();

@@ -52,7 +52,7 @@ export class UdpListener {
       this.hooks.error(err as Error, 'udp handler');
       return;
     }
-    // Most answers (blocked, cached, refused) are synchronous: send them without making closures.
+    // Most answers (blocked, cached, refused) are synchronous: sent at once, no closures made.
     if (!(r instanceof Promise)) {
       this.send(r, rinfo);
       return;
