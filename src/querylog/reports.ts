@@ -56,14 +56,8 @@ export interface BypassRow {
   endpoints: string[];
 }
 
-interface Group {
-  network: string;
-  client: string;
-  list: string;
-  count: number;
-  blocked: number;
-  firstSeen: number;
-  lastSeen: number;
+/** A row of either report while it is being counted: names still a set. */
+interface Group extends Omit<BypassRow, 'endpoints'> {
   names: Set<string>;
   policy: string;
 }
