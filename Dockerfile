@@ -5,18 +5,24 @@
 #   docker run -d --name sluice -p 53:53/udp -p 53:53/tcp \
 #     -v /srv/sluice/config:/etc/sluice -v sluice-state:/var/lib/sluice sluice
 #
-# Three stages: `build` compiles TypeScript with the dev dependencies, `deps` installs the production
+# Three stages: `build` compiles the batched UDP socket (C) and TypeScript with the dev dependencies, `deps` installs the production
 # dependencies only, and the final stage copies the results onto a clean image. Nothing of npm's dev
 # tree (typescript, vitest, eslint, playwright) reaches the final stage.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
+# A C compiler for the batched UDP socket (native/udp-batch.c); the image's Node has its headers.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY native/ native/
 COPY src/ src/
-RUN npm run build
+# Builds native/build/udp-batch.node, then dist/; the image must have the batched socket.
+RUN npm run build && test -f native/build/udp-batch.node
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /build
@@ -45,6 +51,7 @@ RUN apt-get update \
 WORKDIR /opt/sluice
 COPY --from=deps /build/node_modules/ node_modules/
 COPY --from=build /build/dist/ dist/
+COPY --from=build /build/native/build/ native/build/
 COPY package.json ./
 COPY bin/ bin/
 # The dashboard is plain browser files served from src/admin/dashboard (see src/admin/dashboard.ts).

@@ -22,5 +22,7 @@ YAML
 # one process unless asked for more (the config default, "auto", is one per core)
 echo "workers: ${workers:-1}" >> "$dir/sluice.yaml"
 echo "watch: false" >> "$dir/sluice.yaml"
+# UDP through the batched native socket (auto) or node:dgram, to compare the two
+echo "udp: { io: ${SLUICE_UDP_IO:-auto} }" >> "$dir/sluice.yaml"
 # as users run it: the script itself, whose shebang carries the node flags (src/server/node-flags.ts)
 exec "$here/../bin/sluice.js" serve --config "$dir/sluice.yaml"

@@ -138,6 +138,9 @@ start_server() {
     sluice)
       start_bg "sluice-$port" "$SERVER_CPUS" bash "$BENCH/kit-start.sh" "$port" "127.0.0.1:$UP_PORT" "$list" \
         ${SLUICE_WORKERS:+"$SLUICE_WORKERS"} ;;
+    sluice-dgram)
+      SLUICE_UDP_IO=dgram start_bg "sluice-dgram-$port" "$SERVER_CPUS" bash "$BENCH/kit-start.sh" "$port" "127.0.0.1:$UP_PORT" "$list" \
+        ${SLUICE_WORKERS:+"$SLUICE_WORKERS"} ;;
     dnsmasq)
       conf="$RUN/dnsmasq-$port.conf"
       { printf 'port=%s\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nno-poll\n' "$port"

@@ -87,3 +87,8 @@ for (const r of results.filter((x) => x.server === sluice)) {
 }
 console.log(`\nTargets (${sluice}):`);
 console.log(checks.join('\n'));
+const dgramRow = results.find((r) => r.server.startsWith('sluice-dgram'))?.server;
+if (dgramRow && dgramRow !== sluice) {
+  const part = (k) => `${k} ${int(qps(dgramRow, k))} (${fix((qps(dgramRow, k) / ceiling) * 100, 0)}% of the ceiling)`;
+  console.log(`\nThe same sluice with \`udp.io: dgram\` (${dgramRow}): ${['blocked', 'cached', 'miss'].map(part).join(', ')}.`);
+}

@@ -17,7 +17,8 @@
 #      /tmp/sluice-bench/latest).
 #
 # Knobs (env): DUR (6, <= 20) RUNS (3) QUICK=1 (DUR=2 RUNS=1, no 1M load) SKIP_1M=1 REPEAT (3, 1M
-# loads per server) LAT_DUR (5) SERVERS ("sluice dnsmasq unbound node-ceiling") SLUICE_WORKERS
+# loads per server) LAT_DUR (5) SERVERS ("sluice sluice-dgram dnsmasq unbound node-ceiling"; sluice-dgram
+# is sluice with `udp.io: dgram`, to show what the batched UDP socket gives) SLUICE_WORKERS
 # (passed to kit-start.sh; the config gets `workers: N`) SERVER_CPUS (1) PERF_CPUS (0) UP_CPUS (0)
 # PORT_BASE (5590) NO_INSTALL=1 (never run apt-get) STEAL_MAX (5) OTHER_MAX (10): a run during which
 # the VM lost more than STEAL_MAX % of CPU time to steal, or other processes used more than
@@ -37,7 +38,7 @@ PRIME_DUR=${PRIME_DUR:-2}
 REPEAT=${REPEAT:-3}
 STEAL_MAX=${STEAL_MAX:-5}
 OTHER_MAX=${OTHER_MAX:-10}
-SERVERS=${SERVERS:-sluice dnsmasq unbound node-ceiling}
+SERVERS=${SERVERS:-sluice sluice-dgram dnsmasq unbound node-ceiling}
 DNSPERF_OPTS="-c 4 -q 100 -t 1"
 MISS_N=${MISS_N:-$((DUR * 250000))}    # unique names per miss run: more than DUR s at 250k/s
 PORT_BASE=${PORT_BASE:-5590}
@@ -69,9 +70,9 @@ log() { echo "bench: $*" >&2; }
 
 port_of() {
   case $1 in sluice) echo "$PORT_BASE" ;; dnsmasq) echo $((PORT_BASE + 1)) ;;
-    unbound) echo $((PORT_BASE + 2)) ;; node-ceiling) echo $((PORT_BASE + 3)) ;; esac
+    unbound) echo $((PORT_BASE + 2)) ;; node-ceiling) echo $((PORT_BASE + 3)) ;; sluice-dgram) echo $((PORT_BASE + 4)) ;; esac
 }
-label_of() { if [ "$1" = sluice ] && [ -n "${SLUICE_WORKERS:-}" ]; then echo "sluice x$SLUICE_WORKERS"; else echo "$1"; fi; }
+label_of() { if [ "${1%-dgram}" = sluice ] && [ -n "${SLUICE_WORKERS:-}" ]; then echo "$1 x$SLUICE_WORKERS"; else echo "$1"; fi; }
 bin_of() { case $1 in dnsmasq) echo dnsmasq ;; unbound) echo unbound ;; *) echo node ;; esac; }
 
 # ---------- 1. tools, build, inputs -----------------------------------------------------------
@@ -141,7 +142,7 @@ start_checked() {
   local pid=$LASTPID ok=1
   wait_answer "$port" www.tiktok.com "$to" "$pat" "$pid" || ok=
   UP_MS=$(( ($(date +%s%N) - START_NS) / 1000000 ))
-  [ "$s" = sluice ] && SLUICE_DIRS+=($(sluice_config_dirs "$port" "$RUN/start.stamp"))
+  [ "${s%-dgram}" = sluice ] && SLUICE_DIRS+=($(sluice_config_dirs "$port" "$RUN/start.stamp"))
   if [ -z "$ok" ]; then
     log "$s gave no blocked answer on $port (exited, or not within ${to}s); log: $RUN/$s-$port.log"
     tail -5 "$RUN/$s-$port.log" >&2; stop_pid "$pid"; return 1
@@ -213,7 +214,7 @@ printf 'server\tlist_lines\tload_ms_median\tload_ms_runs\trss_mb\thwm_mb\n' >"$O
 if [ -z "${SKIP_1M:-}" ]; then
   big=$D/block1m.txt
   for s in "${servers[@]}"; do
-    [ "$s" = node-ceiling ] && continue
+    [ "$s" = node-ceiling ] || [ "$s" = sluice-dgram ] && continue   # the same loader as sluice
     port=$(port_of "$s"); ups=(); rss=0; hwm=0
     for i in $(seq 1 "$REPEAT"); do
       wait_quiet

@@ -245,6 +245,19 @@ export const tcpSchema = z
   })
   .describe('DNS over TCP.');
 
+export const udpSchema = z
+  .strictObject({
+    io: z
+      .enum(['auto', 'batched', 'dgram'])
+      .default('auto')
+      .describe(
+        'How UDP datagrams are read and sent. `batched`: the native socket built with sluice (Linux recvmmsg/sendmmsg, ' +
+          'up to 64 datagrams per system call; workers share the port with SO_REUSEPORT). `dgram`: Node\'s own socket, one ' +
+          'datagram at a time. `auto`: batched when it is built, else dgram (the log line `listening` says which).',
+      ),
+  })
+  .describe('DNS over UDP.');
+
 export const queryLogSchema = z
   .strictObject({
     instance: z.string().min(1).optional().describe('Name of this resolver in the log (default: the host name).'),
@@ -352,6 +365,7 @@ export const configSchema = z
     remote_lists: remoteListsSchema.prefault({}),
     upstreams: upstreamsSchema.prefault({}),
     cache: cacheSchema.prefault({}),
+    udp: udpSchema.prefault({}),
     tcp: tcpSchema.prefault({}),
     logging: loggingSchema.prefault({}),
     query_log: queryLogSchema.prefault({}),

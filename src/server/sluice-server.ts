@@ -21,7 +21,7 @@ import { skipName } from '../dns/wire.js';
 import { editsHash, overlay } from '../shared/runtime-edits.js';
 import { policyVersion } from './load-rules.js';
 import { TcpListener } from './tcp.js';
-import { UdpListener, type ListenerHooks } from './udp.js';
+import { createUdpListener, type ListenerHooks, type UdpListener } from './udp.js';
 
 export { LoadError, loadRuleSet };
 
@@ -29,6 +29,9 @@ export interface BoundAddress {
   protocol: 'udp' | 'tcp';
   address: string;
   port: number;
+  /** UDP: the batched socket or node:dgram, and why not batched when it could have been. */
+  io?: 'batched' | 'dgram';
+  note?: string;
 }
 
 export interface ServerOptions {
@@ -203,18 +206,20 @@ export class SluiceServer {
         let port = l.port;
         try {
           for (const proto of l.protocols) {
-            const listener =
-              proto === 'udp'
-                ? new UdpListener(l.address, port, l.network, handler, hooks)
-                : new TcpListener(l.address, port, l.network, handler, hooks, () => ({
+            let note: string | undefined;
+            let listener: UdpListener | TcpListener;
+            if (proto === 'udp') {
+              ({ listener, note } = createUdpListener(this.config.udp.io, { address: l.address, port, listenerNetwork: l.network, handler, hooks }));
+            } else
+              listener = new TcpListener(l.address, port, l.network, handler, hooks, () => ({
                     idleTimeoutMs: this.config.tcp.idle_timeout_ms,
                     maxConnections: this.config.tcp.max_connections,
-                    maxConnectionsPerClient: this.config.tcp.max_connections_per_client,
-                  }));
+                maxConnectionsPerClient: this.config.tcp.max_connections_per_client,
+              }));
             started.push(listener);
             const a = await listener.start();
             port = a.port;
-            bound.push({ protocol: proto, ...a });
+            bound.push({ protocol: proto, ...a, io: listener instanceof TcpListener ? undefined : listener.io, note });
           }
         } catch (err) {
           await Promise.all(started.map((x) => x.stop(0)));
@@ -223,7 +228,7 @@ export class SluiceServer {
         }
         this.listeners.push(...started);
         this.bound.push(...bound);
-        for (const b of bound) log.info({ protocol: b.protocol, address: b.address, port: b.port, network: l.network }, 'listening');
+        for (const b of bound) log.info({ protocol: b.protocol, address: b.address, port: b.port, network: l.network, io: b.io, io_note: b.note }, 'listening');
         break;
       }
     }

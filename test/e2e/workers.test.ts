@@ -59,6 +59,10 @@ describe('workers', () => {
       await waitFor(/"workers":2,"msg":"sluice started"/);
       const pids = new Set((output().match(/"pid":(\d+)[^\n]*"msg":"listening"/g) ?? []).map((l) => /"pid":(\d+)/.exec(l)![1]));
       expect(pids.size).toBe(2);
+      // Each worker has its own batched UDP socket on the one port (SO_REUSEPORT).
+      const udpLines = (output().match(/[^\n]*"msg":"listening"[^\n]*/g) ?? []).filter((l) => l.includes('"protocol":"udp"'));
+      expect(udpLines).toHaveLength(2);
+      for (const l of udpLines) expect(l).toContain('"io":"batched"');
       // Workers run with the node flags (the primary was started without them, as a plain `node bin/sluice.js`).
       for (const pid of pids) expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining([...NODE_FLAGS]));
       const server = { host: '127.0.0.1', port };

@@ -145,7 +145,7 @@ describe('Dockerfile', () => {
     for (const i of installs) expect(i.args).toMatch(/--omit=dev/);
     // From the build stage only the compiled output, never its node_modules (which has the dev tree).
     const build = dockerfile.stages.find((s) => s.instructions.some((i) => i.op === 'RUN' && /npm run build/.test(i.args)))!;
-    for (const c of copies.filter((c) => c.args.includes(`--from=${build.name}`))) expect(c.args).toMatch(/\/dist\/? /);
+    for (const c of copies.filter((c) => c.args.includes(`--from=${build.name}`))) expect(c.args).toMatch(/\/(dist|native\/build)\/? /);
     // And no dev dependency is named anywhere in the final stage.
     const finalText = finalStage.instructions.map((i) => i.args).join('\n');
     for (const dev of Object.keys(pkg.devDependencies)) expect(finalText).not.toContain(dev);
@@ -154,6 +154,14 @@ describe('Dockerfile', () => {
   it('copies what the runtime needs: compiled code, dependencies, the CLI, dashboard files and the catalog', () => {
     const targets = finalOps('COPY').map((c) => c.args.split(/\s+/).at(-1)!);
     expect(targets).toEqual(expect.arrayContaining(['node_modules/', 'dist/', './', 'bin/', 'src/admin/dashboard/', 'blocklists/', '/etc/sluice/']));
+  });
+
+  it('builds the batched UDP socket in the build stage and ships it (a build without it fails)', () => {
+    const build = dockerfile.stages.find((s) => s.instructions.some((i) => i.op === 'RUN' && /npm run build/.test(i.args)))!;
+    const runs = build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    expect(runs).toMatch(/apt-get install [^&]*\bgcc\b/);
+    expect(runs).toMatch(/npm run build && test -f native\/build\/udp-batch\.node/);
+    expect(finalOps('COPY').map((c) => c.args)).toContain(`--from=${build.name} /build/native/build/ native/build/`);
   });
 
   it('copies only files that exist in the build context and are not excluded by .dockerignore', () => {
@@ -371,5 +379,11 @@ describe('npm package', () => {
       expect(files, f).toContain(f);
     }
     expect([...files].some((f) => f.startsWith('test/') || f.startsWith('src/pipeline/'))).toBe(false);
+    // The batched UDP socket is built where the package is installed (its `install` script), never shipped prebuilt.
+    expect(files).toContain('native/udp-batch.c');
+    expect(files).toContain('native/build.mjs');
+    expect([...files].some((f) => f.endsWith('.node'))).toBe(false);
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.install).toBe('node native/build.mjs');
   });
 });

@@ -1,0 +1,50 @@
+// The batched UDP socket (native/udp-batch.c, built into native/build/udp-batch.node by
+// `npm install` and `npm run build`). Optional: when it is not built, or not on Linux, UDP goes
+// through node:dgram and `reason` says why.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** What `open` returns: the socket handle and the memory it shares with JS (see udp-batch.c). */
+export interface BatchSocket {
+  readonly handle: unknown;
+  readonly rx: ArrayBuffer;
+  readonly rxmeta: ArrayBuffer;
+  readonly tx: ArrayBuffer;
+  readonly txmeta: ArrayBuffer;
+  readonly port: number;
+  readonly batch: number;
+  readonly rxSlot: number;
+  readonly txSlot: number;
+  readonly meta: number;
+}
+
+export interface BatchBinding {
+  open(family: 4 | 6, address: string, port: number, reusePort: boolean, recvBufferSize: number, onBatch: (count: number) => number): BatchSocket;
+  /** 0, or a negative errno. */
+  sendTo(handle: unknown, buf: Uint8Array, length: number, address: string, port: number): number;
+  addressText(handle: unknown, index: number): string;
+  close(handle: unknown): void;
+  /** [send errors, truncated datagrams] */
+  stats(handle: unknown): [number, number];
+}
+
+export type BatchBindingLoad = { binding: BatchBinding; reason?: undefined } | { binding?: undefined; reason: string };
+
+// src/server/ and dist/server/ are both two levels below the package root.
+const addonPath = fileURLToPath(new URL('../../native/build/udp-batch.node', import.meta.url));
+let loaded: BatchBindingLoad | undefined;
+
+export function loadBatchBinding(): BatchBindingLoad {
+  if (loaded) return loaded;
+  if (process.platform !== 'linux') loaded = { reason: `recvmmsg/sendmmsg are Linux only (this is ${process.platform})` };
+  else if (!existsSync(addonPath)) loaded = { reason: `${addonPath} is not built (npm run build compiles it; it needs a C compiler and Node's headers)` };
+  else {
+    try {
+      loaded = { binding: createRequire(import.meta.url)(addonPath) as BatchBinding };
+    } catch (err) {
+      loaded = { reason: `cannot load ${addonPath}: ${(err as Error).message}` };
+    }
+  }
+  return loaded;
+}
