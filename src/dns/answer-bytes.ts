@@ -10,31 +10,44 @@ const LONG_LIVED = new ByteSlab();
 // Scratch for scanAnswer(): a message of 65,535 bytes holds at most 5,957 records of 11 bytes.
 const TTL_OFFSETS = new Int32Array(6000);
 const TTLS = new Int32Array(6000);
-/** The first `n` numbers of `scratch` as an array of exactly that length. */
-function exactArray(scratch: Int32Array, n: number): number[] {
-  const out = new Array<number>(n);
-  for (let i = 0; i < n; i++) out[i] = scratch[i]!;
-  return out;
-}
 // The OPT record of an answer without EDE (rcode < 16): one for DO clear, one for DO set.
 const PLAIN_OPT = [encodeOpt({ udpSize: 0, version: 0, do: false }), encodeOpt({ udpSize: 0, version: 0, do: true })];
 
-/** An upstream answer ready to be rendered for any client that asks the same question. */
+/**
+ * An upstream answer ready to be rendered for any client that asks the same question. It is also
+ * the answer cache's entry (`storedAt`, `expiresAt`): one object and one byte view per cached
+ * answer, so a full cache gives the garbage collector few objects to trace.
+ */
 export interface AnswerBytes {
-  /** The message without its OPT record (ARCOUNT adjusted). */
-  bytes: Buffer;
-  /** Offsets of the TTL fields of every record in `bytes`. */
-  ttlOffsets: number[];
-  /** The TTL each record is served with at age 0 (after clamping). */
-  ttls: number[];
-  rcode: number;
+  /**
+   * The message without its OPT record (ARCOUNT adjusted) in its first `length` bytes, then its TTL
+   * table: `records` 16-bit offsets of the TTL fields, then `records` 32-bit TTLs served at age 0
+   * (after clamping). One slab copy instead of a buffer and two arrays per answer.
+   */
+  readonly raw: Buffer;
+  readonly length: number;
+  readonly records: number;
+  readonly rcode: number;
   /** Seconds this answer may be cached (0: do not cache). */
-  cacheTtl: number;
-  answerCount: number;
+  readonly cacheTtl: number;
+  readonly answerCount: number;
   /** Targets of CNAME records in the answer section, lower case (for CNAME inspection). */
-  cnames: string[] | undefined;
+  readonly cnames: string[] | undefined;
   /** The answer has an A/AAAA record with a private-range address (for rebinding protection). */
-  privateAddress: boolean;
+  readonly privateAddress: boolean;
+  /** Epoch ms, set by the answer cache when it keeps the answer. */
+  storedAt: number;
+  expiresAt: number;
+}
+
+/** The message bytes of an answer (without its TTL table). */
+export function answerMessage(a: AnswerBytes): Buffer {
+  return a.raw.subarray(0, a.length);
+}
+
+/** The TTL of record `i` as served at age 0. */
+export function answerTtl(a: AnswerBytes, i: number): number {
+  return a.raw.readUInt32BE(a.length + a.records * 2 + i * 4);
 }
 
 export interface TtlClamp {
@@ -53,8 +66,7 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
   const an = reply.readUInt16BE(6);
   const ns = reply.readUInt16BE(8);
   const ar = reply.readUInt16BE(10);
-  // Collected in scratch arrays and copied out at their exact length: an array grown by push()
-  // reserves 17 slots, and a cache of 100,000 answers kept two such arrays each (~300 bytes).
+  // Collected in scratch arrays, then written after the message bytes in the same slab copy.
   let records = 0;
   let minTtl = Infinity;
   let soaNegativeTtl: number | undefined;
@@ -99,16 +111,22 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
     kept++;
     p = end;
   }
-  const bytes = LONG_LIVED.copy(reply, 0, cut >= 0 ? cut : p);
+  const length = cut >= 0 ? cut : p;
+  const raw = LONG_LIVED.alloc(length + records * 6);
+  for (let i = 0; i < length; i++) raw[i] = reply[i]!;
+  for (let i = 0; i < records; i++) {
+    raw.writeUInt16BE(TTL_OFFSETS[i]!, length + i * 2);
+    raw.writeUInt32BE(TTLS[i]!, length + records * 2 + i * 4);
+  }
   const arKept = kept - an - ns;
-  bytes.writeUInt16BE(Math.max(0, arKept), 10);
+  raw.writeUInt16BE(Math.max(0, arKept), 10);
 
   let cacheTtl = 0;
   const negative = rcode === RCODE.NXDOMAIN || (rcode === RCODE.NOERROR && an === 0);
   if (reply[2]! & 0x02) cacheTtl = 0; // truncated: never cache a partial answer
   else if (negative) cacheTtl = soaNegativeTtl === undefined ? 0 : Math.min(Math.max(soaNegativeTtl, clamp.minTtl), clamp.negativeMaxTtl);
   else if (rcode === RCODE.NOERROR) cacheTtl = minTtl === Infinity ? 0 : minTtl;
-  return { bytes, ttlOffsets: exactArray(TTL_OFFSETS, records), ttls: exactArray(TTLS, records), rcode, cacheTtl, answerCount: an, cnames, privateAddress };
+  return { raw, length, records, rcode, cacheTtl, answerCount: an, cnames, privateAddress, storedAt: 0, expiresAt: 0 };
 }
 
 /** A (possibly compressed) name at `p`, lower case without trailing dot; undefined if malformed. */
@@ -158,9 +176,9 @@ export function isPrivateAddress(msg: Uint8Array, p: number, len: number): boole
  */
 export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageSeconds: number, stale?: { ttl: number; ede: EdeInfo }): Buffer {
   const opt = query.edns ? (stale || a.rcode > 0xf ? encodeOpt(query.edns, a.rcode, stale?.ede) : PLAIN_OPT[query.edns.do ? 1 : 0]!) : undefined;
-  const len = a.bytes.length;
+  const len = a.length;
   const out = Buffer.allocUnsafe(len + (opt ? opt.length : 0));
-  a.bytes.copy(out, 0);
+  a.raw.copy(out, 0, 0, len);
   out.set(msg.subarray(12, query.questionEnd), 12);
   out[0] = msg[0]!;
   out[1] = msg[1]!;
@@ -171,15 +189,15 @@ export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageS
   f2 &= ~0x02; // TC is decided per transport by the caller
   out[2] = f2;
   out[3] = f3 | 0x80;
-  if (stale) {
-    // RFC 8767 §4: stale answers carry a short TTL (30 s recommended).
-    for (let i = 0; i < a.ttlOffsets.length; i++) out.writeUInt32BE(Math.min(stale.ttl, a.ttls[i]!), a.ttlOffsets[i]!);
-  } else if (ageSeconds > 0) {
-    for (let i = 0; i < a.ttlOffsets.length; i++) {
-      out.writeUInt32BE(Math.max(0, a.ttls[i]! - ageSeconds), a.ttlOffsets[i]!);
-    }
-  } else {
-    for (let i = 0; i < a.ttlOffsets.length; i++) out.writeUInt32BE(a.ttls[i]!, a.ttlOffsets[i]!);
+  const raw = a.raw;
+  const n = a.records;
+  const ttlAt = len + n * 2;
+  // RFC 8767 §4: stale answers carry a short TTL (30 s recommended).
+  const cap = stale ? stale.ttl : 0x7fffffff;
+  const age = stale ? 0 : ageSeconds;
+  for (let i = 0; i < n; i++) {
+    const ttl = raw.readUInt32BE(ttlAt + i * 4);
+    out.writeUInt32BE(Math.min(cap, Math.max(0, ttl - age)), raw.readUInt16BE(len + i * 2));
   }
   if (opt) {
     opt.copy(out, len);

@@ -15,21 +15,23 @@ export class ByteSlab {
   private slab: Buffer | undefined;
   private used = 0;
 
-  /** A copy of `src[start, end)` that shares its memory only with other long-lived copies. */
-  copy(src: Uint8Array, start: number, end: number): Buffer {
-    const n = end - start;
-    if (n > MAX_PACKED) {
-      const own = Buffer.allocUnsafeSlow(n);
-      own.set(src.subarray(start, end));
-      return own;
-    }
+  /** `n` bytes (uninitialised) that share their memory only with other long-lived copies. */
+  alloc(n: number): Buffer {
+    if (n > MAX_PACKED) return Buffer.allocUnsafeSlow(n);
     if (!this.slab || this.used + n > SLAB_SIZE) {
       this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
       this.used = 0;
     }
     const out = this.slab.subarray(this.used, this.used + n);
-    for (let i = 0; i < n; i++) out[i] = src[start + i]!;
     this.used += (n + 7) & ~7; // keep copies 8-byte aligned
+    return out;
+  }
+
+  /** A copy of `src[start, end)` that shares its memory only with other long-lived copies. */
+  copy(src: Uint8Array, start: number, end: number): Buffer {
+    const n = end - start;
+    const out = this.alloc(n);
+    for (let i = 0; i < n; i++) out[i] = src[start + i]!;
     return out;
   }
 }

@@ -10,21 +10,15 @@ export type Clock = () => number;
 
 const KEY_SCRATCH = Buffer.allocUnsafe(320); // a name is at most 253 characters
 
-export interface CacheEntry {
-  readonly answer: AnswerBytes;
-  readonly storedAt: number;
-  readonly expiresAt: number;
-}
-
 export class AnswerCache {
-  private readonly lru: LRUCache<string, CacheEntry> | undefined;
+  private readonly lru: LRUCache<string, AnswerBytes> | undefined;
   hits = 0;
   misses = 0;
   /** Called for every answer stored (the shared cache writes it behind to Redis). */
   onStore: ((key: string, answer: AnswerBytes) => void) | undefined;
 
   constructor(maxEntries: number, private readonly now: Clock = Date.now) {
-    this.lru = maxEntries > 0 ? new LRUCache<string, CacheEntry>({ max: maxEntries }) : undefined;
+    this.lru = maxEntries > 0 ? new LRUCache<string, AnswerBytes>({ max: maxEntries }) : undefined;
   }
 
   /**
@@ -43,10 +37,10 @@ export class AnswerCache {
   }
 
   /**
-   * A fresh entry (its age in seconds is `ageOf(entry)`). Expired entries stay for serve-stale
-   * until evicted. Returns the entry itself: a hit allocates nothing.
+   * A fresh answer (its age in seconds is `ageOf(answer)`). Expired entries stay for serve-stale
+   * until evicted. A hit allocates nothing.
    */
-  lookup(key: string): CacheEntry | undefined {
+  lookup(key: string): AnswerBytes | undefined {
     const e = this.lru?.get(key);
     if (!e || this.now() >= e.expiresAt) {
       this.misses++;
@@ -56,7 +50,7 @@ export class AnswerCache {
     return e;
   }
 
-  ageOf(e: CacheEntry): number {
+  ageOf(e: AnswerBytes): number {
     return Math.floor((this.now() - e.storedAt) / 1000);
   }
 
@@ -65,13 +59,15 @@ export class AnswerCache {
     const e = this.lru?.peek(key);
     if (!e) return undefined;
     const now = this.now();
-    return now - e.expiresAt <= maxStaleSeconds * 1000 ? e.answer : undefined;
+    return now - e.expiresAt <= maxStaleSeconds * 1000 ? e : undefined;
   }
 
   store(key: string, answer: AnswerBytes): void {
     if (!this.lru || answer.cacheTtl <= 0) return;
     const now = this.now();
-    this.lru.set(key, { answer, storedAt: now, expiresAt: now + answer.cacheTtl * 1000 });
+    answer.storedAt = now;
+    answer.expiresAt = now + answer.cacheTtl * 1000;
+    this.lru.set(key, answer);
     this.onStore?.(key, answer);
   }
 
@@ -80,7 +76,9 @@ export class AnswerCache {
     if (!this.lru || remainingMs <= 0 || this.lru.has(key)) return;
     const now = this.now();
     const age = Math.max(0, answer.cacheTtl * 1000 - remainingMs);
-    this.lru.set(key, { answer, storedAt: now - age, expiresAt: now + remainingMs });
+    answer.storedAt = now - age;
+    answer.expiresAt = now + remainingMs;
+    this.lru.set(key, answer);
   }
 
   clear(): void {

@@ -188,7 +188,7 @@ export class Resolver {
     if (cached) {
       this.counters.cacheHits++;
       ctx.cacheHit = true;
-      return this.allowedAnswer(ctx, cached.answer, this.cache.ageOf(cached));
+      return this.allowedAnswer(ctx, cached, this.cache.ageOf(cached));
     }
     return this.forward(ctx, key);
   }

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { stateDir } from '../lists/catalog.js';
 import { RuleSet } from '../pipeline/resolver.js';
 import { SharedState } from '../shared/shared-state.js';
-import { scanAnswer } from '../dns/answer-bytes.js';
+import { answerMessage, scanAnswer } from '../dns/answer-bytes.js';
 import { skipName } from '../dns/wire.js';
 import { editsHash, overlay } from '../shared/runtime-edits.js';
 import { policyVersion } from './load-rules.js';
@@ -127,7 +127,7 @@ export class SluiceServer {
     this.resolver.swap(rules);
     // The shared cache writes every new answer behind to Redis (the cache may be new after a swap).
     const shared = this.shared;
-    this.resolver.cache.onStore = shared?.cacheHooks ? (key, a) => shared.publishCache(key, a.bytes, a.cacheTtl * 1000) : undefined;
+    this.resolver.cache.onStore = shared?.cacheHooks ? (key, a) => shared.publishCache(key, answerMessage(a), a.cacheTtl * 1000) : undefined;
     this.version = policyVersion(loaded, edits && edits.version > 0 ? editsHash(edits) : '');
     if (this.shared) this.shared.version = this.version;
     if (edits && edits.version > 0) this.opts.logger.info({ editsVersion: edits.version, version: this.version }, 'runtime edits applied');
