@@ -1,5 +1,5 @@
 // Observability with several workers: each worker counts its own metrics and sends its query log
-// events in batches to the primary over the cluster IPC channel; the primary keeps the memory ring
+// events in batches (in columns: src/querylog/event-batch.ts) to the primary over the cluster IPC channel; the primary keeps the memory ring
 // and the files, aggregates the workers' metrics (prom-client's AggregatorRegistry) and runs the
 // admin server, so the dashboard, `sluice log` and /metrics see every worker.
 import type { Worker } from 'node:cluster';
@@ -13,6 +13,7 @@ import { stateDir } from '../lists/catalog.js';
 import type { Logger } from '../logging/logger.js';
 import type { QueryLogSink } from '../querylog/buffer.js';
 import type { QueryEvent } from '../querylog/event.js';
+import { decodeEventBatch, encodeEventBatch } from '../querylog/event-batch.js';
 import { JsonlFileSink } from '../querylog/file-sink.js';
 import { MemoryStore } from '../querylog/memory-store.js';
 import type { LoadedRules } from './load-rules.js';
@@ -25,7 +26,7 @@ export class IpcSink implements QueryLogSink {
   readonly name = 'ipc';
   write(batch: QueryEvent[]): boolean {
     if (!process.send || !process.connected) return false;
-    return process.send({ type: LOG_MESSAGE, batch });
+    return process.send({ type: LOG_MESSAGE, batch: encodeEventBatch(batch) });
   }
 }
 
@@ -57,11 +58,13 @@ export class PrimaryObservability {
   }
 
   attach(w: Worker): void {
-    w.on('message', (m: { type?: string; batch?: QueryEvent[] }) => {
-      if (m?.type !== LOG_MESSAGE || !Array.isArray(m.batch)) return;
-      this.accepted += m.batch.length;
-      this.store.write(m.batch);
-      this.fileSink?.write(m.batch);
+    w.on('message', (m: { type?: string; batch?: unknown }) => {
+      if (m?.type !== LOG_MESSAGE) return;
+      const events = decodeEventBatch(m.batch);
+      if (!events) return;
+      this.accepted += events.length;
+      this.store.write(events);
+      this.fileSink?.write(events);
     });
   }
 

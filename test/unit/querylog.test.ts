@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QueryLogBuffer, type QueryLogSink } from '../../src/querylog/buffer.js';
 import { eventJson, type QueryEvent } from '../../src/querylog/event.js';
+import { decodeEventBatch, encodeEventBatch } from '../../src/querylog/event-batch.js';
 import { JsonlFileSink } from '../../src/querylog/file-sink.js';
 import { parseFilter } from '../../src/querylog/filter.js';
 import { FileLogSource } from '../../src/querylog/log-source.js';
@@ -152,9 +153,9 @@ describe('FileLogSource', () => {
   });
 });
 
-describe('eventJson', () => {
-  it('writes exactly what JSON.stringify writes, for any event', () => {
-    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u0000', '\u2028', 'x\ny'));
+// Any query log event, strings with quotes, control characters and lone surrogates included.
+function arbitraryEvent(): fc.Arbitrary<QueryEvent> {
+  const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u0000', '\u2028', 'x\ny'));
     const nullable = fc.option(text, { nil: null });
     const event = fc.record({
       time: fc.integer({ min: 0, max: 4_102_444_800_000 }),
@@ -177,11 +178,42 @@ describe('eventJson', () => {
       durationMs: fc.oneof(fc.double({ min: 0, max: 1e6, noNaN: true }), fc.constantFrom(0.001, 1.5, 12)),
       transport: fc.constantFrom('udp', 'tcp'),
     }) as fc.Arbitrary<QueryEvent>;
+  return event;
+}
+
+describe('eventJson', () => {
+  it('writes exactly what JSON.stringify writes, for any event', () => {
     fc.assert(
-      fc.property(event, (e) => {
+      fc.property(arbitraryEvent(), (e) => {
         expect(eventJson(e)).toBe(JSON.stringify(e));
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('event batches in columns (worker to primary)', () => {
+  it('give back the same events after the trip through JSON, for any batch', () => {
+    fc.assert(
+      fc.property(fc.array(arbitraryEvent(), { maxLength: 40 }), (events) => {
+        const wire = JSON.parse(JSON.stringify(encodeEventBatch(events))) as unknown;
+        expect(decodeEventBatch(wire)).toEqual(JSON.parse(JSON.stringify(events)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('send each repeated string once per batch', () => {
+    const e = { time: 1, instance: 'sluice-a', client: '10.0.0.7', network: 'internal', profile: 'staff', policy: null, list: 'tiktok', rule: 'tiktok.com', name: 'x.tiktok.com', type: 'A', decision: 'blocked', wouldBlock: false, exception: false, cache: false, upstream: null, rcode: 3, answers: 0, durationMs: 0.1, transport: 'udp' } satisfies QueryEvent;
+    const b = encodeEventBatch(Array.from({ length: 100 }, (_, i) => ({ ...e, name: `n${i}.tiktok.com` })));
+    expect(b.dict.sort()).toEqual(['10.0.0.7', 'A', 'blocked', 'internal', 'sluice-a', 'staff', 'tiktok', 'tiktok.com', 'udp'].sort());
+  });
+
+  it('drop a malformed batch instead of storing garbage', () => {
+    const good = encodeEventBatch([]);
+    for (const bad of [null, 7, { ...good, n: 1 }, { ...encodeEventBatch([{ time: 1, instance: 'i', client: 'c', network: null, profile: null, policy: null, list: null, rule: null, name: 'a', type: 'A', decision: 'allowed', wouldBlock: false, exception: false, cache: false, upstream: null, rcode: 0, answers: 0, durationMs: 1, transport: 'udp' }]), dict: [] }]) {
+      expect(decodeEventBatch(bad)).toBeUndefined();
+    }
+    expect(decodeEventBatch(good)).toEqual([]);
   });
 });
