@@ -389,6 +389,18 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// unref(handle): the socket no longer keeps the event loop alive (upstream sockets, like an
+// unref'd node:dgram socket).
+static napi_value Unref(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  batch_socket *s = unwrap(env, argv[0]);
+  if (!s) return NULL;
+  if (!s->closing) uv_unref((uv_handle_t *)&s->poll);
+  return NULL;
+}
+
 // stats(handle) -> [sendErrors, truncated]
 static napi_value Stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -410,6 +422,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"sendTo", NULL, SendTo, NULL, NULL, NULL, napi_enumerable, NULL},
       {"addressText", NULL, AddressText, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unref", NULL, Unref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, Stats, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

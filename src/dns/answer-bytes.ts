@@ -2,11 +2,8 @@
 // bounds the cache entry, where the OPT record sits), then rendered for each client by copying and
 // patching ID, question case, flags and TTLs. No per-hit decoding.
 import { RCODE, TYPE } from './codes.js';
-import { ByteSlab } from './byte-slab.js';
 import { encodeOpt, skipName, type EdeInfo, type Query } from './wire.js';
 
-// Scanned answers are kept by the cache, so their bytes go where long-lived copies go.
-const LONG_LIVED = new ByteSlab();
 // Scratch for scanAnswer(): a message of 65,535 bytes holds at most 5,957 records of 11 bytes.
 const TTL_OFFSETS = new Int32Array(6000);
 const TTLS = new Int32Array(6000);
@@ -14,17 +11,17 @@ const TTLS = new Int32Array(6000);
 const PLAIN_OPT = [encodeOpt({ udpSize: 0, version: 0, do: false }), encodeOpt({ udpSize: 0, version: 0, do: true })];
 
 /**
- * An upstream answer ready to be rendered for any client that asks the same question. It is also
- * the answer cache's entry (`storedAt`, `expiresAt`): one object and one byte view per cached
- * answer, so a full cache gives the garbage collector few objects to trace.
+ * An upstream answer ready to be rendered for any client that asks the same question: a fresh one
+ * from scanAnswer(), or a cache entry seen in place (src/pipeline/answer-cache.ts).
  */
 export interface AnswerBytes {
   /**
-   * The message without its OPT record (ARCOUNT adjusted) in its first `length` bytes, then its TTL
-   * table: `records` 16-bit offsets of the TTL fields, then `records` 32-bit TTLs served at age 0
-   * (after clamping). One slab copy instead of a buffer and two arrays per answer.
+   * From `base`: the message without its OPT record (ARCOUNT adjusted) in `length` bytes, then its
+   * TTL table: `records` 16-bit offsets of the TTL fields, then `records` 32-bit TTLs served at
+   * age 0 (after clamping).
    */
   readonly raw: Buffer;
+  readonly base: number;
   readonly length: number;
   readonly records: number;
   readonly rcode: number;
@@ -35,19 +32,19 @@ export interface AnswerBytes {
   readonly cnames: string[] | undefined;
   /** The answer has an A/AAAA record with a private-range address (for rebinding protection). */
   readonly privateAddress: boolean;
-  /** Epoch ms, set by the answer cache when it keeps the answer. */
-  storedAt: number;
-  expiresAt: number;
+  /** Epoch ms: when the cache stored it and when it expires (0 for a fresh answer). */
+  readonly storedAt: number;
+  readonly expiresAt: number;
 }
 
 /** The message bytes of an answer (without its TTL table). */
 export function answerMessage(a: AnswerBytes): Buffer {
-  return a.raw.subarray(0, a.length);
+  return a.raw.subarray(a.base, a.base + a.length);
 }
 
 /** The TTL of record `i` as served at age 0. */
 export function answerTtl(a: AnswerBytes, i: number): number {
-  return a.raw.readUInt32BE(a.length + a.records * 2 + i * 4);
+  return a.raw.readUInt32BE(a.base + a.length + a.records * 2 + i * 4);
 }
 
 export interface TtlClamp {
@@ -66,7 +63,7 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
   const an = reply.readUInt16BE(6);
   const ns = reply.readUInt16BE(8);
   const ar = reply.readUInt16BE(10);
-  // Collected in scratch arrays, then written after the message bytes in the same slab copy.
+  // Collected in scratch arrays, then written after the message bytes.
   let records = 0;
   let minTtl = Infinity;
   let soaNegativeTtl: number | undefined;
@@ -112,7 +109,7 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
     p = end;
   }
   const length = cut >= 0 ? cut : p;
-  const raw = LONG_LIVED.alloc(length + records * 6);
+  const raw = Buffer.allocUnsafe(length + records * 6);
   for (let i = 0; i < length; i++) raw[i] = reply[i]!;
   for (let i = 0; i < records; i++) {
     raw.writeUInt16BE(TTL_OFFSETS[i]!, length + i * 2);
@@ -126,7 +123,7 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
   if (reply[2]! & 0x02) cacheTtl = 0; // truncated: never cache a partial answer
   else if (negative) cacheTtl = soaNegativeTtl === undefined ? 0 : Math.min(Math.max(soaNegativeTtl, clamp.minTtl), clamp.negativeMaxTtl);
   else if (rcode === RCODE.NOERROR) cacheTtl = minTtl === Infinity ? 0 : minTtl;
-  return { raw, length, records, rcode, cacheTtl, answerCount: an, cnames, privateAddress, storedAt: 0, expiresAt: 0 };
+  return { raw, base: 0, length, records, rcode, cacheTtl, answerCount: an, cnames, privateAddress, storedAt: 0, expiresAt: 0 };
 }
 
 /** A (possibly compressed) name at `p`, lower case without trailing dot; undefined if malformed. */
@@ -178,7 +175,8 @@ export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageS
   const opt = query.edns ? (stale || a.rcode > 0xf ? encodeOpt(query.edns, a.rcode, stale?.ede) : PLAIN_OPT[query.edns.do ? 1 : 0]!) : undefined;
   const len = a.length;
   const out = Buffer.allocUnsafe(len + (opt ? opt.length : 0));
-  a.raw.copy(out, 0, 0, len);
+  const base = a.base;
+  a.raw.copy(out, 0, base, base + len);
   out.set(msg.subarray(12, query.questionEnd), 12);
   out[0] = msg[0]!;
   out[1] = msg[1]!;
@@ -191,13 +189,13 @@ export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageS
   out[3] = f3 | 0x80;
   const raw = a.raw;
   const n = a.records;
-  const ttlAt = len + n * 2;
+  const ttlAt = base + len + n * 2;
   // RFC 8767 §4: stale answers carry a short TTL (30 s recommended).
   const cap = stale ? stale.ttl : 0x7fffffff;
   const age = stale ? 0 : ageSeconds;
   for (let i = 0; i < n; i++) {
     const ttl = raw.readUInt32BE(ttlAt + i * 4);
-    out.writeUInt32BE(Math.min(cap, Math.max(0, ttl - age)), raw.readUInt16BE(len + i * 2));
+    out.writeUInt32BE(Math.min(cap, Math.max(0, ttl - age)), raw.readUInt16BE(base + len + i * 2));
   }
   if (opt) {
     opt.copy(out, len);

@@ -16,6 +16,7 @@ import { systemResolvers } from '../upstream/system-resolvers.js';
 import { UpstreamPool } from '../upstream/upstream-pool.js';
 import { BlockedAnswers } from './answer-blocked.js';
 import { AnswerCache, type Clock } from './answer-cache.js';
+import { loadBatchBinding } from '../native/udp-batch.js';
 import { classify } from './classify.js';
 import type { ClientInfo, RequestContext } from './context.js';
 import { buildRoutes, Forwarder, routeFor, type ForwardResult, type UpstreamRoutes } from './forward.js';
@@ -99,7 +100,7 @@ export class Resolver {
   swap(rules: RuleSet): void {
     const old = this.rules.config;
     this.rules = rules;
-    if (JSON.stringify(old.upstreams) !== JSON.stringify(rules.config.upstreams)) {
+    if (JSON.stringify(old.upstreams) !== JSON.stringify(rules.config.upstreams) || old.udp.io !== rules.config.udp.io) {
       const oldPool = this.pool;
       this.pool = this.newPool(rules.config);
       this.forwarder = new Forwarder(this.pool, this.cache, () => this.clamp());
@@ -124,7 +125,9 @@ export class Resolver {
 
   private newPool(config: Config): UpstreamPool {
     const u = config.upstreams;
-    return new UpstreamPool({ backoffMs: config.hardening.upstream_backoff_ms, sockets: u.sockets, socketMaxQueries: u.socket_max_queries, timeoutMs: u.timeout_ms, totalTimeoutMs: u.total_timeout_ms });
+    // Upstream sockets are batched whenever the listeners may be (udp.io auto or batched) and the addon is built.
+    const batch = config.udp.io === 'dgram' ? undefined : loadBatchBinding().binding;
+    return new UpstreamPool({ backoffMs: config.hardening.upstream_backoff_ms, sockets: u.sockets, socketMaxQueries: u.socket_max_queries, timeoutMs: u.timeout_ms, totalTimeoutMs: u.total_timeout_ms, batch });
   }
 
   private clamp() {
@@ -183,14 +186,13 @@ export class Resolver {
 
     ctx.outcome = 'allowed';
     if (query.type === TYPE.ANY) return this.answerAny(ctx);
-    const key = AnswerCache.key(query);
-    const cached = this.cache.lookup(key);
+    const cached = this.cache.lookupQuery(query);
     if (cached) {
       this.counters.cacheHits++;
       ctx.cacheHit = true;
       return this.allowedAnswer(ctx, cached, this.cache.ageOf(cached));
     }
-    return this.forward(ctx, key);
+    return this.forward(ctx, AnswerCache.key(query));
   }
 
   private blocked(ctx: RequestContext, decision: Extract<Decision, { kind: 'blocked' }>): RequestContext {

@@ -253,8 +253,8 @@ export class SluiceServer {
       try {
         const loaded = await loadRuleSet(this.opts.configFile, log);
         const { rules } = loaded;
-        if (JSON.stringify(rules.config.listeners) !== JSON.stringify(this.config.listeners)) {
-          log.warn('listener changes take effect at the next restart');
+        if (JSON.stringify(rules.config.listeners) !== JSON.stringify(this.config.listeners) || rules.config.udp.io !== this.config.udp.io) {
+          log.warn('listener changes (listeners, udp.io) take effect at the next restart');
         }
         this.loadedRules = loaded;
         this.applyRules(loaded);

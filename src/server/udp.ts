@@ -8,7 +8,7 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { ClientInfo, RequestContext } from '../pipeline/context.js';
 import { InFlight } from './in-flight.js';
-import { loadBatchBinding, type BatchBinding, type BatchSocket } from './udp-batch-binding.js';
+import { loadBatchBinding, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';
 
 export interface MessageHandler {
   handle(msg: Buffer, client: ClientInfo): RequestContext | Promise<RequestContext>;

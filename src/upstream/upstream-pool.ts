@@ -9,6 +9,7 @@ import { randomFillSync } from 'node:crypto';
 import type { UpstreamAddress } from '../config/schema.js';
 import { EDNS_UDP_SIZE, RCODE, TYPE } from '../dns/codes.js';
 import type { Query } from '../dns/wire.js';
+import type { BatchBinding, BatchSocket } from '../native/udp-batch.js';
 
 export interface UpstreamOptions {
   /** A failing upstream is skipped for this long (doubling up to 60 s), then probed again. */
@@ -17,6 +18,8 @@ export interface UpstreamOptions {
   socketMaxQueries: number;
   timeoutMs: number;
   totalTimeoutMs: number;
+  /** The batched native socket for upstream queries (see src/native/udp-batch.ts); node:dgram without it. */
+  batch?: BatchBinding | undefined;
 }
 
 export type UpstreamResult =
@@ -31,33 +34,49 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-class PoolSocket {
-  readonly socket: dgram.Socket;
+/** One UDP port of the pool. Two kinds, one behaviour: node:dgram, and the batched native socket. */
+abstract class PoolSocket {
   readonly pending = new Map<number, Pending>();
   used = 0;
   retired = false;
 
+  /** Send `out` to host:port; `failed` runs (at once or later) when it cannot go. */
+  abstract send(out: Buffer, host: string, port: number, failed: () => void): void;
+  abstract close(): void;
+
+  /** A datagram from host:port: it settles the query it answers, if it is a genuine answer to one. */
+  protected reply(msg: Buffer, host: string, port: number): void {
+    if (msg.length < 12) return;
+    const id = msg.readUInt16BE(0);
+    const p = this.pending.get(id);
+    if (!p) return;
+    if (port !== p.port || normaliseHost(host) !== normaliseHost(p.host)) return;
+    if (!sameQuestion(msg, p.question)) return; // a spoofed or stray reply: keep waiting
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    p.resolve(msg);
+    if (this.retired && this.pending.size === 0) this.close();
+  }
+}
+
+class DgramPoolSocket extends PoolSocket {
+  private readonly socket: dgram.Socket;
+
   constructor(family: 'udp4' | 'udp6', onError: (e: Error) => void) {
+    super();
     this.socket = dgram.createSocket({ type: family, recvBufferSize: 4 << 20 });
     this.socket.on('error', onError);
-    this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    this.socket.on('message', (msg, rinfo) => this.reply(msg, rinfo.address, rinfo.port));
     // exclusive: under node:cluster a worker's port-0 bind would otherwise be shared with the
     // other workers, and replies would land in the wrong process.
     this.socket.bind({ port: 0, exclusive: true });
     this.socket.unref();
   }
 
-  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (msg.length < 12) return;
-    const id = msg.readUInt16BE(0);
-    const p = this.pending.get(id);
-    if (!p) return;
-    if (rinfo.port !== p.port || normaliseHost(rinfo.address) !== normaliseHost(p.host)) return;
-    if (!sameQuestion(msg, p.question)) return; // a spoofed or stray reply: keep waiting
-    this.pending.delete(id);
-    clearTimeout(p.timer);
-    p.resolve(msg);
-    if (this.retired && this.pending.size === 0) this.close();
+  send(out: Buffer, host: string, port: number, failed: () => void): void {
+    this.socket.send(out, port, host, (err) => {
+      if (err) failed();
+    });
   }
 
   close(): void {
@@ -66,6 +85,60 @@ class PoolSocket {
     } catch {
       /* already closed */
     }
+  }
+}
+
+/**
+ * The batched native socket (native/udp-batch.c) as a pool socket: answers are read many per
+ * system call, and a query leaves with one sendto() instead of node:dgram's send machinery (on
+ * the cache-miss path that machinery was the largest single cost).
+ */
+class BatchedPoolSocket extends PoolSocket {
+  private readonly socket: BatchSocket;
+  private readonly rx: Buffer;
+  private readonly meta: Int32Array;
+  private readonly metaBytes: Uint8Array;
+  private closed = false;
+
+  constructor(
+    private readonly binding: BatchBinding,
+    family: 'udp4' | 'udp6',
+  ) {
+    super();
+    // A fresh random port from the kernel, on every address, as node:dgram's bind({ port: 0 }).
+    this.socket = binding.open(family === 'udp6' ? 6 : 4, family === 'udp6' ? '::' : '0.0.0.0', 0, false, 4 << 20, (n) => this.onBatch(n));
+    binding.unref(this.socket.handle);
+    this.rx = Buffer.from(this.socket.rx);
+    this.meta = new Int32Array(this.socket.rxmeta);
+    this.metaBytes = new Uint8Array(this.socket.rxmeta);
+  }
+
+  private onBatch(n: number): number {
+    const s = this.socket;
+    for (let i = 0; i < n; i++) {
+      const m = i * s.meta;
+      const len = this.meta[m]!;
+      const off = i * s.rxSlot;
+      // Only a datagram that names a pending query is copied out of the batch.
+      if (len < 12 || this.closed || !this.pending.has(this.rx.readUInt16BE(off))) continue;
+      const b = this.metaBytes;
+      const at = (m + 3) * 4;
+      const host = this.meta[m + 2] === 4 ? `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}` : this.binding.addressText(s.handle, i);
+      const msg = Buffer.allocUnsafe(len);
+      this.rx.copy(msg, 0, off, off + len);
+      this.reply(msg, host, this.meta[m + 1]!);
+    }
+    return 0;
+  }
+
+  send(out: Buffer, host: string, port: number, failed: () => void): void {
+    if (this.closed || this.binding.sendTo(this.socket.handle, out, out.length, host, port) !== 0) failed();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.binding.close(this.socket.handle);
   }
 }
 
@@ -169,12 +242,10 @@ export class UpstreamPool {
       // `question` is a view into the query, which no one writes to again (a datagram has its own
       // buffer; TCP copies each message out of its stream), so it is kept without a copy.
       sock.pending.set(id, { resolve, host: server.host, port: server.port, question, timer });
-      sock.socket.send(out, server.port, server.host, (err) => {
-        if (err) {
-          clearTimeout(timer);
-          sock.pending.delete(id);
-          resolve(undefined);
-        }
+      sock.send(out, server.host, server.port, () => {
+        clearTimeout(timer);
+        sock.pending.delete(id);
+        resolve(undefined);
       });
     });
   }
@@ -188,7 +259,7 @@ export class UpstreamPool {
         s.retired = true;
         if (s.pending.size === 0) s.close();
       }
-      s = new PoolSocket(family, this.onSocketError);
+      s = this.opts.batch ? new BatchedPoolSocket(this.opts.batch, family) : new DgramPoolSocket(family, this.onSocketError);
       pool[i] = s;
     }
     s.used++;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RCODE, TYPE, decodeResponse, encodeQuery, queryUdp, resolve } from '../helpers/dns-client.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { referenceConfig, referenceLists, startSluice, type Harness } from '../helpers/sluice-harness.js';
-import { loadBatchBinding } from '../../src/server/udp-batch-binding.js';
+import { loadBatchBinding } from '../../src/native/udp-batch.js';
 import { BatchedUdpListener } from '../../src/server/udp.js';
 
 let upstream: FakeUpstream;
@@ -135,6 +135,24 @@ describe('UDP listeners: batched and dgram', () => {
   it('a second server on the same port fails with EADDRINUSE (no SO_REUSEPORT outside a cluster)', async () => {
     const cfg = referenceConfig('udp: { io: batched }\n').replace('port: 0', `port: ${batched.udp.port}`);
     await expect(startSluice({ config: cfg, lists: referenceLists, upstream: upstream.address })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+  });
+
+  it.each(['batched', 'dgram'])('%s upstream sockets: a new random source port after socket_max_queries, every answer matched', async (io) => {
+    const h = await startSluice({
+      config: referenceConfig(`udp: { io: ${io} }\n`).replace('default: ["@UPSTREAM@"]', 'default: ["@UPSTREAM@"]\n  sockets: 2\n  socket_max_queries: 5'),
+      lists: referenceLists,
+      upstream: upstream.address,
+    });
+    try {
+      upstream.clearQueries();
+      const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => resolve(h.udp, `rot${i}.${io}.example`, 'A', { localAddress: '127.0.0.2' })));
+      for (const a of answers) expect(a.answers[0]).toMatchObject({ type: TYPE.A, data: '192.0.2.1' });
+      const ports = new Set(upstream.queries.filter((q) => q.name.endsWith(`.${io}.example`)).map((q) => q.fromPort));
+      // 40 queries, at most 5 per socket: at least 8 sockets, each on its own port.
+      expect(ports.size).toBeGreaterThanOrEqual(8);
+    } finally {
+      await h.stop();
+    }
   });
 
   it('stopping sends the forwarded answers still in flight before the socket closes', async () => {

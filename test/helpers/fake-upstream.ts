@@ -81,6 +81,8 @@ export interface FakeQuery {
   transport: Transport;
   /** Client source IP, e.g. "127.0.0.2". */
   from: string;
+  /** Client source port. */
+  fromPort: number;
   opcode: number;
   rd: boolean;
   cd: boolean;
@@ -356,7 +358,7 @@ class FakeUpstreamServer implements FakeUpstream {
     private readonly tcp: net.Server,
   ) {
     udp.on('message', (msg, rinfo) => {
-      void this.handle(msg, 'udp', rinfo.address).then((reply) => {
+      void this.handle(msg, 'udp', rinfo.address, rinfo.port).then((reply) => {
         if (reply && !this.closed) udp.send(reply, rinfo.port, rinfo.address, () => undefined);
       });
     });
@@ -422,21 +424,21 @@ class FakeUpstreamServer implements FakeUpstream {
         const msg = Buffer.from(pending.subarray(2, 2 + len));
         pending = pending.subarray(2 + len);
         // Handled concurrently so a delayed query does not block later ones.
-        void this.handle(msg, 'tcp', socket.remoteAddress ?? '').then((reply) => {
+        void this.handle(msg, 'tcp', socket.remoteAddress ?? '', socket.remotePort ?? 0).then((reply) => {
           if (reply && !this.closed && !socket.destroyed) socket.write(frame(reply));
         });
       }
     });
   }
 
-  private async handle(raw: Buffer, transport: Transport, from: string): Promise<Buffer | undefined> {
+  private async handle(raw: Buffer, transport: Transport, from: string, fromPort: number): Promise<Buffer | undefined> {
     let parsed: ParsedQuery;
     try {
       parsed = parseQuery(raw);
     } catch {
       return this.mode === 'drop' ? undefined : formerr(raw);
     }
-    const query: FakeQuery = { ...parsed.fields, transport, from };
+    const query: FakeQuery = { ...parsed.fields, transport, from, fromPort };
     this.queries.push(query);
 
     switch (this.mode) {

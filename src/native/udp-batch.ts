@@ -25,13 +25,15 @@ export interface BatchBinding {
   sendTo(handle: unknown, buf: Uint8Array, length: number, address: string, port: number): number;
   addressText(handle: unknown, index: number): string;
   close(handle: unknown): void;
+  /** The socket stops keeping the event loop alive. */
+  unref(handle: unknown): void;
   /** [send errors, truncated datagrams] */
   stats(handle: unknown): [number, number];
 }
 
 export type BatchBindingLoad = { binding: BatchBinding; reason?: undefined } | { binding?: undefined; reason: string };
 
-// src/server/ and dist/server/ are both two levels below the package root.
+// src/native/ and dist/native/ are both two levels below the package root.
 const addonPath = fileURLToPath(new URL('../../native/build/udp-batch.node', import.meta.url));
 let loaded: BatchBindingLoad | undefined;
 
