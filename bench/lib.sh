@@ -176,13 +176,18 @@ start_upstream() {
       fi
     fi
   fi
+  # Something else answering on the port would silently become the upstream of every cache miss.
+  if answers "$UP_PORT" probe.example; then
+    echo "bench: port $UP_PORT (fake upstream) is already answering; stop that process or set PORT_BASE" >&2
+    return 1
+  fi
   if [ "$UPSTREAM_KIND" = c ]; then
     start_bg upstream "$UP_CPUS" "$W/responder" "$UP_PORT" 32
   else
     start_bg upstream "$UP_CPUS" node "$BENCH/dgram-responder.mjs" "$UP_PORT"
   fi
   UPSTREAM_PID=$LASTPID
-  wait_answer "$UP_PORT" up.example 5 '192\.0\.2\.1' || { echo "bench: fake upstream did not start ($RUN/upstream.log)" >&2; return 1; }
+  wait_answer "$UP_PORT" up.example 5 '192\.0\.2\.1' "$UPSTREAM_PID" || { echo "bench: fake upstream did not start ($RUN/upstream.log)" >&2; return 1; }
 }
 
 # ---------- dnsperf runs ----------------------------------------------------------------------

@@ -4,7 +4,7 @@
 // fails the install. It compiles with the system `cc` directly, not node-gyp, so nothing is
 // downloaded: the headers are the ones installed with Node (or npm's configured nodedir).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,7 +34,7 @@ if (process.platform !== 'linux') {
 if (existsSync(target) && statSync(target).mtimeMs >= statSync(source).mtimeMs) process.exit(0);
 const include = headerDir();
 if (!include) {
-  say('no Node headers (node_api.h, uv.h) found; UDP goes through node:dgram. Install them (Debian: the nodejs package ships them in /usr/include/node) and run `npm run build`.');
+  say('no Node headers (node_api.h, uv.h) found; UDP goes through node:dgram. Install them (NodeSource's nodejs and the official tarballs ship them in include/node; Debian's own nodejs: libnode-dev) and run `npm run build`.');
   process.exit(0);
 }
 const cc = process.env.CC || 'cc';
@@ -49,5 +49,6 @@ try {
   renameSync(tmp, target);
   say(`built ${target}`);
 } catch (err) {
+  rmSync(tmp, { force: true });
   say(`could not compile ${source} with ${cc} (${err.message.split('\n')[0]}); UDP goes through node:dgram. Install a C compiler (Debian: gcc libc6-dev) and run \`npm run build\`.`);
 }

@@ -27,6 +27,8 @@ export interface MetricsSources {
   listSizes: () => Map<string, number>;
   now: () => number;
   tcpConnections?: () => number;
+  /** Batched UDP sockets: [answers the kernel would not take, datagrams too long for a slot]. */
+  udpDrops?: () => [number, number];
   /** Shared (Redis) mode status: { mode, redis, diverged, version, droppedEvents }. */
   shared?: () => Record<string, unknown>;
 }
@@ -104,6 +106,8 @@ export class QueryMetrics {
     counter('sluice_rebinding_filtered_total', 'Answers emptied by DNS rebinding protection.', () => res().counters.rebindingFiltered);
     counter('sluice_stale_answers_total', 'Answers served stale from the cache because no upstream answered (RFC 8767).', () => res().counters.stale);
     gauge('sluice_tcp_connections', 'Open DNS-over-TCP connections (bounded by tcp.max_connections).', (g) => g.set(src.tcpConnections?.() ?? 0), [], 'sum');
+    counter('sluice_udp_send_errors_total', 'UDP answers the kernel would not take (send buffer full); the client retries.', () => src.udpDrops?.()[0] ?? 0);
+    counter('sluice_udp_oversized_total', 'UDP datagrams longer than 16 KiB, dropped unread (no DNS query is that long).', () => src.udpDrops?.()[1] ?? 0);
     counter('sluice_servfail_total', 'Queries answered SERVFAIL because no upstream answered.', () => res().counters.servfail);
     gauge('sluice_list_entries', 'Rules per list.', (g) => {
       g.reset();

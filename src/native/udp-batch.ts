@@ -39,7 +39,9 @@ let loaded: BatchBindingLoad | undefined;
 
 export function loadBatchBinding(): BatchBindingLoad {
   if (loaded) return loaded;
-  if (process.platform !== 'linux') loaded = { reason: `recvmmsg/sendmmsg are Linux only (this is ${process.platform})` };
+  // SLUICE_NO_NATIVE=1: run as where the addon cannot be built (to compare, or to rule it out).
+  if (process.env.SLUICE_NO_NATIVE) loaded = { reason: 'SLUICE_NO_NATIVE is set' };
+  else if (process.platform !== 'linux') loaded = { reason: `recvmmsg/sendmmsg are Linux only (this is ${process.platform})` };
   else if (!existsSync(addonPath)) loaded = { reason: `${addonPath} is not built (npm run build compiles it; it needs a C compiler and Node's headers)` };
   else {
     try {

@@ -58,6 +58,7 @@ export class Observability {
     private readonly worker = false,
     private readonly sharedStatus: () => Record<string, unknown> = () => ({}),
     private readonly tcpConnections: () => number = () => 0,
+    private readonly udpDrops: () => [number, number] = () => [0, 0],
   ) {
     this.loaded = loaded;
     const c = loaded.loaded.config;
@@ -77,6 +78,7 @@ export class Observability {
       now,
       shared: () => this.sharedStatus(),
       tcpConnections: () => this.tcpConnections(),
+      udpDrops: () => this.udpDrops(),
     });
     if (worker) exposeWorkerMetrics(this.metrics.registry);
   }

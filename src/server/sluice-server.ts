@@ -21,7 +21,7 @@ import { skipName } from '../dns/wire.js';
 import { editsHash, overlay } from '../shared/runtime-edits.js';
 import { policyVersion } from './load-rules.js';
 import { TcpListener } from './tcp.js';
-import { createUdpListener, type ListenerHooks, type UdpListener } from './udp.js';
+import { BatchedUdpListener, createUdpListener, type ListenerHooks, type UdpListener } from './udp.js';
 
 export { LoadError, loadRuleSet };
 
@@ -78,7 +78,7 @@ export class SluiceServer {
     const loaded = await loadRuleSet(opts.configFile, opts.logger);
     const server = new SluiceServer(new Resolver(loaded.rules, opts.clock), opts, loaded.rules.config);
     server.loadedRules = loaded;
-    server.observability = new Observability(loaded, () => server.resolver, opts.logger, opts.clock ?? Date.now, isWorker(), () => server.sharedStatus(), () => server.tcpConnections());
+    server.observability = new Observability(loaded, () => server.resolver, opts.logger, opts.clock ?? Date.now, isWorker(), () => server.sharedStatus(), () => server.tcpConnections(), () => server.udpDrops());
     try {
       server.startShared(loaded);
       server.adminPort = await server.observability.startAdmin();
@@ -232,6 +232,18 @@ export class SluiceServer {
         break;
       }
     }
+  }
+
+  /** Summed over the batched UDP listeners: [send errors, oversized datagrams]. */
+  udpDrops(): [number, number] {
+    const total: [number, number] = [0, 0];
+    for (const l of this.listeners) {
+      if (!(l instanceof BatchedUdpListener)) continue;
+      const [sendErrors, oversized] = l.stats();
+      total[0] += sendErrors;
+      total[1] += oversized;
+    }
+    return total;
   }
 
   tcpConnections(): number {

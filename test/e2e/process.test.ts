@@ -17,8 +17,8 @@ interface Running {
   waitFor(pred: (l: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
 }
 
-function run(configFile: string): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+function run(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
   let buf = '';
@@ -92,6 +92,28 @@ describe('sluice serve', () => {
     } finally {
       s.child.kill('SIGKILL');
     }
+  });
+
+  it('without the batched UDP socket serves on node:dgram and says why; `udp.io: batched` then refuses to start', async () => {
+    const cfg = join(dir, 'no-native.yaml');
+    writeFileSync(cfg, referenceConfig().replaceAll('@UPSTREAM@', upstream.address));
+    const s = await run(cfg, { SLUICE_NO_NATIVE: '1' });
+    try {
+      expect(s.logs.find((l) => l.msg === 'listening' && l.protocol === 'udp')).toMatchObject({ io: 'dgram', io_note: 'SLUICE_NO_NATIVE is set' });
+      const server = { host: '127.0.0.1', port: s.port };
+      expect((await resolve(server, 'www.tiktok.com', 'A', { localAddress: '127.0.0.1' })).rcode).toBe(RCODE.NXDOMAIN);
+      expect((await resolve(server, 'forwarded.example', 'A', { localAddress: '127.0.0.1' })).answers[0]?.data).toBe('192.0.2.1');
+    } finally {
+      s.child.kill('SIGKILL');
+    }
+    writeFileSync(cfg, referenceConfig('udp: { io: batched }\n').replaceAll('@UPSTREAM@', upstream.address));
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_NO_NATIVE: '1' } });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code).not.toBe(0);
+    expect(out).toContain('udp.io is batched, but the batched UDP socket is not available: SLUICE_NO_NATIVE is set');
   });
 
   it('refuses to start on a broken config, naming file, line and field', async () => {

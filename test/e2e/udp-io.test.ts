@@ -129,6 +129,7 @@ describe('UDP listeners: batched and dgram', () => {
     const huge = Buffer.concat([encodeQuery('www.tiktok.com', 'A', { id: 7 }), Buffer.alloc(20000)]);
     await expect(queryUdp(batched.udp, huge, { timeoutMs: 300 })).rejects.toThrow(/timed out/);
     expect(listener.stats()[1]).toBe(before[1] + 1);
+    expect(await batched.server.observability.metrics.metrics()).toMatch(new RegExp(`^sluice_udp_oversized_total ${before[1] + 1}$`, 'm'));
     expect((await resolve(batched.udp, 'www.tiktok.com', 'A')).rcode).toBe(RCODE.NXDOMAIN);
   });
 

@@ -127,7 +127,7 @@ export interface FakeUpstream {
 // ---------------------------------------------------------------------------
 
 export interface ParsedQuery {
-  fields: Omit<FakeQuery, 'transport' | 'from'>;
+  fields: Omit<FakeQuery, 'transport' | 'from' | 'fromPort'>;
   /** Raw question section bytes, echoed verbatim in replies. */
   questionBytes: Buffer;
 }
