@@ -105,7 +105,7 @@ done
 if [ ! -d "$ROOT/dist" ]; then
   [ -d "$ROOT/node_modules" ] || (cd "$ROOT" && npm ci --no-audit --no-fund) || exit 1
   log "building sluice"; (cd "$ROOT" && npm run build >"$RUN/build.log" 2>&1) || { cat "$RUN/build.log"; exit 1; }
-elif [ -n "$(find "$ROOT/src" -newer "$ROOT/dist" -name '*.ts' -print -quit 2>/dev/null)" ]; then
+elif [ -n "$(find "$ROOT/src" -newer "$ROOT/dist/cli/main.js" -name '*.ts' -print -quit 2>/dev/null)" ]; then
   log "note: src/ has changes newer than dist/; run 'npm run build' to measure them"
 fi
 if [ -n "${SKIP_1M:-}" ]; then node "$BENCH/gen-data.mjs" "$D" || exit 1; else node "$BENCH/gen-data.mjs" "$D" --1m || exit 1; fi
