@@ -34,7 +34,7 @@ if (process.platform !== 'linux') {
 if (existsSync(target) && statSync(target).mtimeMs >= statSync(source).mtimeMs) process.exit(0);
 const include = headerDir();
 if (!include) {
-  say('no Node headers (node_api.h, uv.h) found; UDP goes through node:dgram. Install them (NodeSource's nodejs and the official tarballs ship them in include/node; Debian's own nodejs: libnode-dev) and run `npm run build`.');
+  say("no Node headers (node_api.h, uv.h) found; UDP goes through node:dgram. Install them (NodeSource's nodejs and the official tarballs ship them in include/node; Debian's own nodejs: libnode-dev) and run `npm run build`.");
   process.exit(0);
 }
 const cc = process.env.CC || 'cc';
