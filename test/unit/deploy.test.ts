@@ -2,7 +2,7 @@
 // the Dockerfile's structure, the systemd unit (with `systemd-analyze verify` when it runs), the
 // compose stack's wiring, and the example configs against the schema and the list catalog.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -368,6 +368,33 @@ describe('node flags', () => {
 
 // ---------------------------------------------------------------------------------------------
 // The npm package: what `npm install sluice-<version>.tgz` needs to run
+
+describe('native/build.mjs (run by `npm install`)', () => {
+  // A copy of the two files in a temporary folder, so the project's own build is left alone.
+  function copyBuild(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-native-'));
+    mkdirSync(join(dir, 'native'));
+    for (const f of ['build.mjs', 'udp-batch.c']) copyFileSync(join(REPO, 'native', f), join(dir, 'native', f));
+    return dir;
+  }
+
+  it('builds the addon where there is a compiler and Node headers', () => {
+    const dir = copyBuild();
+    const r = spawnSync(process.execPath, [join(dir, 'native', 'build.mjs')], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(join(dir, 'native', 'build', 'udp-batch.node'))).toBe(true);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('never fails the install: without a compiler it says so and exits 0', () => {
+    const dir = copyBuild();
+    const r = spawnSync(process.execPath, [join(dir, 'native', 'build.mjs')], { encoding: 'utf8', env: { ...process.env, CC: join(dir, 'no-such-cc') } });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/could not compile .* UDP goes through node:dgram/);
+    expect(existsSync(join(dir, 'native', 'build', 'udp-batch.node'))).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
 
 describe('npm package', () => {
   it('ships the compiled code, the command, the dashboard, the lists and the default config', () => {
