@@ -52,3 +52,38 @@ export function loadBatchBinding(): BatchBindingLoad {
   }
   return loaded;
 }
+
+/**
+ * The source address of datagram `i` of a socket's current batch, as text (the form node:dgram's
+ * rinfo.address has). IPv4 addresses come from the batch's shared bytes, one string per address
+ * kept for reuse, so a busy client costs no string per query; IPv6 ones are asked of the addon.
+ */
+export class SourceAddresses {
+  private readonly meta: Int32Array;
+  private readonly bytes: Uint8Array;
+  private readonly ipv4 = new Map<number, string>();
+
+  constructor(
+    private readonly binding: BatchBinding,
+    private readonly socket: BatchSocket,
+  ) {
+    this.meta = new Int32Array(socket.rxmeta);
+    this.bytes = new Uint8Array(socket.rxmeta);
+  }
+
+  of(i: number): string {
+    const m = i * this.socket.meta;
+    if (this.meta[m + 2] !== 4) return this.binding.addressText(this.socket.handle, i);
+    const key = this.meta[m + 3]!;
+    let text = this.ipv4.get(key);
+    if (text === undefined) {
+      const b = this.bytes;
+      const at = (m + 3) * 4;
+      text = `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+      // Bounded: a network's clients are a few thousand; a spoofed flood only costs re-formatting.
+      if (this.ipv4.size >= 65536) this.ipv4.clear();
+      this.ipv4.set(key, text);
+    }
+    return text;
+  }
+}

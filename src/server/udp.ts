@@ -8,7 +8,7 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { ClientInfo, RequestContext } from '../pipeline/context.js';
 import { InFlight } from './in-flight.js';
-import { loadBatchBinding, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';
+import { loadBatchBinding, SourceAddresses, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';
 
 export interface MessageHandler {
   handle(msg: Buffer, client: ClientInfo): RequestContext | Promise<RequestContext>;
@@ -130,11 +130,9 @@ export class BatchedUdpListener implements UdpListener {
   // Views of the memory shared with the addon, made once.
   private rx!: Buffer;
   private meta!: Int32Array;
-  private metaBytes!: Uint8Array;
+  private addresses!: SourceAddresses;
   private tx!: Buffer;
   private txMeta!: Int32Array;
-  /** Text of IPv4 client addresses, by their 32 bits: one string per client, not per query. */
-  private readonly ip4Text = new Map<number, string>();
 
   constructor(
     private readonly binding: BatchBinding,
@@ -149,7 +147,7 @@ export class BatchedUdpListener implements UdpListener {
       this.socket = s;
       this.rx = Buffer.from(s.rx);
       this.meta = new Int32Array(s.rxmeta);
-      this.metaBytes = new Uint8Array(s.rxmeta);
+      this.addresses = new SourceAddresses(this.binding, s);
       this.tx = Buffer.from(s.tx);
       this.txMeta = new Int32Array(s.txmeta);
       this.listener = `${address}:${s.port}`;
@@ -179,7 +177,7 @@ export class BatchedUdpListener implements UdpListener {
         const len = meta[m]!;
         if (len < 0) continue; // longer than a slot: no DNS query is, dropped and counted
         const port = meta[m + 1]!;
-        const address = meta[m + 2] === 4 ? this.ipv4(meta[m + 3]!, (m + 3) * 4) : this.binding.addressText(s.handle, i);
+        const address = this.addresses.of(i);
         // The message outlives the batch when it is forwarded: it gets its own bytes.
         const msg = Buffer.allocUnsafe(len);
         const off = i * s.rxSlot;
@@ -215,18 +213,6 @@ export class BatchedUdpListener implements UdpListener {
       this.opts.hooks.error(err as Error, 'udp batch');
     }
     return filled;
-  }
-
-  private ipv4(key: number, byteOffset: number): string {
-    let text = this.ip4Text.get(key);
-    if (text === undefined) {
-      const b = this.metaBytes;
-      text = `${b[byteOffset]}.${b[byteOffset + 1]}.${b[byteOffset + 2]}.${b[byteOffset + 3]}`;
-      // Bounded: a network's clients are a few thousand; a spoofed flood only costs re-formatting.
-      if (this.ip4Text.size >= 65536) this.ip4Text.clear();
-      this.ip4Text.set(key, text);
-    }
-    return text;
   }
 
   private sendNow(ctx: RequestContext, address: string, port: number): void {

@@ -9,7 +9,7 @@ import { randomFillSync } from 'node:crypto';
 import type { UpstreamAddress } from '../config/schema.js';
 import { EDNS_UDP_SIZE, RCODE, TYPE } from '../dns/codes.js';
 import type { Query } from '../dns/wire.js';
-import type { BatchBinding, BatchSocket } from '../native/udp-batch.js';
+import { SourceAddresses, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';
 
 export interface UpstreamOptions {
   /** A failing upstream is skipped for this long (doubling up to 60 s), then probed again. */
@@ -97,7 +97,7 @@ class BatchedPoolSocket extends PoolSocket {
   private readonly socket: BatchSocket;
   private readonly rx: Buffer;
   private readonly meta: Int32Array;
-  private readonly metaBytes: Uint8Array;
+  private readonly addresses: SourceAddresses;
   private closed = false;
 
   constructor(
@@ -110,7 +110,7 @@ class BatchedPoolSocket extends PoolSocket {
     binding.unref(this.socket.handle);
     this.rx = Buffer.from(this.socket.rx);
     this.meta = new Int32Array(this.socket.rxmeta);
-    this.metaBytes = new Uint8Array(this.socket.rxmeta);
+    this.addresses = new SourceAddresses(binding, this.socket);
   }
 
   private onBatch(n: number): number {
@@ -121,9 +121,7 @@ class BatchedPoolSocket extends PoolSocket {
       const off = i * s.rxSlot;
       // Only a datagram that names a pending query is copied out of the batch.
       if (len < 12 || this.closed || !this.pending.has(this.rx.readUInt16BE(off))) continue;
-      const b = this.metaBytes;
-      const at = (m + 3) * 4;
-      const host = this.meta[m + 2] === 4 ? `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}` : this.binding.addressText(s.handle, i);
+      const host = this.addresses.of(i);
       const msg = Buffer.allocUnsafe(len);
       this.rx.copy(msg, 0, off, off + len);
       this.reply(msg, host, this.meta[m + 1]!);
