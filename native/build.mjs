@@ -31,24 +31,35 @@ if (process.platform !== 'linux') {
   say(`recvmmsg/sendmmsg are Linux system calls; on ${process.platform} UDP goes through node:dgram`);
   process.exit(0);
 }
-if (existsSync(target) && statSync(target).mtimeMs >= statSync(source).mtimeMs) process.exit(0);
-const include = headerDir();
-if (!include) {
-  say("no Node headers (node_api.h, uv.h) found; UDP goes through node:dgram. Install them (NodeSource's nodejs and the official tarballs ship them in include/node; Debian's own nodejs: libnode-dev) and run `npm run build`.");
-  process.exit(0);
-}
-const cc = process.env.CC || 'cc';
-mkdirSync(dirname(target), { recursive: true });
+// Everything that touches the file system is inside the try: a read-only or odd checkout must
+// not fail `npm install` either.
 const tmp = `${target}.${process.pid}.tmp`;
 try {
-  execFileSync(
-    cc,
-    ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-DNODE_GYP_MODULE_NAME=udp_batch', `-I${include}`, source, '-o', tmp],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
+  if (existsSync(target) && statSync(target).mtimeMs >= statSync(source).mtimeMs) process.exit(0);
+  const include = headerDir();
+  if (!include) {
+    say("no Node headers (node_api.h, uv.h) found; UDP goes through node:dgram. Install them (NodeSource's nodejs and the official tarballs ship them in include/node; Debian's own nodejs: libnode-dev) and run `npm run build`.");
+    process.exit(0);
+  }
+  const cc = process.env.CC || 'cc';
+  mkdirSync(dirname(target), { recursive: true });
+  try {
+    execFileSync(
+      cc,
+      ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-DNODE_GYP_MODULE_NAME=udp_batch', `-I${include}`, source, '-o', tmp],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    );
+  } catch (err) {
+    throw new Error(`could not compile ${source} with ${cc} (${err.message.split('\n')[0]})`);
+  }
   renameSync(tmp, target);
   say(`built ${target}`);
 } catch (err) {
-  rmSync(tmp, { force: true });
-  say(`could not compile ${source} with ${cc} (${err.message.split('\n')[0]}); UDP goes through node:dgram. Install a C compiler (Debian: gcc libc6-dev) and run \`npm run build\`.`);
+  try {
+    rmSync(tmp, { force: true });
+  } catch {
+    // nothing to clean up
+  }
+  say(`${err.message}; UDP goes through node:dgram. Install a C compiler (Debian: gcc libc6-dev) and run \`npm run build\`.`);
 }
+process.exit(0);

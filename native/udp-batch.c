@@ -7,12 +7,17 @@
 // BATCH datagrams with one system call, JS handles them in one call, and the answers it writes
 // into the shared `tx` area leave with one sendmmsg. No npm package does this for Node 20.
 //
-// Memory shared with JS (ArrayBuffers created here, owned by V8, kept alive by references):
-//   rx      BATCH slots of RX_SLOT bytes: the datagrams of the current batch
-//   rxmeta  BATCH × META int32: [length (-1 when truncated), port, family (4|6),
+// Memory shared with JS (ArrayBuffers created here, owned by V8, kept alive by references), for a
+// socket opened with `batch` slots (at most BATCH) and a send area or not:
+//   rx      batch slots of RX_SLOT bytes: the datagrams of the current batch
+//   rxmeta  batch × META int32: [length (-1 when truncated), port, family (4|6),
 //           address bytes (16, network order; IPv4 in the first 4), 0]
-//   tx      BATCH slots of TX_SLOT bytes: answers JS writes for the current batch
-//   txmeta  BATCH × 2 int32: [answer length, index of the datagram it answers]
+//   tx      batch slots of TX_SLOT bytes (or none): answers JS writes for the current batch
+//   txmeta  batch × 2 int32: [answer length, index of the datagram it answers]
+//
+// Lifetime: close() stops the poll and closes the socket; the struct itself lives until the JS
+// handle (an external) is garbage-collected, so a call on a closed handle finds it still there
+// and answers EBADF instead of reading freed memory.
 // The JS callback gets the number of datagrams and returns how many tx slots it filled. Answers
 // that come later (forwarded queries) leave one at a time with sendTo().
 #define _GNU_SOURCE
@@ -22,6 +27,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +47,11 @@
 typedef struct {
   int fd;
   int family;
-  int closing;
+  int batch;
+  int has_tx;
+  int closing;    // close() was called: no more reads or sends
+  int closed;     // the poll handle is closed and the fd with it
+  int finalized;  // the JS handle is gone: free the struct once closed
   uint64_t send_errors;
   uint64_t truncated;
   uv_poll_t poll;
@@ -88,7 +99,8 @@ static napi_value throw_errno(napi_env env, const char *what, int e) {
 
 static void send_batch(batch_socket *s, int filled, int received) {
   int k = 0;
-  for (int j = 0; j < filled && j < BATCH; j++) {
+  if (!s->has_tx) return;
+  for (int j = 0; j < filled && j < s->batch; j++) {
     int32_t len = s->txmeta[j * 2], idx = s->txmeta[j * 2 + 1];
     if (len <= 0 || len > TX_SLOT || idx < 0 || idx >= received) continue;
     s->tiov[k].iov_base = s->tx + (size_t)j * TX_SLOT;
@@ -126,7 +138,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   napi_get_reference_value(env, s->callback, &callback);
   napi_get_global(env, &global);
   for (int round = 0; round < ROUNDS && !s->closing; round++) {
-    for (int i = 0; i < BATCH; i++) {
+    for (int i = 0; i < s->batch; i++) {
       s->riov[i].iov_base = s->rx + (size_t)i * RX_SLOT;
       s->riov[i].iov_len = RX_SLOT;
       memset(&s->rmsg[i].msg_hdr, 0, sizeof(struct msghdr));
@@ -135,7 +147,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       s->rmsg[i].msg_hdr.msg_name = &s->raddr[i];
       s->rmsg[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
     }
-    int n = recvmmsg(s->fd, s->rmsg, BATCH, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(s->fd, s->rmsg, (unsigned)s->batch, MSG_DONTWAIT, NULL);
     if (n <= 0) break;
     for (int i = 0; i < n; i++) {
       int32_t *m = s->rxmeta + i * META;
@@ -174,7 +186,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     int32_t filled = 0;
     if (napi_get_value_int32(env, result, &filled) != napi_ok) filled = 0;
     if (!s->closing && filled > 0) send_batch(s, filled, n);
-    if (n < BATCH) break;
+    if (n < s->batch) break;
   }
   napi_close_handle_scope(env, scope);
 }
@@ -202,7 +214,17 @@ static int parse_address(int family, const char *text, int port, struct sockaddr
     a6->sin6_family = AF_INET6;
     a6->sin6_port = htons((uint16_t)port);
     *len = sizeof *a6;
-    return inet_pton(AF_INET6, text, &a6->sin6_addr) == 1 ? 0 : -1;
+    if (inet_pton(AF_INET6, text, &a6->sin6_addr) == 1) return 0;
+    // A link-local address with its zone (fe80::1%eth0): numeric getaddrinfo knows the syntax.
+    if (!strchr(text, '%')) return -1;
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_INET6;
+    hints.ai_flags = AI_NUMERICHOST;
+    if (getaddrinfo(text, NULL, &hints, &res) != 0 || !res) return -1;
+    memcpy(a6, res->ai_addr, sizeof *a6);
+    freeaddrinfo(res);
+    a6->sin6_port = htons((uint16_t)port);
+    return 0;
   }
   struct sockaddr_in *a4 = (void *)out;
   a4->sin_family = AF_INET;
@@ -211,25 +233,63 @@ static int parse_address(int family, const char *text, int port, struct sockaddr
   return inet_pton(AF_INET, text, &a4->sin_addr) == 1 ? 0 : -1;
 }
 
+static void on_closed(uv_handle_t *handle) {
+  batch_socket *s = handle->data;
+  close(s->fd);
+  napi_env env = s->env;
+  napi_delete_reference(env, s->callback);
+  if (s->rx_ref) napi_delete_reference(env, s->rx_ref);
+  if (s->rxmeta_ref) napi_delete_reference(env, s->rxmeta_ref);
+  if (s->tx_ref) napi_delete_reference(env, s->tx_ref);
+  if (s->txmeta_ref) napi_delete_reference(env, s->txmeta_ref);
+  napi_async_destroy(env, s->async_context);
+  s->closed = 1;
+  if (s->finalized) free(s);
+}
+
+static void close_socket(batch_socket *s) {
+  if (s->closing) return;
+  s->closing = 1;
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, on_closed);
+}
+
+// The JS handle was garbage-collected: free the struct, closing the socket first if JS never did.
+static void finalize_socket(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  batch_socket *s = data;
+  s->finalized = 1;
+  if (s->closed) free(s);
+  else close_socket(s);
+}
+
 // open(family: 4|6, address: string, port: number, reusePort: boolean, recvBufferSize: number,
-//      callback: (count) => filled) -> { handle, rx, rxmeta, tx, txmeta, port, batch, rxSlot, txSlot, meta }
+//      callback: (count) => filled, batch = 64, withTx = true)
+//   -> { handle, rx, rxmeta, tx, txmeta, port, batch, rxSlot, txSlot, meta }
+// `batch` and `withTx` size the shared memory: an upstream pool socket, replaced every few
+// thousand queries, needs a few slots and no send area, not the listener's 1.3 MiB.
 static napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 8;
+  napi_value argv[8];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6) {
-    napi_throw_type_error(env, NULL, "open(family, address, port, reusePort, recvBufferSize, callback)");
+    napi_throw_type_error(env, NULL, "open(family, address, port, reusePort, recvBufferSize, callback[, batch, withTx])");
     return NULL;
   }
-  int32_t family, port, rcvbuf;
-  bool reuse_port;
-  char address[INET6_ADDRSTRLEN + 1];
+  int32_t family, port, rcvbuf, batch = BATCH;
+  bool reuse_port, with_tx = true;
+  char address[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
   size_t alen;
   CHECK(napi_get_value_int32(env, argv[0], &family));
   CHECK(napi_get_value_string_utf8(env, argv[1], address, sizeof address, &alen));
   CHECK(napi_get_value_int32(env, argv[2], &port));
   CHECK(napi_get_value_bool(env, argv[3], &reuse_port));
   CHECK(napi_get_value_int32(env, argv[4], &rcvbuf));
+  if (argc > 6) CHECK(napi_get_value_int32(env, argv[6], &batch));
+  if (argc > 7) CHECK(napi_get_value_bool(env, argv[7], &with_tx));
+  if (batch < 1) batch = 1;
+  if (batch > BATCH) batch = BATCH;
 
   struct sockaddr_storage sa;
   socklen_t salen;
@@ -269,41 +329,81 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   }
   s->fd = fd;
   s->family = family;
+  s->batch = batch;
+  s->has_tx = with_tx;
   s->env = env;
+  const char *failed = NULL;
+  int async_ready = 0;
   napi_value obj, name, handle, v;
-  CHECK(napi_create_object(env, &obj));
-  CHECK(napi_create_reference(env, argv[5], 1, &s->callback));
-  CHECK(napi_create_string_utf8(env, "sluice:udp-batch", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, obj, name, &s->async_context));
-  CHECK(napi_create_external(env, s, NULL, NULL, &handle));
-  CHECK(napi_set_named_property(env, obj, "handle", handle));
-  napi_value rx = shared_buffer(env, (size_t)BATCH * RX_SLOT, (void **)&s->rx, &s->rx_ref);
-  napi_value rxmeta = shared_buffer(env, (size_t)BATCH * META * 4, (void **)&s->rxmeta, &s->rxmeta_ref);
-  napi_value tx = shared_buffer(env, (size_t)BATCH * TX_SLOT, (void **)&s->tx, &s->tx_ref);
-  napi_value txmeta = shared_buffer(env, (size_t)BATCH * 2 * 4, (void **)&s->txmeta, &s->txmeta_ref);
-  if (!rx || !rxmeta || !tx || !txmeta) {
-    napi_throw_error(env, "ENOMEM", "cannot allocate the batch buffers");
-    return NULL;
+  napi_value rx = NULL, rxmeta = NULL, tx = NULL, txmeta = NULL;
+  if (napi_create_object(env, &obj) != napi_ok || napi_create_reference(env, argv[5], 1, &s->callback) != napi_ok ||
+      napi_create_string_utf8(env, "sluice:udp-batch", NAPI_AUTO_LENGTH, &name) != napi_ok) {
+    failed = "N-API object";
+    goto fail;
   }
-  CHECK(napi_set_named_property(env, obj, "rx", rx));
-  CHECK(napi_set_named_property(env, obj, "rxmeta", rxmeta));
-  CHECK(napi_set_named_property(env, obj, "tx", tx));
-  CHECK(napi_set_named_property(env, obj, "txmeta", txmeta));
-  const int32_t ints[] = {bound_port, BATCH, RX_SLOT, TX_SLOT, META};
+  if (napi_async_init(env, obj, name, &s->async_context) != napi_ok) {
+    failed = "N-API async context";
+    goto fail;
+  }
+  async_ready = 1;
+  rx = shared_buffer(env, (size_t)batch * RX_SLOT, (void **)&s->rx, &s->rx_ref);
+  rxmeta = shared_buffer(env, (size_t)batch * META * 4, (void **)&s->rxmeta, &s->rxmeta_ref);
+  if (with_tx) {
+    tx = shared_buffer(env, (size_t)batch * TX_SLOT, (void **)&s->tx, &s->tx_ref);
+    txmeta = shared_buffer(env, (size_t)batch * 2 * 4, (void **)&s->txmeta, &s->txmeta_ref);
+  }
+  if (!rx || !rxmeta || (with_tx && (!tx || !txmeta))) {
+    failed = "the batch buffers";
+    goto fail;
+  }
+  napi_set_named_property(env, obj, "rx", rx);
+  napi_set_named_property(env, obj, "rxmeta", rxmeta);
+  if (with_tx) {
+    napi_set_named_property(env, obj, "tx", tx);
+    napi_set_named_property(env, obj, "txmeta", txmeta);
+  }
+  const int32_t ints[] = {bound_port, batch, RX_SLOT, with_tx ? TX_SLOT : 0, META};
   const char *names[] = {"port", "batch", "rxSlot", "txSlot", "meta"};
   for (int i = 0; i < 5; i++) {
-    CHECK(napi_create_int32(env, ints[i], &v));
-    CHECK(napi_set_named_property(env, obj, names[i], v));
+    if (napi_create_int32(env, ints[i], &v) != napi_ok || napi_set_named_property(env, obj, names[i], v) != napi_ok) {
+      failed = "N-API object";
+      goto fail;
+    }
   }
   uv_loop_t *loop;
-  CHECK(napi_get_uv_event_loop(env, &loop));
-  if (uv_poll_init(loop, &s->poll, fd) != 0) {
-    napi_throw_error(env, "EIO", "uv_poll_init failed");
-    return NULL;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &s->poll, fd) != 0) {
+    failed = "uv_poll_init";
+    goto fail;
   }
   s->poll.data = s;
-  uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  // From here the poll handle exists: failures go through close_socket, which frees on close.
+  if (uv_poll_start(&s->poll, UV_READABLE, on_readable) != 0 ||
+      napi_create_external(env, s, finalize_socket, NULL, &handle) != napi_ok) {
+    s->finalized = 1;
+    close_socket(s);
+    napi_throw_error(env, "EIO", "cannot start polling the socket");
+    return NULL;
+  }
+  napi_set_named_property(env, obj, "handle", handle);
   return obj;
+
+fail:
+  if (s->callback) napi_delete_reference(env, s->callback);
+  if (s->rx_ref) napi_delete_reference(env, s->rx_ref);
+  if (s->rxmeta_ref) napi_delete_reference(env, s->rxmeta_ref);
+  if (s->tx_ref) napi_delete_reference(env, s->tx_ref);
+  if (s->txmeta_ref) napi_delete_reference(env, s->txmeta_ref);
+  if (async_ready) napi_async_destroy(env, s->async_context);
+  close(fd);
+  free(s);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "cannot set up the batched socket: %s", failed);
+    napi_throw_error(env, "EIO", msg);
+  }
+  return NULL;
 }
 
 // sendTo(handle, buffer, length, address, port) -> 0 or -errno
@@ -316,7 +416,7 @@ static napi_value SendTo(napi_env env, napi_callback_info info) {
   void *data;
   size_t size;
   int32_t len, port;
-  char address[INET6_ADDRSTRLEN + 1];
+  char address[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
   size_t alen;
   CHECK(napi_get_buffer_info(env, argv[1], &data, &size));
   CHECK(napi_get_value_int32(env, argv[2], &len));
@@ -351,41 +451,34 @@ static napi_value AddressText(napi_env env, napi_callback_info info) {
   if (!s) return NULL;
   int32_t i;
   CHECK(napi_get_value_int32(env, argv[1], &i));
-  char text[INET6_ADDRSTRLEN] = "";
-  if (i >= 0 && i < BATCH) {
+  char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 2] = "";
+  if (!s->closing && i >= 0 && i < s->batch) {
     const struct sockaddr_storage *a = &s->raddr[i];
-    if (a->ss_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, text, sizeof text);
-    else inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, text, sizeof text);
+    if (a->ss_family == AF_INET6) {
+      const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+      inet_ntop(AF_INET6, &a6->sin6_addr, text, INET6_ADDRSTRLEN);
+      // A link-local client's zone, as node:dgram reports it (fe80::1%eth0).
+      char ifname[IF_NAMESIZE];
+      if (a6->sin6_scope_id != 0 && if_indextoname(a6->sin6_scope_id, ifname)) {
+        size_t l = strlen(text);
+        snprintf(text + l, sizeof text - l, "%%%s", ifname);
+      }
+    } else {
+      inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, text, sizeof text);
+    }
   }
   CHECK(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &out));
   return out;
 }
 
-static void on_closed(uv_handle_t *handle) {
-  batch_socket *s = handle->data;
-  close(s->fd);
-  napi_env env = s->env;
-  napi_delete_reference(env, s->callback);
-  napi_delete_reference(env, s->rx_ref);
-  napi_delete_reference(env, s->rxmeta_ref);
-  napi_delete_reference(env, s->tx_ref);
-  napi_delete_reference(env, s->txmeta_ref);
-  napi_async_destroy(env, s->async_context);
-  free(s);
-}
-
-// close(handle): stop reading; the socket is closed and its memory freed on the next loop turn.
+// close(handle): stop reading and close the socket (on the next loop turn). Idempotent.
 static napi_value Close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   batch_socket *s = unwrap(env, argv[0]);
   if (!s) return NULL;
-  if (!s->closing) {
-    s->closing = 1;
-    uv_poll_stop(&s->poll);
-    uv_close((uv_handle_t *)&s->poll, on_closed);
-  }
+  close_socket(s);
   return NULL;
 }
 

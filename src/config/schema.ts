@@ -445,7 +445,7 @@ export interface UpstreamAddress {
 export function parseUpstreamAddress(s: string): UpstreamAddress | undefined {
   const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
   if (bracket) return withPort(bracket[1]!, bracket[2]);
-  if (isIP(s) !== 0) return { host: s, port: 53 };
+  if (isIP(s) !== 0) return { host: canonicalHost(s), port: 53 };
   const hostPort = /^([^:]+):(\d+)$/.exec(s);
   if (hostPort) return withPort(hostPort[1]!, hostPort[2]);
   return undefined;
@@ -454,5 +454,12 @@ export function parseUpstreamAddress(s: string): UpstreamAddress | undefined {
 function withPort(host: string, portText: string | undefined): UpstreamAddress | undefined {
   if (isIP(host) === 0) return undefined;
   const p = portText === undefined ? 53 : Number(portText);
-  return p >= 1 && p <= 65535 ? { host, port: p } : undefined;
+  return p >= 1 && p <= 65535 ? { host: canonicalHost(host), port: p } : undefined;
+}
+
+/** IPv6 in its one text form (RFC 5952): replies are matched to the server asked by address text. */
+function canonicalHost(host: string): string {
+  if (isIP(host) !== 6) return host;
+  const a = ipaddr.IPv6.parse(host);
+  return a.isIPv4MappedAddress() ? a.toIPv4Address().toString() : a.toString();
 }

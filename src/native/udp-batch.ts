@@ -10,8 +10,9 @@ export interface BatchSocket {
   readonly handle: unknown;
   readonly rx: ArrayBuffer;
   readonly rxmeta: ArrayBuffer;
-  readonly tx: ArrayBuffer;
-  readonly txmeta: ArrayBuffer;
+  /** Absent for a socket opened without a send area. */
+  readonly tx?: ArrayBuffer;
+  readonly txmeta?: ArrayBuffer;
   readonly port: number;
   readonly batch: number;
   readonly rxSlot: number;
@@ -20,7 +21,8 @@ export interface BatchSocket {
 }
 
 export interface BatchBinding {
-  open(family: 4 | 6, address: string, port: number, reusePort: boolean, recvBufferSize: number, onBatch: (count: number) => number): BatchSocket;
+  /** `batch` slots (at most 64) for datagrams; `withTx` false: no send area (answers only leave with sendTo). */
+  open(family: 4 | 6, address: string, port: number, reusePort: boolean, recvBufferSize: number, onBatch: (count: number) => number, batch?: number, withTx?: boolean): BatchSocket;
   /** 0, or a negative errno. */
   sendTo(handle: unknown, buf: Uint8Array, length: number, address: string, port: number): number;
   addressText(handle: unknown, index: number): string;

@@ -46,51 +46,71 @@ function hashKey(len: number): number {
   return h | 0;
 }
 
+/** Entries larger than this (key, message, TTL table) are not cached: they are rare and each would pin a large chunk. */
+export const MAX_ENTRY_BYTES = 4096;
+const CLASS_UNIT = 2 ** 32;
+
 /**
- * Fixed-size chunks in 1 MiB pages, one size class per power of two from 64 bytes: an entry's
- * bytes are one chunk, and an evicted entry's chunk is reused by the next entry of its class.
- * Pages are only given back by clear(): the cache is bounded by entries, so its pages are too.
+ * Fixed-size chunks in 1 MiB pages, one size class per power of two from 64 bytes to
+ * MAX_ENTRY_BYTES: an entry's bytes are one chunk, and an evicted entry's chunk is reused by the
+ * next entry of its class. Pages are never given back one by one: when a churn of answer sizes
+ * has spread them over the classes up to the cache's budget, the cache copies its live entries into
+ * a fresh store (AnswerCache.compact), so the pages stay bounded by what is live.
  */
 class ChunkStore {
-  private static readonly PAGE = 1 << 20;
+  static readonly PAGE = 1 << 20;
   private readonly pages: Buffer[][] = [];
   private readonly free: number[][] = [];
   private readonly used: number[] = [];
+  private total = 0;
 
-  /** A chunk of at least `size` bytes, as class × 2^24 + index. */
-  alloc(size: number): number {
+  static classOf(size: number): number {
     let cls = 0;
     while (64 << cls < size) cls++;
+    return cls;
+  }
+
+  private static perPage(cls: number): number {
+    return Math.max(1, ChunkStore.PAGE >> (6 + cls));
+  }
+
+  /** Whether a chunk of class `cls` can be had without taking the pages past `budget` bytes. */
+  hasRoom(cls: number, budget: number): boolean {
+    if ((this.free[cls]?.length ?? 0) > 0) return true;
+    const index = this.used[cls] ?? 0;
+    return index % ChunkStore.perPage(cls) !== 0 || this.total + ChunkStore.PAGE <= budget;
+  }
+
+  /** A chunk of class `cls`, as class × 2^32 + index. */
+  alloc(cls: number): number {
     const free = (this.free[cls] ??= []);
     const reused = free.pop();
-    if (reused !== undefined) return cls * 0x1000000 + reused;
+    if (reused !== undefined) return cls * CLASS_UNIT + reused;
     const index = this.used[cls] ?? 0;
     this.used[cls] = index + 1;
-    const perPage = Math.max(1, ChunkStore.PAGE >> (6 + cls));
-    if (index % perPage === 0) (this.pages[cls] ??= []).push(Buffer.allocUnsafeSlow(Math.max(ChunkStore.PAGE, 64 << cls)));
-    return cls * 0x1000000 + index;
+    if (index % ChunkStore.perPage(cls) === 0) {
+      (this.pages[cls] ??= []).push(Buffer.allocUnsafeSlow(ChunkStore.PAGE));
+      this.total += ChunkStore.PAGE;
+    }
+    return cls * CLASS_UNIT + index;
   }
 
   release(ref: number): void {
-    this.free[Math.floor(ref / 0x1000000)]!.push(ref % 0x1000000);
+    this.free[Math.floor(ref / CLASS_UNIT)]!.push(ref % CLASS_UNIT);
   }
 
   page(ref: number): Buffer {
-    const cls = Math.floor(ref / 0x1000000);
-    const perPage = Math.max(1, ChunkStore.PAGE >> (6 + cls));
-    return this.pages[cls]![Math.floor((ref % 0x1000000) / perPage)]!;
+    const cls = Math.floor(ref / CLASS_UNIT);
+    return this.pages[cls]![Math.floor((ref % CLASS_UNIT) / ChunkStore.perPage(cls))]!;
   }
 
   offset(ref: number): number {
-    const cls = Math.floor(ref / 0x1000000);
-    const perPage = Math.max(1, ChunkStore.PAGE >> (6 + cls));
-    return ((ref % 0x1000000) % perPage) * (64 << cls);
+    const cls = Math.floor(ref / CLASS_UNIT);
+    return ((ref % CLASS_UNIT) % ChunkStore.perPage(cls)) * (64 << cls);
   }
 
   get bytes(): number {
-    let n = 0;
-    for (const p of this.pages) for (const b of p ?? []) n += b.length;
-    return n;
+    return this.total;
   }
 }
 
@@ -125,6 +145,8 @@ export class AnswerCache {
   private readonly hash: Int32Array;
   private readonly chunk: Float64Array;
   private readonly keyLength: Uint16Array;
+  /** Bytes of the entry's chunk in use (key, message, TTL table, CNAME targets). */
+  private readonly chunkUsed: Uint16Array;
   private readonly length: Int32Array;
   private readonly records: Uint16Array;
   private readonly rcode: Uint16Array;
@@ -144,6 +166,8 @@ export class AnswerCache {
   private readonly index: Int32Array;
   private readonly mask: number;
   private chunks = new ChunkStore();
+  /** Bytes of pages the chunks may take: ~1 KiB per entry, several times what typical answers need. */
+  private readonly pageBudget: number;
   private readonly view = new EntryView();
 
   constructor(maxEntries: number, private readonly now: Clock = Date.now) {
@@ -152,6 +176,7 @@ export class AnswerCache {
     this.hash = new Int32Array(n);
     this.chunk = new Float64Array(n);
     this.keyLength = new Uint16Array(n);
+    this.chunkUsed = new Uint16Array(n);
     this.length = new Int32Array(n);
     this.records = new Uint16Array(n);
     this.rcode = new Uint16Array(n);
@@ -166,6 +191,7 @@ export class AnswerCache {
     while (slots < n * 2) slots *= 2;
     this.index = new Int32Array(n > 0 ? slots : 0);
     this.mask = slots - 1;
+    this.pageBudget = Math.max(8 * ChunkStore.PAGE, n * 1024);
   }
 
   /** `name/type/class`, with `/do` when the client set the DO bit (the in-flight and Redis key). */
@@ -254,17 +280,30 @@ export class AnswerCache {
   // ---- entries ---------------------------------------------------------------------------------
 
   private put(key: string, a: AnswerBytes, storedAt: number, expiresAt: number): void {
-    const keyLen = KEY_SCRATCH.write(key, 0, 'latin1');
-    const h = hashKey(keyLen);
-    const old = this.find(keyLen, h);
-    if (old >= 0) this.remove(old);
-    else if (this.count === this.capacity) this.remove(this.tail);
-    const row = this.freeRows.pop() ?? this.unusedRow++;
     // Chunk: key, message, TTL table (records × 6 bytes), then CNAME targets as length-prefixed text.
     const body = a.length + a.records * 6;
     let cnameBytes = 0;
-    if (a.cnames) for (const c of a.cnames) cnameBytes += 1 + Math.min(255, c.length);
-    const ref = this.chunks.alloc(keyLen + body + (a.cnames ? 1 + cnameBytes : 0));
+    if (a.cnames) for (const c of a.cnames.slice(0, 255)) cnameBytes += 1 + Math.min(255, c.length);
+    const keyLen = KEY_SCRATCH.write(key, 0, 'latin1');
+    const size = keyLen + body + (a.cnames ? 1 + cnameBytes : 0);
+    const h = hashKey(keyLen);
+    const old = this.find(keyLen, h);
+    if (old >= 0) this.remove(old);
+    if (size > MAX_ENTRY_BYTES) return;
+    if (this.count === this.capacity) this.remove(this.tail);
+    const cls = ChunkStore.classOf(size);
+    if (!this.chunks.hasRoom(cls, this.pageBudget)) {
+      // The pages are at their budget, held by other size classes: pack the live entries into a
+      // fresh store; if they alone fill the budget, let the oldest quarter go and pack again.
+      this.compact();
+      if (!this.chunks.hasRoom(cls, this.pageBudget)) {
+        for (let n = Math.ceil(this.count / 4); n > 0 && this.count > 0; n--) this.remove(this.tail);
+        this.compact();
+      }
+      if (!this.chunks.hasRoom(cls, this.pageBudget)) return;
+    }
+    const row = this.freeRows.pop() ?? this.unusedRow++;
+    const ref = this.chunks.alloc(cls);
     const page = this.chunks.page(ref);
     let at = this.chunks.offset(ref);
     KEY_SCRATCH.copy(page, at, 0, keyLen);
@@ -282,6 +321,7 @@ export class AnswerCache {
     this.hash[row] = h;
     this.chunk[row] = ref;
     this.keyLength[row] = keyLen;
+    this.chunkUsed[row] = size;
     this.length[row] = a.length;
     this.records[row] = a.records;
     this.rcode[row] = a.rcode;
@@ -295,6 +335,20 @@ export class AnswerCache {
     while (this.index[slot] !== 0) slot = (slot + 1) & this.mask;
     this.index[slot] = row + 1;
     this.count++;
+  }
+
+  /** Copy every live entry into a fresh chunk store, oldest first, and drop the old pages. */
+  private compact(): void {
+    const fresh = new ChunkStore();
+    for (let row = this.tail; row !== NONE; row = this.prev[row]!) {
+      const ref = this.chunk[row]!;
+      const size = this.chunkUsed[row]!;
+      const moved = fresh.alloc(ChunkStore.classOf(size));
+      const from = this.chunks.offset(ref);
+      this.chunks.page(ref).copy(fresh.page(moved), fresh.offset(moved), from, from + size);
+      this.chunk[row] = moved;
+    }
+    this.chunks = fresh;
   }
 
   /** The row whose key is the first `len` bytes of KEY_SCRATCH, or -1. */

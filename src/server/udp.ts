@@ -148,8 +148,8 @@ export class BatchedUdpListener implements UdpListener {
       this.rx = Buffer.from(s.rx);
       this.meta = new Int32Array(s.rxmeta);
       this.addresses = new SourceAddresses(this.binding, s);
-      this.tx = Buffer.from(s.tx);
-      this.txMeta = new Int32Array(s.txmeta);
+      this.tx = Buffer.from(s.tx!);
+      this.txMeta = new Int32Array(s.txmeta!);
       this.listener = `${address}:${s.port}`;
       this.receiving = true;
       return Promise.resolve({ address, port: s.port });

@@ -4,9 +4,9 @@
 // memory that stays bounded however many answers come and go.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { renderAnswer, scanAnswer, type AnswerBytes } from '../../src/dns/answer-bytes.js';
+import { answerMessage, renderAnswer, scanAnswer, type AnswerBytes } from '../../src/dns/answer-bytes.js';
 import { readQuery, type Query } from '../../src/dns/wire.js';
-import { AnswerCache } from '../../src/pipeline/answer-cache.js';
+import { AnswerCache, MAX_ENTRY_BYTES } from '../../src/pipeline/answer-cache.js';
 import { decodeResponse, encodeQuery, TYPE } from '../helpers/dns-client.js';
 import { encodeResponse, type Rr } from '../helpers/fake-upstream.js';
 
@@ -22,7 +22,7 @@ function parse(q: Buffer): Query {
 function answerFor(name: string, opts: { type?: string; ttl?: number; answers?: Rr[]; do?: boolean } = {}): { query: Query; msg: Buffer; answer: AnswerBytes } {
   const msg = encodeQuery(name, opts.type ?? 'A', { id: 77, ...(opts.do ? { edns: { do: true } } : {}) });
   const query = parse(msg);
-  const reply = encodeResponse(msg, { answers: opts.answers ?? [{ name, type: TYPE.A, ttl: opts.ttl ?? 300, data: '192.0.2.1' }] });
+  const reply = encodeResponse(msg, { tc: false, answers: opts.answers ?? [{ name, type: TYPE.A, ttl: opts.ttl ?? 300, data: '192.0.2.1' }] });
   const answer = scanAnswer(reply, query.questionEnd, CLAMP);
   if (!answer) throw new Error('unscannable');
   return { query, msg, answer };
@@ -179,6 +179,40 @@ describe('AnswerCache', () => {
     expect(cache.storeBytes).toBe(settled);
     expect(cache.lookup('u999999.churn.example/1/1')).toBeDefined();
     expect(cache.lookup('u998999.churn.example/1/1')).toBeUndefined();
+  });
+
+  it('does not cache an answer over 4 KiB, and drops the older answer it would have replaced', () => {
+    const cache = new AnswerCache(10);
+    const small = answerFor('big.example', { type: 'TXT', answers: [{ name: 'big.example', type: TYPE.TXT, ttl: 300, data: ['small'] }] });
+    const key = AnswerCache.key(small.query);
+    cache.store(key, small.answer);
+    expect(cache.lookupQuery(small.query)).toBeDefined();
+    const big = answerFor('big.example', { type: 'TXT', answers: Array.from({ length: 20 }, (_, i) => ({ name: 'big.example', type: TYPE.TXT, ttl: 300, data: ['x'.repeat(250) + i] })) });
+    expect(big.answer.length).toBeGreaterThan(MAX_ENTRY_BYTES);
+    cache.store(key, big.answer);
+    expect(cache.lookupQuery(big.query)).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
+
+  it('keeps its pages within budget however the answer sizes churn', () => {
+    const cache = new AnswerCache(2000);
+    const sizes = [1, 3, 6, 12, 24, 48, 90]; // TXT strings of 40 bytes: from ~100 B to ~4 KiB per answer
+    const answers = sizes.map((n) => answerFor('size.example', { type: 'TXT', answers: Array.from({ length: n }, (_, i) => ({ name: 'size.example', type: TYPE.TXT, ttl: 300, data: ['y'.repeat(38) + String(i).padStart(2, '0')] })) }).answer);
+    for (let round = 0; round < 3; round++) {
+      for (const [k, a] of answers.entries()) {
+        if (a.length + 40 > MAX_ENTRY_BYTES) continue;
+        for (let i = 0; i < 3000; i++) cache.store(`s${round}-${k}-${i}.example/16/1`, a);
+      }
+    }
+    // Without a budget every size class would keep its peak: well over 8 MiB here.
+    expect(cache.storeBytes).toBeLessThanOrEqual(8 << 20);
+    expect(cache.size).toBeGreaterThan(0);
+    // Entries moved by the packing keep their bytes.
+    for (const [k, i] of [[5, 2999], [5, 2500], [5, 1001]] as const) {
+      const hit = cache.lookup(`s2-${k}-${i}.example/16/1`);
+      expect(hit?.records).toBe(sizes[k]);
+      expect(answerMessage(hit!).equals(answerMessage(answers[k]!))).toBe(true);
+    }
   });
 
   it('caches nothing with max_entries 0, and forgets everything on clear()', () => {

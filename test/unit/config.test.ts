@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { parseUpstreamAddress } from '../../src/config/schema.js';
 
 const valid = `
 listeners:
@@ -59,6 +60,16 @@ describe('config', () => {
 
   it('reports YAML syntax errors with a line', () => {
     expect(problems('listeners:\n  - address: [\n')[0]).toMatch(/^sluice\.yaml:\d+/);
+  });
+
+  it('reads upstream addresses, IPv6 in its one text form (replies are matched by the sender\'s address text)', () => {
+    expect(parseUpstreamAddress('192.0.2.53')).toEqual({ host: '192.0.2.53', port: 53 });
+    expect(parseUpstreamAddress('192.0.2.53:5353')).toEqual({ host: '192.0.2.53', port: 5353 });
+    expect(parseUpstreamAddress('[2001:DB8:0:0::53]:5353')).toEqual({ host: '2001:db8::53', port: 5353 });
+    expect(parseUpstreamAddress('2001:0db8::0053')).toEqual({ host: '2001:db8::53', port: 53 });
+    expect(parseUpstreamAddress('[::ffff:192.0.2.53]')).toEqual({ host: '192.0.2.53', port: 53 });
+    expect(parseUpstreamAddress('resolver.example:53')).toBeUndefined();
+    expect(parseUpstreamAddress('192.0.2.53:70000')).toBeUndefined();
   });
 
   it('checks enum values', () => {

@@ -392,6 +392,12 @@ describe('native/build.mjs (run by `npm install`)', () => {
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/could not compile .* UDP goes through node:dgram/);
     expect(existsSync(join(dir, 'native', 'build', 'udp-batch.node'))).toBe(false);
+    // A checkout where native/build cannot be a folder (read-only, or a file in its way) installs too.
+    rmSync(join(dir, 'native', 'build'), { recursive: true, force: true });
+    writeFileSync(join(dir, 'native', 'build'), 'not a folder');
+    const blocked = spawnSync(process.execPath, [join(dir, 'native', 'build.mjs')], { encoding: 'utf8' });
+    expect(blocked.status).toBe(0);
+    expect(blocked.stderr).toMatch(/UDP goes through node:dgram/);
     rmSync(dir, { recursive: true, force: true });
   });
 });
