@@ -2,7 +2,7 @@
 // bounds the cache entry, where the OPT record sits), then rendered for each client by copying and
 // patching ID, question case, flags and TTLs. No per-hit decoding.
 import { RCODE, TYPE } from './codes.js';
-import { encodeOpt, skipName, type EdeInfo, type Query } from './wire.js';
+import { copyBytes, encodeOpt, skipName, type EdeInfo, type Query } from './wire.js';
 
 // Scratch for scanAnswer(): a message of 65,535 bytes holds at most 5,957 records of 11 bytes.
 const TTL_OFFSETS = new Int32Array(6000);
@@ -176,8 +176,8 @@ export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageS
   const len = a.length;
   const out = Buffer.allocUnsafe(len + (opt ? opt.length : 0));
   const base = a.base;
-  a.raw.copy(out, 0, base, base + len);
-  out.set(msg.subarray(12, query.questionEnd), 12);
+  copyBytes(a.raw, base, base + len, out, 0);
+  copyBytes(msg, 12, query.questionEnd, out, 12);
   out[0] = msg[0]!;
   out[1] = msg[1]!;
   const qf = query.flags;

@@ -168,7 +168,7 @@ export function encodeAnswer(
   const qEnd = query.questionEnd;
   const size = qEnd + (tail ? tail.length : 0) + (opt ? opt.length : 0);
   const r = Buffer.allocUnsafe(size);
-  r.set(msg.subarray(0, qEnd), 0);
+  copyBytes(msg, 0, qEnd, r, 0);
   const flags = responseFlags(query.flags, rcode);
   r[2] = flags >> 8;
   r[3] = flags & 0xff;
@@ -232,4 +232,13 @@ export function encodeName(name: string): Buffer {
   }
   b[p] = 0;
   return b;
+}
+
+/**
+ * Copy `src[start, end)` to `dst` at `at`. For the short copies of the hot path (a question, a
+ * cached answer): Buffer#copy and TypedArray#set of a subarray allocate a view object for every
+ * sub-range copy, which was several objects per query; a loop over ~100 bytes costs less.
+ */
+export function copyBytes(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void {
+  for (let i = start; i < end; i++) dst[at++] = src[i]!;
 }

@@ -12,7 +12,7 @@
 // same size however many answers come and go. A hit is found by hashing the query's key bytes,
 // so it allocates no key string either.
 import type { AnswerBytes } from '../dns/answer-bytes.js';
-import type { Query } from '../dns/wire.js';
+import { copyBytes, type Query } from '../dns/wire.js';
 
 export type Clock = () => number;
 
@@ -306,9 +306,9 @@ export class AnswerCache {
     const ref = this.chunks.alloc(cls);
     const page = this.chunks.page(ref);
     let at = this.chunks.offset(ref);
-    KEY_SCRATCH.copy(page, at, 0, keyLen);
+    copyBytes(KEY_SCRATCH, 0, keyLen, page, at);
     at += keyLen;
-    a.raw.copy(page, at, a.base, a.base + body);
+    copyBytes(a.raw, a.base, a.base + body, page, at);
     at += body;
     if (a.cnames) {
       page[at++] = Math.min(255, a.cnames.length);

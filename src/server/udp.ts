@@ -6,6 +6,7 @@
 import cluster from 'node:cluster';
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { copyBytes } from '../dns/wire.js';
 import type { ClientInfo, RequestContext } from '../pipeline/context.js';
 import { InFlight } from './in-flight.js';
 import { loadBatchBinding, SourceAddresses, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';
@@ -181,7 +182,7 @@ export class BatchedUdpListener implements UdpListener {
         // The message outlives the batch when it is forwarded: it gets its own bytes.
         const msg = Buffer.allocUnsafe(len);
         const off = i * s.rxSlot;
-        rx.copy(msg, 0, off, off + len);
+        copyBytes(rx, off, off + len, msg, 0);
         const client: ClientInfo = { address, port, transport: 'udp', listener: this.listener, listenerNetwork: this.opts.listenerNetwork };
         let r: RequestContext | Promise<RequestContext>;
         try {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { randomFillSync } from 'node:crypto';
 import type { UpstreamAddress } from '../config/schema.js';
 import { EDNS_UDP_SIZE, RCODE, TYPE } from '../dns/codes.js';
-import type { Query } from '../dns/wire.js';
+import { copyBytes, type Query } from '../dns/wire.js';
 import { SourceAddresses, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';
 
 export interface UpstreamOptions {
@@ -125,7 +125,7 @@ class BatchedPoolSocket extends PoolSocket {
       if (len < 12 || this.closed || !this.pending.has(this.rx.readUInt16BE(off))) continue;
       const host = this.addresses.of(i);
       const msg = Buffer.allocUnsafe(len);
-      this.rx.copy(msg, 0, off, off + len);
+      copyBytes(this.rx, off, off + len, msg, 0);
       this.reply(msg, host, this.meta[m + 1]!);
     }
     return 0;
