@@ -224,7 +224,7 @@ export const policySchema = z
 
 export const cacheSchema = z
   .strictObject({
-    max_entries: z.number().int().min(0).default(100000).describe('Maximum cached answers; least recently used are evicted. 0 disables.'),
+    max_entries: z.number().int().min(0).default(100000).describe('Maximum cached answers; least recently used are evicted. Answers over 4 KiB are not cached. 0 disables.'),
     min_ttl: z.number().int().min(0).default(0).describe('Cached TTLs are raised to at least this.'),
     max_ttl: z.number().int().min(0).default(86400).describe('Cached TTLs are lowered to at most this.'),
     negative_max_ttl: z.number().int().min(0).default(3600).describe('Upper bound for caching NXDOMAIN/NODATA (RFC 2308 §5).'),
