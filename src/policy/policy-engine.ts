@@ -158,8 +158,6 @@ export class PolicyEngine {
   }
 
   decide(network: Network, name: string, now: number, client?: string): Decision {
-    // A clock that goes back (tests, or an NTP step) also starts a new instant.
-    if (now >= this.validUntil || now < this.validFrom) this.newInstant(now);
     const d = this.evaluate(network, name, now);
     if (d.kind === 'blocked' && d.clientExceptions && client !== undefined) return applyClientExceptions(d, client, now);
     return d;
@@ -212,6 +210,7 @@ export class PolicyEngine {
 
   /** The decision for a network at `now`, before client exceptions. */
   evaluate(network: Network, name: string, now: number): Decision {
+    // A clock that goes back (tests, or an NTP step) also starts a new instant.
     if (now >= this.validUntil || now < this.validFrom) this.newInstant(now);
     const profile = network.profile;
     const applied = this.applied.get(network)!;

@@ -65,8 +65,10 @@ export function encodeEventBatch(events: readonly QueryEvent[]): EventBatch {
 export function decodeEventBatch(b: unknown): QueryEvent[] | undefined {
   if (!isBatch(b)) return undefined;
   const { n, dict, codes } = b;
+  // The primary decodes every query of every worker: field offsets are looked up once per batch.
+  const column = Object.fromEntries(CODED.map((f, k) => [f, k * n])) as Record<CodedField, number>;
   const at = (f: CodedField, i: number): string | null => {
-    const c = codes[CODED.indexOf(f) * n + i]!;
+    const c = codes[column[f] + i]!;
     return c < 0 ? null : dict[c]!;
   };
   const out = new Array<QueryEvent>(n);
