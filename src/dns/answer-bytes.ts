@@ -42,11 +42,6 @@ export function answerMessage(a: AnswerBytes): Buffer {
   return a.raw.subarray(a.base, a.base + a.length);
 }
 
-/** The TTL of record `i` as served at age 0. */
-export function answerTtl(a: AnswerBytes, i: number): number {
-  return a.raw.readUInt32BE(a.base + a.length + a.records * 2 + i * 4);
-}
-
 export interface TtlClamp {
   minTtl: number;
   maxTtl: number;

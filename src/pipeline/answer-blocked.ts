@@ -46,7 +46,11 @@ export class BlockedAnswers {
     return encodeAnswer(msg, query, tail.rcode, { an: tail.an, ns: tail.ns }, tail.bytes, ede, query.edns ? this.opt(query.edns.do, tail.rcode, ede) : undefined);
   }
 
-  /** The OPT record with the EDE for a rule's text: the same few texts are sent again and again. */
+  /**
+   * The OPT record with the EDE for a rule's text: the same few texts are sent again and again.
+   * Keyed by text and DO bit only: an OPT carries just the upper bits of the rcode, and every
+   * rcode a block answer has (NOERROR, NXDOMAIN, REFUSED) is below 16.
+   */
   private opt(dnssecOk: boolean, rcode: number, ede: EdeInfo): Buffer {
     let pair = this.opts.get(ede.text);
     if (!pair) {

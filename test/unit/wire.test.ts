@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readQuery } from '../../src/dns/wire.js';
-import { answerTtl, renderAnswer, scanAnswer } from '../../src/dns/answer-bytes.js';
+import { renderAnswer, scanAnswer } from '../../src/dns/answer-bytes.js';
 import { decodeResponse, encodeQuery, RCODE, TYPE } from '../helpers/dns-client.js';
 
 function rcodeOf(buf: Buffer): number | undefined {
@@ -99,6 +99,9 @@ describe('answer bytes', () => {
     const scanned = scanAnswer(reply, 27, { minTtl: 0, maxTtl: 60, negativeMaxTtl: 3600 })!;
     expect(scanned.cacheTtl).toBe(60);
     expect(scanned.records).toBe(1);
-    expect(answerTtl(scanned, 0)).toBe(60);
+    const asker = encodeQuery('a.example', 'A', { id: 3 });
+    const r = readQuery(asker);
+    if (!r.ok) throw new Error('bad query');
+    expect(decodeResponse(renderAnswer(scanned, asker, r.query, 0)).answers[0]).toMatchObject({ ttl: 60 });
   });
 });
