@@ -105,7 +105,7 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
   }
   const length = cut >= 0 ? cut : p;
   const raw = Buffer.allocUnsafe(length + records * 6);
-  for (let i = 0; i < length; i++) raw[i] = reply[i]!;
+  copyBytes(reply, 0, length, raw, 0);
   for (let i = 0; i < records; i++) {
     raw.writeUInt16BE(TTL_OFFSETS[i]!, length + i * 2);
     raw.writeUInt32BE(TTLS[i]!, length + records * 2 + i * 4);

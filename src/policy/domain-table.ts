@@ -8,6 +8,8 @@
 // over a query name yields the hash of every suffix (see NameSuffixes): a lookup across several
 // lists and labels never hashes the same characters twice.
 
+import { copyBytes } from '../dns/wire.js';
+
 const EMPTY = 0;
 export const FNV_OFFSET = 0x811c9dc5;
 export const FNV_PRIME = 0x01000193;
@@ -62,8 +64,8 @@ export class DomainTable {
     const off = this.used;
     const bytes = this.bytes;
     bytes[off] = len;
-    // A loop, not set(subarray()): a subarray is an object, and a 1M-line list made 1M of them.
-    for (let k = 0; k < len; k++) bytes[off + 1 + k] = src[start + k]!;
+    // Not set(subarray()): a subarray is an object, and a 1M-line list made 1M of them.
+    copyBytes(src, start, end, bytes, off + 1);
     this.used += len + 1;
     this.slots[slot] = (((h >>> 0) >>> this.offBits) * (this.offMask + 1) + off) >>> 0;
     this.count++;
