@@ -61,3 +61,66 @@ describe('QueryMetrics duration histogram', () => {
     expect(lines).toContain('sluice_query_duration_seconds_count 3');
   });
 });
+
+describe('QueryMetrics sluice_blocked_total', () => {
+  const internal = { name: 'internal', metricsKey: 'internal|staff' };
+  const guest = { name: 'guest', metricsKey: 'guest|open' };
+  const appBan = { id: 'app-ban', title: 'App ban', reference: 'council decision' };
+  const vpnBan = { id: 'vpn-ban', title: 'VPN ban', reference: 'circular' };
+  const blocked = (network: object, list: string, policy?: object) =>
+    ({ query: { type: 1 }, outcome: 'blocked', network, decision: { kind: 'blocked', profile: 'staff', list, rule: `${list}.example`, ...(policy ? { policy } : {}) } }) as unknown as RequestContext;
+  const allowed = (network: object) => ({ query: { type: 1 }, outcome: 'allowed', network, decision: { kind: 'allowed', profile: 'staff' }, upstream: '192.0.2.53:53' }) as unknown as RequestContext;
+  const series = async (m: QueryMetrics) =>
+    (await m.registry.getSingleMetricAsString('sluice_blocked_total')).split('\n').filter((l) => l.startsWith('sluice_blocked_total{'));
+
+  it('counts blocked queries per network, policy and list', async () => {
+    const m = metrics();
+    m.observe(blocked(internal, 'tiktok', appBan), 0.0001);
+    m.observe(blocked(internal, 'turbovpn', vpnBan), 0.0001);
+    m.observe(blocked(internal, 'tiktok', appBan), 0.0001);
+    m.observe(blocked(guest, 'tiktok', appBan), 0.0001);
+    expect((await series(m)).sort()).toEqual([
+      'sluice_blocked_total{network="guest",policy="app-ban",list="tiktok"} 1',
+      'sluice_blocked_total{network="internal",policy="app-ban",list="tiktok"} 2',
+      'sluice_blocked_total{network="internal",policy="vpn-ban",list="turbovpn"} 1',
+    ]);
+  });
+
+  it('labels a block by the profile itself, without a policy, with policy=""', async () => {
+    const m = metrics();
+    m.observe(blocked(internal, 'doh-bypass'), 0.0001);
+    expect(await series(m)).toEqual(['sluice_blocked_total{network="internal",policy="",list="doh-bypass"} 1']);
+  });
+
+  it('counts one decision object that two networks share on each of them', async () => {
+    const m = metrics();
+    const shared = blocked(internal, 'tiktok', appBan).decision;
+    for (const network of [internal, guest, internal]) m.observe({ query: { type: 1 }, outcome: 'blocked', network, decision: shared } as unknown as RequestContext, 0.0001);
+    expect((await series(m)).sort()).toEqual([
+      'sluice_blocked_total{network="guest",policy="app-ban",list="tiktok"} 1',
+      'sluice_blocked_total{network="internal",policy="app-ban",list="tiktok"} 2',
+    ]);
+  });
+
+  it('adds nothing for allowed, refused and malformed queries', async () => {
+    const m = metrics();
+    m.observe(allowed(internal), 0.002);
+    m.observe({ query: { type: 1 }, outcome: 'refused' } as unknown as RequestContext, 0.0001);
+    m.observe({ query: { type: 0 }, outcome: 'malformed' } as unknown as RequestContext, 0.0001);
+    expect(await series(m)).toEqual([]);
+    expect(await m.registry.getSingleMetricAsString('sluice_blocked_total')).toContain('# TYPE sluice_blocked_total counter');
+  });
+
+  it('adds up across workers', async () => {
+    const a = metrics();
+    const b = metrics();
+    a.observe(blocked(internal, 'tiktok', appBan), 0.0001);
+    b.observe(blocked(internal, 'tiktok', appBan), 0.0001);
+    b.observe(blocked(internal, 'doh-bypass'), 0.0001);
+    const json = async (m: QueryMetrics) => [await m.registry.getSingleMetric('sluice_blocked_total')!.get()];
+    const merged = client.AggregatorRegistry.aggregate([await json(a), await json(b)]);
+    const lines = (await merged.getSingleMetricAsString('sluice_blocked_total')).split('\n');
+    expect(lines).toContain('sluice_blocked_total{network="internal",policy="app-ban",list="tiktok"} 2');
+    expect(lines).toContain('sluice_blocked_total{network="internal",policy="",list="doh-bypass"} 1');
+  });
+});
