@@ -1,6 +1,7 @@
 // What the admin server serves, independent of where it runs (a standalone server, or the primary
 // of several workers).
-import type { MemoryStore } from '../querylog/memory-store.js';
+import type { LogReader } from '../querylog/log-reader.js';
+import type { EraseResult, StoreHealth } from '../querylog/store/store.js';
 
 export interface ListStatus {
   name: string;
@@ -14,14 +15,25 @@ export interface HealthStatus {
   ok: boolean;
   instance: string;
   uptimeSeconds: number;
+  store?: StoreHealth;
   [k: string]: unknown;
 }
 
 export interface AdminBackend {
   instance: string;
-  /** The bearer token for everything but /healthz. */
+  /** The admin bearer token: everything but /healthz (which needs none). */
   token: string;
-  store: MemoryStore;
+  /** A token that may only read /api/... and /metrics (admin/access.ts); none when undefined. */
+  viewerToken?: string;
+  /** A token that may only read /metrics; none when undefined. */
+  metricsToken?: string;
+  /** /metrics without any token (admin.metrics_public). */
+  metricsPublic?: boolean;
+  /** Every time range the API and dashboard show: the store, else the memory ring. */
+  log: LogReader;
+  now: () => number;
+  /** Erase a data subject's events from the store (GDPR art. 17); undefined without a store. */
+  erase: ((client: string, before?: number) => Promise<EraseResult>) | undefined;
   metrics(): Promise<{ contentType: string; body: string }>;
   health(): HealthStatus;
   lists(): ListStatus[];

@@ -1,11 +1,11 @@
 // The admin HTTP server: JSON API over the query log, list and policy status, /metrics for
-// Prometheus, /healthz, and the dashboard. Everything but /healthz needs the bearer token, compared
-// in constant time. It never logs the token.
+// Prometheus, /healthz, and the dashboard. Everything but /healthz (and /metrics with
+// admin.metrics_public) needs a bearer token, compared in constant time: the admin token for
+// everything, a viewer or metrics token for what admin/access.ts lets it read. It never logs a token.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from '../logging/logger.js';
-import { parseFilter } from '../querylog/filter.js';
-import { summarize } from '../querylog/summary.js';
+import { parseFilter, parseTime } from '../querylog/filter.js';
+import { allowed, roleFor } from './access.js';
 import type { AdminBackend } from './backend.js';
 import { serveDashboard } from './dashboard.js';
 
@@ -14,16 +14,11 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-function tokenMatches(header: string | undefined, token: string, url: URL): boolean {
-  let given = header?.startsWith('Bearer ') ? header.slice(7) : undefined;
+function bearerToken(header: string | undefined, url: URL): string | undefined {
+  const given = header?.startsWith('Bearer ') ? header.slice(7) : undefined;
   // The dashboard page passes the token in the URL fragment and sends it as a header; browsers
   // opening /metrics or an API URL by hand may use ?token=.
-  if (given === undefined) given = url.searchParams.get('token') ?? undefined;
-  if (given === undefined) return false;
-  // Hash both sides so the comparison is constant-time whatever the lengths.
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(token).digest();
-  return timingSafeEqual(a, b);
+  return given ?? url.searchParams.get('token') ?? undefined;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
@@ -35,7 +30,10 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
 export async function handleAdmin(backend: AdminBackend, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const path = url.pathname;
-  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
+  const method = req.method ?? 'GET';
+  const read = method === 'GET' || method === 'HEAD';
+  const open = path === '/healthz' || path === '/' || path.startsWith('/dashboard') || path.startsWith('/assets/');
+  if (!read && open) return send(res, 405, { error: 'method not allowed' });
   if (path === '/healthz') {
     const h = backend.health();
     return send(res, h.ok ? 200 : 503, h);
@@ -45,11 +43,21 @@ export async function handleAdmin(backend: AdminBackend, req: IncomingMessage, r
     if (serveDashboard(path, res)) return;
     return send(res, 404, { error: 'not found' });
   }
-  if (!tokenMatches(req.headers.authorization, backend.token, url)) {
-    res.setHeader('www-authenticate', 'Bearer realm="sluice"');
-    return send(res, 401, { error: 'missing or wrong bearer token' });
+  if (!(backend.metricsPublic && path === '/metrics' && read)) {
+    const role = roleFor(bearerToken(req.headers.authorization, url), { admin: backend.token, viewer: backend.viewerToken, metrics: backend.metricsToken });
+    if (role === undefined) {
+      res.setHeader('www-authenticate', 'Bearer realm="sluice"');
+      return send(res, 401, { error: 'missing or wrong bearer token' });
+    }
+    if (!allowed(role, method, path)) return send(res, 403, { error: `the ${role} token may not ${read ? 'read' : method} ${path}` });
   }
   const q = Object.fromEntries(url.searchParams.entries());
+  // Only the admin token gets here with another method.
+  if (!read) {
+    if (method === 'POST' && path === '/api/admin/erase') return erase(backend, q, res);
+    return send(res, 405, { error: 'method not allowed' });
+  }
+  const now = backend.now();
   try {
     switch (path) {
       case '/metrics': {
@@ -57,15 +65,33 @@ export async function handleAdmin(backend: AdminBackend, req: IncomingMessage, r
         return send(res, 200, m.body, m.contentType);
       }
       case '/api/log': {
-        const filter = parseFilter(q);
+        const filter = parseFilter(q, now);
         const limit = Math.min(Math.max(Number(q.limit ?? 100) || 100, 1), 1000);
         const offset = Math.max(Number(q.offset ?? 0) || 0, 0);
-        const page = backend.store.query(filter, limit, offset);
-        return send(res, 200, { ...page, limit, offset, instance: backend.instance });
+        const [page, covers] = await Promise.all([backend.log.query(filter, limit, offset), backend.log.covers(filter)]);
+        return send(res, 200, { ...page, limit, offset, instance: backend.instance, covers });
       }
       case '/api/summary': {
-        const filter = parseFilter({ since: '15m', ...q });
-        return send(res, 200, { ...summarize(backend.store.all(), filter), log: backend.logStats(), instance: backend.instance });
+        const filter = parseFilter({ since: '15m', ...q }, now);
+        const [summary, covers] = await Promise.all([backend.log.summary(filter, { now }), backend.log.covers(filter)]);
+        return send(res, 200, { ...summary, log: backend.logStats(), instance: backend.instance, covers });
+      }
+      case '/api/report/devices': {
+        const f = parseFilter(q, now);
+        const [rows, covers] = await Promise.all([backend.log.devices(f), backend.log.covers(f)]);
+        return send(res, 200, { rows, covers });
+      }
+      case '/api/report/bypass': {
+        const f = parseFilter(q, now);
+        const [rows, covers] = await Promise.all([backend.log.bypass({ ...f, ...(q.lists ? { lists: q.lists.split(',') } : {}) }), backend.log.covers(f)]);
+        return send(res, 200, { rows, covers });
+      }
+      case '/api/report/trend': {
+        const f = parseFilter(q, now);
+        const by = q.by ?? 'week';
+        if (by !== 'day' && by !== 'week' && by !== 'month') throw new Error(`by: "${by}" is not one of day, week, month`);
+        const [rows, covers] = await Promise.all([backend.log.trend({ ...f, by }), backend.log.covers(f)]);
+        return send(res, 200, { rows, covers });
       }
       case '/api/lists':
         return send(res, 200, backend.lists());
@@ -77,6 +103,19 @@ export async function handleAdmin(backend: AdminBackend, req: IncomingMessage, r
   } catch (err) {
     return send(res, 400, { error: (err as Error).message });
   }
+}
+
+/** POST /api/admin/erase?client=…[&before=…]: a data subject's events out of the store (admin only). */
+async function erase(backend: AdminBackend, q: Record<string, string>, res: ServerResponse): Promise<void> {
+  if (!backend.erase) return send(res, 409, { error: 'no query-log store is configured: events live only in memory' });
+  if (!q.client) return send(res, 400, { error: 'client: required (an address or a pseudonym token)' });
+  let before: number | undefined;
+  if (q.before) {
+    before = parseTime(q.before, backend.now());
+    if (before === undefined) return send(res, 400, { error: `before: "${q.before}" is not a time` });
+  }
+  const result = await backend.erase(q.client, before);
+  return send(res, 200, { client: q.client, before: before ?? null, ...result });
 }
 
 export function startAdminServer(address: string, port: number, backend: () => AdminBackend, log: Logger): Promise<AdminServer> {

@@ -2,7 +2,9 @@
 // API or, when it is not running, from the JSONL files (see querylog/log-source.ts).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.js';
+import { renderCsv } from '../querylog/csv.js';
 import type { QueryEvent } from '../querylog/event.js';
+import type { Covers } from '../querylog/store/store.js';
 import { parseFilter, type QueryFilter } from '../querylog/filter.js';
 import { LogSourceError, openLogSource, type LogSource, type SourceKind } from '../querylog/log-source.js';
 import { configPath } from './config-file.js';
@@ -27,7 +29,10 @@ export interface FilterOptions {
 }
 
 export const sourceOption = () =>
-  new Option('--source <source>', 'read from the running server\'s admin API or the log files (default: the API when the server answers, else the files)').choices(['api', 'files']);
+  new Option(
+    '--source <source>',
+    'read from the query-log store, the running server\'s admin API, or the JSONL files (default: the store when query_log.store is configured, else the API when the server answers, else the files)',
+  ).choices(['store', 'api', 'files']);
 
 export const formatOptions = (cmd: Command): Command =>
   cmd
@@ -100,17 +105,19 @@ export async function reading<T>(read: () => Promise<T>): Promise<T | undefined>
   }
 }
 
+/**
+ * What the answer lacks of the asked range, never a silent cut: a line per gap, on stdout under a
+ * table, on stderr for CSV (which must stay one table).
+ */
+export function printCovers(covers: Covers, format: Format): void {
+  if (format === 'json' || covers.complete) return;
+  const text = covers.notes.map((n) => `note: ${n}\n`).join('');
+  if (format === 'csv') process.stderr.write(text.replaceAll('note: ', 'sluice: note: '));
+  else process.stdout.write(text);
+}
+
 export const isoTime = (t: number): string => new Date(t).toISOString();
 const shortTime = (t: number): string => isoTime(t).replace('T', ' ').slice(0, 19);
-
-/** RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled. */
-export function renderCsv(headers: string[], rows: (string | number | boolean | null | undefined)[][]): string {
-  const cell = (v: string | number | boolean | null | undefined): string => {
-    const s = v === null || v === undefined ? '' : String(v);
-    return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-  };
-  return [headers, ...rows].map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n';
-}
 
 const CSV_FIELDS = [
   'time', 'instance', 'network', 'client', 'type', 'name', 'decision', 'wouldBlock', 'exception',
@@ -177,8 +184,8 @@ export function positiveInt(name: string) {
   };
 }
 
-export function registerLog(program: Command): void {
-  const log = program.command('log').description('Read the query log: the running server\'s admin API, or the JSONL files when it is not running.');
+export function registerLog(program: Command): Command {
+  const log = program.command('log').description('Read the query log: its store (SQLite or PostgreSQL), else the running server\'s admin API or the JSONL files.');
 
   const tail = log
     .command('tail')
@@ -252,14 +259,17 @@ export function registerLog(program: Command): void {
       const opened = await openLog(cmd, opts, opts);
       if (!opened) return;
       const { filter, source } = opened;
-      const page = await reading(() => source.query(filter, opts.limit, opts.offset));
-      if (!page) return;
+      const read = await reading(() => Promise.all([source.query(filter, opts.limit, opts.offset), source.covers(filter)]));
+      if (!read) return;
+      const [page, covers] = read;
       const format = formatOf(opts);
-      if (format === 'json') return printJson({ source: source.kind, total: page.total, offset: opts.offset, events: page.events });
+      if (format === 'json') return printJson({ source: source.kind, total: page.total, offset: opts.offset, covers, events: page.events });
+      printCovers(covers, format);
       if (format === 'csv') return void process.stdout.write(eventsCsv(page.events));
       process.stdout.write(renderTable(TABLE_HEADERS, page.events.map(tableRow)));
       if (page.total > page.events.length) {
         process.stdout.write(`(${page.events.length} of ${page.total} matching queries; use --limit and --offset for more)\n`);
       }
     });
+  return log;
 }

@@ -6,8 +6,9 @@ import type { LoadedConfig } from '../config/load.js';
 import { resolveLists } from '../lists/catalog.js';
 import { loadDomainsFromBytes } from '../lists/list-bytes.js';
 import type { DomainSet } from '../policy/domain-set.js';
-import { BYPASS_LISTS, bypassReport, devicesReport } from '../querylog/reports.js';
-import { formatOf, formatOptions, isoTime, openLog, reading, renderCsv, sourceOption, type FilterOptions, type SourceOptions } from './log.js';
+import { renderCsv } from '../querylog/csv.js';
+import { BYPASS_LISTS } from '../querylog/reports.js';
+import { formatOf, formatOptions, isoTime, openLog, printCovers, reading, sourceOption, type FilterOptions, type SourceOptions } from './log.js';
 import { printJson, printTable } from './output.js';
 
 interface ReportOptions extends FilterOptions, SourceOptions {
@@ -81,12 +82,14 @@ export function registerReport(program: Command): void {
       const opened = await openLog(cmd, { since: opts.since, until: opts.until, network: opts.network, policy: opts.policy, decision: 'blocked' }, opts);
       if (!opened) return;
       const { filter, loaded, source } = opened;
-      const events = await reading(() => source.all(filter));
-      if (!events) return;
+      const read = await reading(() => Promise.all([source.devices(filter), source.covers(filter)]));
+      if (!read) return;
+      const [found, covers] = read;
       const apps = appNames(loaded);
-      const rows = devicesReport(events, filter).map((r) => ({ ...r, app: apps.get(r.list) ?? null }));
+      const rows = found.map((r) => ({ ...r, app: apps.get(r.list) ?? null }));
       const format = formatOf(opts);
-      if (format === 'json') return printJson(rows.map((r) => ({ ...r, firstSeen: isoTime(r.firstSeen), lastSeen: isoTime(r.lastSeen) })));
+      if (format === 'json') return printJson({ covers, rows: rows.map((r) => ({ ...r, firstSeen: isoTime(r.firstSeen), lastSeen: isoTime(r.lastSeen) })) });
+      printCovers(covers, format);
       if (format === 'csv') {
         return void process.stdout.write(
           renderCsv(
@@ -123,11 +126,12 @@ export function registerReport(program: Command): void {
       const opened = await openLog(cmd, { since: opts.since, until: opts.until, network: opts.network }, opts);
       if (!opened) return;
       const { filter, loaded, source } = opened;
-      const events = await reading(() => source.all(filter));
-      if (!events) return;
-      const rows = bypassReport(events, { ...filter, lists: opts.list, classify: bypassClassifier(loaded) });
+      const read = await reading(() => Promise.all([source.bypass({ ...filter, lists: opts.list, classify: bypassClassifier(loaded) }), source.covers(filter)]));
+      if (!read) return;
+      const [rows, covers] = read;
       const format = formatOf(opts);
-      if (format === 'json') return printJson(rows.map((r) => ({ ...r, firstSeen: isoTime(r.firstSeen), lastSeen: isoTime(r.lastSeen) })));
+      if (format === 'json') return printJson({ covers, rows: rows.map((r) => ({ ...r, firstSeen: isoTime(r.firstSeen), lastSeen: isoTime(r.lastSeen) })) });
+      printCovers(covers, format);
       if (format === 'csv') {
         return void process.stdout.write(
           renderCsv(
@@ -144,5 +148,41 @@ export function registerReport(program: Command): void {
         ['NETWORK', 'CLIENT', 'LIST', 'COUNT', 'BLOCKED', 'FIRST SEEN (UTC)', 'LAST SEEN (UTC)', 'ENDPOINTS'],
         rows.map((r) => [r.network, r.client, r.list, r.count, r.blocked, shortTime(r.firstSeen), shortTime(r.lastSeen), some(r.endpoints)]),
       );
+    });
+
+  const trend = report
+    .command('trend')
+    .description('Blocked queries per week (or day, month), network, policy and app, from the daily rollup: the six-month view of a ban.')
+    .option('--policy <id>', 'only this policy')
+    .option('--list <name>', 'only this list (app)')
+    .addOption(new Option('--by <period>', 'period of each row').choices(['day', 'week', 'month']).default('week'));
+  common(trend)
+    .addHelpText(
+      'after',
+      '\nFrom the store\'s daily rollup (kept for query_log.store.rollup_retention_days, 400 by default), so a\n' +
+        'trend over the whole ban needs no raw events. Weeks start on Monday (ISO 8601); days are UTC.\n\n' +
+        'Examples:\n  sluice report trend --policy app-ban --by week\n  sluice report trend --policy app-ban --network internal --since 2026-06-01 --by month --format csv',
+    )
+    .action(async (opts: ReportOptions & { policy?: string; list?: string; by: 'day' | 'week' | 'month' }, cmd: Command) => {
+      const opened = await openLog(cmd, { since: opts.since, until: opts.until, network: opts.network, policy: opts.policy, list: opts.list }, opts);
+      if (!opened) return;
+      const { filter, loaded, source } = opened;
+      const read = await reading(() => Promise.all([source.trend({ ...filter, by: opts.by }), source.covers(filter)]));
+      if (!read) return;
+      const [rows, covers] = read;
+      const apps = appNames(loaded);
+      const format = formatOf(opts);
+      if (format === 'json') return printJson({ covers, rows: rows.map((r) => ({ ...r, app: apps.get(r.list) ?? null })) });
+      if (format === 'csv') {
+        printCovers(covers, format);
+        return void process.stdout.write(renderCsv(['period', 'network', 'policy', 'list', 'app', 'blocked', 'clients'], rows.map((r) => [r.period, r.network, r.policy, r.list, apps.get(r.list) ?? null, r.blocked, r.clients])));
+      }
+      if (rows.length === 0) process.stdout.write(`no blocked queries${opts.policy ? ` of policy ${opts.policy}` : ''} in the ${source.description}\n`);
+      else
+        printTable(
+          [opts.by.toUpperCase(), 'NETWORK', 'POLICY', 'APP', 'BLOCKED', 'DEVICES'],
+          rows.map((r) => [r.period, r.network, r.policy || '-', apps.get(r.list) ? `${apps.get(r.list)} (${r.list})` : r.list, r.blocked, r.clients]),
+        );
+      printCovers(covers, format);
     });
 }

@@ -258,6 +258,27 @@ export const udpSchema = z
   })
   .describe('DNS over UDP.');
 
+export const queryLogStoreSchema = z
+  .strictObject({
+    kind: z
+      .enum(['sqlite', 'postgres', 'none'])
+      .default('sqlite')
+      .describe('Where events are kept for reports and every time range beyond the live tail: `sqlite` (embedded, in state_dir), `postgres` (several resolvers and Grafana share one database), or `none` (memory ring only).'),
+    path: z.string().min(1).default('querylog.db').describe('SQLite: the database file, relative to state_dir.'),
+    url: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL')
+      .optional()
+      .describe('PostgreSQL: connection URL without the password, e.g. "postgres://sluice@db.example:5432/sluice".'),
+    url_env: z.string().default('SLUICE_QUERYLOG_URL').describe('PostgreSQL: environment variable with a whole connection URL; it wins over `url`.'),
+    password_env: z.string().default('SLUICE_QUERYLOG_PASSWORD').describe('PostgreSQL: environment variable holding the password (never in the config).'),
+    spool: z.string().min(1).default('querylog-spool.db').describe('PostgreSQL: local SQLite spool (relative to state_dir) for events written while the database is away.'),
+    retention_days: z.number().int().min(1).default(30).describe('Raw events older than this are deleted (query logs of staff are personal data).'),
+    rollup_retention_days: z.number().int().min(1).default(400).describe('The daily rollup (counts per day, network, client, policy, list and decision) is kept this long, for trends beyond the raw retention.'),
+    spill_events: z.number().int().min(1000).default(1_000_000).describe('Events held in memory while the store is slow or away; beyond this batches are dropped and counted.'),
+  })
+  .describe('The query-log store behind reports, `sluice log`, the admin API and the dashboard.');
+
 export const queryLogSchema = z
   .strictObject({
     instance: z.string().min(1).optional().describe('Name of this resolver in the log (default: the host name).'),
@@ -270,6 +291,29 @@ export const queryLogSchema = z
       })
       .optional()
       .describe('Also write the log to rotating JSONL files.'),
+    store: queryLogStoreSchema.prefault({}),
+    dnstap: z
+      .strictObject({
+        socket: z.string().min(1).optional().describe('Unix socket of the dnstap collector (an absolute path), e.g. "/run/dnstap/dnstap.sock".'),
+        tcp: z
+          .string()
+          .refine((s) => {
+            const m = /^(?:\[[^\]]+\]|[^:[\]\s]+):(\d{1,5})$/.exec(s);
+            return m !== null && Number(m[1]) >= 1 && Number(m[1]) <= 65535;
+          }, 'a "host:port" such as "127.0.0.1:6000" or "[::1]:6000"')
+          .optional()
+          .describe('TCP address of the dnstap collector, "host:port".'),
+        identity: z.string().min(1).optional().describe('The dnstap `identity` of every message (default: `query_log.instance`).'),
+        buffer_bytes: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .default(4 * 1024 * 1024)
+          .describe('Bytes waiting to be sent to the collector; beyond this batches are dropped and counted.'),
+      })
+      .refine((d) => (d.socket === undefined) !== (d.tcp === undefined), { message: 'give exactly one of `socket` or `tcp`', path: ['socket'] })
+      .optional()
+      .describe('Also send the log as dnstap over Frame Streams to a collector (fstrm_capture, go-dnscollector, Vector).'),
     pseudonymize_key_env: z
       .string()
       .default('SLUICE_LOG_KEY')
@@ -287,6 +331,29 @@ export const adminSchema = z
       .string()
       .default('SLUICE_ADMIN_TOKEN')
       .describe('Environment variable holding the token; without token or this variable a token is generated in state_dir/admin-token.'),
+    viewer_token: z
+      .string()
+      .min(16)
+      .optional()
+      .describe('Bearer token that may only read: GET of the query log, summary, reports, lists and policies (/api/...) and /metrics, never /api/admin/ or another method. Prefer viewer_token_env. Without it or its variable there is no viewer token.'),
+    viewer_token_env: z.string().default('SLUICE_VIEWER_TOKEN').describe('Environment variable holding the viewer token (at least 16 characters).'),
+    metrics_token: z
+      .string()
+      .min(16)
+      .optional()
+      .describe('Bearer token that may only GET /metrics, for Prometheus. Prefer metrics_token_env. Without it or its variable there is no metrics token.'),
+    metrics_token_env: z.string().default('SLUICE_METRICS_TOKEN').describe('Environment variable holding the metrics token (at least 16 characters).'),
+    metrics_public: z
+      .boolean()
+      .default(false)
+      .describe('Serve /metrics without any token. Only with `address` on loopback or a management network that only the monitoring can reach.'),
+  })
+  .superRefine((a, ctx) => {
+    const given: [string, string | undefined][] = [['token', a.token], ['viewer_token', a.viewer_token], ['metrics_token', a.metrics_token]];
+    for (const [i, [key, value]] of given.entries()) {
+      const same = given.slice(0, i).find(([, other]) => value !== undefined && other === value);
+      if (same) ctx.addIssue({ code: 'custom', path: [key], message: `is the same as ${same[0]}: each role needs a token of its own` });
+    }
   })
   .describe('The admin HTTP server.');
 

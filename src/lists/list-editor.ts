@@ -58,6 +58,9 @@ export interface AuditRecord {
   domains: string[];
   reason?: string;
   result?: string;
+  /** `log erase`: whose events, and before when. */
+  client?: string;
+  before?: string;
 }
 
 export function currentUser(): string {

@@ -1,7 +1,8 @@
-// Where `sluice log` and `sluice report` read query events: the running server's admin API (its
-// in-memory ring, the freshest view) or, when the server is not running, the daily JSONL files in
-// state_dir. Both apply the same filters (filter.ts), so a command gives the same answer from
-// either source for the events both hold.
+// Where `sluice log` and `sluice report` read query events: the query-log store (SQLite or
+// PostgreSQL), opened read-only by the command itself, so the answer is the same whether the
+// server runs or not; without a store, the running server's admin API (its memory ring, the
+// newest events only) or the daily JSONL files in state_dir. Every source applies the same
+// filters (filter.ts) and says in `covers` what part of the asked range it holds.
 import { closeSync, createReadStream, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,20 +12,24 @@ import type { QueryEvent } from './event.js';
 import { logFiles } from './file-sink.js';
 import { matches, type QueryFilter } from './filter.js';
 import type { QueryPage } from './memory-store.js';
+import { EventListReader, type LogReader } from './log-reader.js';
+import type { TrendOptions, TrendRow } from './periods.js';
+import { bypassReport, type BypassReportOptions, type BypassRow, type DeviceRow, type DevicesReportOptions } from './reports.js';
+import { openStore, sqlitePath } from './store/open-store.js';
+import { DAY_MS, describeCovers, type Covers, type QueryLogStore } from './store/store.js';
+import type { Summary, SummaryOptions } from './summary.js';
 
-export type SourceKind = 'api' | 'files';
+export type SourceKind = 'store' | 'api' | 'files';
 
 /** A problem the user can fix (server down, wrong token, no files): printed without a stack. */
 export class LogSourceError extends Error {
   override name = 'LogSourceError';
 }
 
-export interface LogSource {
+export interface LogSource extends LogReader {
   readonly kind: SourceKind;
-  /** For messages: "admin API at http://…" or "log files in …". */
+  /** For messages: "admin API at http://…", "log files in …", "SQLite store …". */
   readonly description: string;
-  /** Matching events newest first, `offset`/`limit` paging; `total` counts every match. */
-  query(filter: QueryFilter, limit: number, offset?: number): Promise<QueryPage>;
   /** Every matching event, oldest first. */
   all(filter: QueryFilter): Promise<QueryEvent[]>;
   /**
@@ -35,7 +40,6 @@ export interface LogSource {
   follower(filter: QueryFilter, shown?: QueryEvent[]): () => Promise<QueryEvent[]>;
 }
 
-const DAY_MS = 86_400_000;
 const API_PAGE = 1000; // the admin API's largest page
 
 // ---------------------------------------------------------------------------------------------
@@ -73,6 +77,7 @@ function reason(err: unknown): string {
 
 export class ApiLogSource implements LogSource {
   readonly kind = 'api';
+  readonly source = 'api';
   readonly description: string;
 
   constructor(
@@ -81,6 +86,39 @@ export class ApiLogSource implements LogSource {
     private readonly timeoutMs = 5000,
   ) {
     this.description = `admin API at ${url}`;
+  }
+
+  events(filter: QueryFilter): Promise<QueryEvent[]> {
+    return this.all(filter);
+  }
+
+  private async report<T>(path: string, params: Record<string, string | number | undefined>): Promise<T> {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== undefined) p.set(k, String(v));
+    return ((await this.get(path, p)) as { rows: T }).rows;
+  }
+
+  devices(o: DevicesReportOptions): Promise<DeviceRow[]> {
+    return this.report('/api/report/devices', { since: o.since, until: o.until, network: o.network, policy: o.policy });
+  }
+
+  async bypass(o: BypassReportOptions): Promise<BypassRow[]> {
+    // The server's store has no catalog to classify names with: classify here, over its events.
+    return bypassReport(await this.all({ ...(o.network !== undefined ? { network: o.network } : {}), ...(o.since !== undefined ? { since: o.since } : {}), ...(o.until !== undefined ? { until: o.until } : {}) }), o);
+  }
+
+  async summary(filter: QueryFilter): Promise<Summary> {
+    return (await this.get('/api/summary', filterParams(filter))) as Summary;
+  }
+
+  trend(o: TrendOptions): Promise<TrendRow[]> {
+    return this.report('/api/report/trend', { by: o.by, since: o.since, until: o.until, network: o.network, policy: o.policy, list: o.list });
+  }
+
+  async covers(filter: QueryFilter): Promise<Covers> {
+    const params = filterParams(filter);
+    params.set('limit', '1');
+    return ((await this.get('/api/log', params)) as { covers: Covers }).covers;
   }
 
   private async get(path: string, params: URLSearchParams): Promise<unknown> {
@@ -133,32 +171,38 @@ export class ApiLogSource implements LogSource {
   }
 
   follower(filter: QueryFilter, shown: QueryEvent[] = []): () => Promise<QueryEvent[]> {
-    // Poll with `since` = the newest time seen; events of that same millisecond are told apart
-    // by their content, since the log has no ids.
-    let last: number | undefined;
-    let atLast = new Set<string>();
-    if (shown.length > 0) {
-      last = Math.max(...shown.map((e) => e.time));
-      atLast = new Set(shown.filter((e) => e.time === last).map((e) => JSON.stringify(e)));
-    }
-    return async () => {
-      if (last === undefined) {
-        const newest = (await this.query(filter, 1)).events[0];
-        last = newest?.time ?? 0;
-        atLast = new Set(newest ? (await this.all({ ...filter, since: last })).map((e) => JSON.stringify(e)) : []);
-        return [];
-      }
-      const fresh = (await this.all({ ...filter, since: last })).filter((e) => !atLast.has(JSON.stringify(e)));
-      for (const e of fresh) {
-        if (e.time > last) {
-          last = e.time;
-          atLast = new Set();
-        }
-        if (e.time === last) atLast.add(JSON.stringify(e));
-      }
-      return fresh;
-    };
+    return pollFollower(this, filter, shown);
   }
+}
+
+/**
+ * For `--follow` over a source that pages: poll with `since` = the newest time seen; events of that
+ * same millisecond are told apart by their content, since the log has no ids.
+ */
+function pollFollower(source: Pick<LogSource, 'query' | 'all'>, filter: QueryFilter, shown: QueryEvent[]): () => Promise<QueryEvent[]> {
+  let last: number | undefined;
+  let atLast = new Set<string>();
+  if (shown.length > 0) {
+    last = Math.max(...shown.map((e) => e.time));
+    atLast = new Set(shown.filter((e) => e.time === last).map((e) => JSON.stringify(e)));
+  }
+  return async () => {
+    if (last === undefined) {
+      const newest = (await source.query(filter, 1)).events[0];
+      last = newest?.time ?? 0;
+      atLast = new Set(newest ? (await source.all({ ...filter, since: last })).map((e) => JSON.stringify(e)) : []);
+      return [];
+    }
+    const fresh = (await source.all({ ...filter, since: last })).filter((e) => !atLast.has(JSON.stringify(e)));
+    for (const e of fresh) {
+      if (e.time > last) {
+        last = e.time;
+        atLast = new Set();
+      }
+      if (e.time === last) atLast.add(JSON.stringify(e));
+    }
+    return fresh;
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,12 +222,25 @@ function parseLine(line: string): QueryEvent | undefined {
   }
 }
 
-export class FileLogSource implements LogSource {
+export class FileLogSource extends EventListReader implements LogSource {
   readonly kind = 'files';
+  readonly source = 'files';
   readonly description: string;
 
   constructor(readonly dir: string) {
+    super();
     this.description = `log files in ${dir}`;
+  }
+
+  events(filter: QueryFilter): Promise<QueryEvent[]> {
+    return this.all(filter);
+  }
+
+  async covers(filter: QueryFilter): Promise<Covers> {
+    const files = logFiles(this.dir);
+    const oldest = files.length > 0 ? fileDay(files[0]!) : null;
+    const newest = files.length > 0 ? fileDay(files.at(-1)!) + DAY_MS : null;
+    return describeCovers('files', filter, { oldest, newest }, [], 0, null, null);
   }
 
   /** Files that can hold events of the filter's time range, oldest first. */
@@ -210,12 +267,6 @@ export class FileLogSource implements LogSource {
     const out: QueryEvent[] = [];
     for (const file of this.files(filter)) await this.read(file, filter, out);
     return out;
-  }
-
-  async query(filter: QueryFilter, limit: number, offset = 0): Promise<QueryPage> {
-    const all = await this.all(filter);
-    all.reverse();
-    return { events: all.slice(offset, offset + limit), total: all.length };
   }
 
   follower(filter: QueryFilter): () => Promise<QueryEvent[]> {
@@ -271,6 +322,52 @@ export class FileLogSource implements LogSource {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The store
+
+/** The query-log store opened read-only, as a source; `close()` when done. */
+export class StoreLogSource implements LogSource {
+  readonly kind = 'store';
+  readonly source: Covers['source'];
+  readonly description: string;
+
+  constructor(private readonly store: QueryLogStore) {
+    this.source = store.source;
+    this.description = store.description;
+  }
+
+  query(filter: QueryFilter, limit: number, offset?: number): Promise<QueryPage> {
+    return this.store.query(filter, limit, offset);
+  }
+  all(filter: QueryFilter): Promise<QueryEvent[]> {
+    return this.store.events(filter);
+  }
+  events(filter: QueryFilter): Promise<QueryEvent[]> {
+    return this.store.events(filter);
+  }
+  devices(o: DevicesReportOptions): Promise<DeviceRow[]> {
+    return this.store.devices(o);
+  }
+  bypass(o: BypassReportOptions): Promise<BypassRow[]> {
+    return this.store.bypass(o);
+  }
+  summary(filter: QueryFilter, o: SummaryOptions): Promise<Summary> {
+    return this.store.summary(filter, o);
+  }
+  trend(o: TrendOptions): Promise<TrendRow[]> {
+    return this.store.trend(o);
+  }
+  covers(filter: QueryFilter): Promise<Covers> {
+    return this.store.covers(filter);
+  }
+  follower(filter: QueryFilter, shown: QueryEvent[] = []): () => Promise<QueryEvent[]> {
+    return pollFollower(this, filter, shown);
+  }
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Choosing
 
 export interface OpenOptions {
@@ -313,6 +410,19 @@ export async function openLogSource(loaded: LoadedConfig, opts: OpenOptions = {}
   if (opts.source === 'files') {
     if (dir === undefined) throw new LogSourceError(noFiles);
     return new FileLogSource(dir);
+  }
+  const storeKind = loaded.config.query_log.store.kind;
+  if (opts.source === 'store' || (opts.source === undefined && storeKind !== 'none')) {
+    if (storeKind === 'none') throw new LogSourceError(`query_log.store.kind is none in ${loaded.file}`);
+    let store: QueryLogStore | undefined;
+    try {
+      store = await openStore(loaded.config, stateDir(loaded.config, loaded.baseDir), { instance: 'cli', now: Date.now, warn: () => undefined, readOnly: true });
+    } catch (err) {
+      throw new LogSourceError(`cannot open the query-log store: ${(err as Error).message}`);
+    }
+    if (store) return new StoreLogSource(store);
+    if (opts.source === 'store') throw new LogSourceError(`the query-log store ${sqlitePath(loaded.config, stateDir(loaded.config, loaded.baseDir))} does not exist yet: nothing was logged`);
+    // SQLite, and no file yet: the server has not logged anything; fall through to the API.
   }
   const problem = apiProblem();
   if (opts.source === 'api') {

@@ -29,7 +29,7 @@ export class QueryLog {
     sinks: QueryLogSink[],
     private readonly pseudonymizer: Pseudonymizer,
   ) {
-    this.instance = config.query_log.instance ?? hostname();
+    this.instance = instanceName(config);
     this.buffer = new QueryLogBuffer(config.query_log.buffer_events, sinks);
     this.configure(config);
   }
@@ -45,6 +45,11 @@ export class QueryLog {
     const client = policy.pseudonymize ? this.pseudonymizer.token(ctx.client.address) : ctx.client.address;
     this.buffer.push(eventFromContext(ctx, this.instance, client, durationMs));
   }
+}
+
+/** This resolver's name in the log: `query_log.instance`, else the host name. */
+export function instanceName(config: Config): string {
+  return config.query_log.instance ?? hostname();
 }
 
 /** The pseudonymisation key: from the environment, else a key generated once and kept in `file` (mode 600). */

@@ -1,6 +1,7 @@
 // Reports over query events, for compliance after a ban takes effect. Pure: events in, rows out,
 // no clock and no I/O, so `sluice report` gives the same answer from the admin API or the files.
 import type { QueryEvent } from './event.js';
+import { periodStart, utcDay, type TrendOptions, type TrendRow } from './periods.js';
 
 /** The lists whose names a device asks for when it tries to get around sluice. */
 export const BYPASS_LISTS = ['doh-bypass', 'turbovpn'] as const;
@@ -136,4 +137,29 @@ export function bypassReport(events: Iterable<QueryEvent>, o: BypassReportOption
     lastSeen: g.lastSeen,
     endpoints: [...g.names].sort(),
   }));
+}
+
+
+/**
+ * Blocked queries per period, network, policy and list, from events (the memory ring and the
+ * files; the stores answer from their daily rollup).
+ */
+export function trendReport(events: Iterable<QueryEvent>, o: TrendOptions): TrendRow[] {
+  const groups = new Map<string, { period: string; network: string; policy: string; list: string; blocked: number; clients: Set<string> }>();
+  for (const e of events) {
+    if (e.decision !== 'blocked') continue;
+    if (o.policy !== undefined && e.policy !== o.policy) continue;
+    if (o.list !== undefined && e.list !== o.list) continue;
+    if (!inWindow(e, o)) continue;
+    const period = periodStart(utcDay(e.time), o.by);
+    const network = e.network ?? '-';
+    const key = `${period}\0${network}\0${e.policy}\0${e.list}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { period, network, policy: e.policy ?? '', list: e.list ?? '', blocked: 0, clients: new Set() }));
+    g.blocked++;
+    g.clients.add(e.client);
+  }
+  return [...groups.values()]
+    .map((g) => ({ period: g.period, network: g.network, policy: g.policy, list: g.list, blocked: g.blocked, clients: g.clients.size }))
+    .sort((a, b) => a.period.localeCompare(b.period) || a.network.localeCompare(b.network) || a.policy.localeCompare(b.policy) || a.list.localeCompare(b.list));
 }

@@ -39,7 +39,7 @@ export function runPrimary(count: number, logger: Logger, configFile: string): v
       const loaded = await loadRuleSet(configFile, logger.child({ role: 'primary' }, { level: 'warn' }));
       if (obs) obs.reconfigure(loaded);
       else {
-        obs = new PrimaryObservability(loaded, () => workers.size, count, logger);
+        obs = await PrimaryObservability.open(loaded, () => workers.size, count, logger);
         for (const w of workers) obs.attach(w);
         await obs.startAdmin();
       }
@@ -49,6 +49,7 @@ export function runPrimary(count: number, logger: Logger, configFile: string): v
   };
   void observe();
   let stopping = false;
+  const closeObservability = () => (obs ? obs.close().catch((err: Error) => logger.error({ err: err.message }, 'primary: closing the query log failed')) : Promise.resolve());
   let ready = 0;
   let started = false;
   let reloadTimer: NodeJS.Timeout | undefined;
@@ -74,7 +75,8 @@ export function runPrimary(count: number, logger: Logger, configFile: string): v
     w.on('exit', (code, signal) => {
       workers.delete(w);
       if (stopping) {
-        if (workers.size === 0) process.exit(0);
+        // The store is written and closed before the primary exits: its last events are durable.
+        if (workers.size === 0) void closeObservability().then(() => process.exit(process.exitCode ?? 0));
         return;
       }
       if (!started) {
@@ -93,10 +95,9 @@ export function runPrimary(count: number, logger: Logger, configFile: string): v
     stopping = true;
     logger.info({ reason }, 'stopping');
     for (const w of workers) w.process.kill('SIGTERM');
-    void obs?.close();
-    setTimeout(() => process.exit(exitCode), 5000).unref();
-    if (workers.size === 0) process.exit(exitCode);
-    else if (exitCode !== 0) process.exitCode = exitCode;
+    setTimeout(() => process.exit(exitCode), 8000).unref();
+    if (exitCode !== 0) process.exitCode = exitCode;
+    if (workers.size === 0) void closeObservability().then(() => process.exit(exitCode));
   };
 
   cluster.setupPrimary({ execArgv: withNodeFlags(process.execArgv) });

@@ -1,5 +1,8 @@
-// The end of the pipeline for a standalone server: metrics, the query log and its sinks, and the
-// admin server that shows them.
+// The end of the pipeline: metrics and the query log of one resolver process, and the admin
+// server that shows them. The process that owns the log (a standalone server, or the primary of
+// several workers: see cluster-observability.ts) holds a LogOwner, and both kinds of owner compose
+// the admin backend here, in `startAdmin`, over the same store and with the injected clock, so every
+// reader sees the same data whatever the worker count.
 import { join } from 'node:path';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -12,14 +15,14 @@ import type { Resolver } from '../pipeline/resolver.js';
 import { policyStatus } from '../cli/policy.js';
 import { QueryMetrics } from '../admin/metrics.js';
 import type { AdminBackend, ListStatus } from '../admin/backend.js';
+import { credentialTokens } from '../admin/credentials.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
 import type { QueryLogSink } from '../querylog/buffer.js';
-import { JsonlFileSink } from '../querylog/file-sink.js';
-import { MemoryStore } from '../querylog/memory-store.js';
 import { Pseudonymizer } from '../querylog/pseudonymizer.js';
 import { QueryLog, pseudonymKey } from '../querylog/query-log.js';
 import type { LoadedRules } from './load-rules.js';
 import { IpcSink, exposeWorkerMetrics } from './cluster-observability.js';
+import type { LogOwner } from './log-owner.js';
 
 /** The admin token: config, else the environment variable, else one generated once in state_dir. */
 export function adminToken(config: Config, baseDir: string): string {
@@ -38,24 +41,59 @@ export function adminToken(config: Config, baseDir: string): string {
   }
 }
 
+/** What the owner of the log knows besides the log, for the admin backend. */
+export interface AdminParts {
+  metrics(): Promise<{ contentType: string; body: string }>;
+  health(): { ok: boolean; [k: string]: unknown };
+  lists(): ListStatus[];
+  policies(): unknown[];
+}
+
+/**
+ * Start the admin server of a log owner (the one composition of the backend, for a standalone
+ * server and for the primary of several workers alike). Undefined when `admin.enabled` is false.
+ */
+export async function startAdmin(loaded: LoadedRules, owner: LogOwner, parts: AdminParts, now: () => number, log: Logger): Promise<AdminServer | undefined> {
+  const c = loaded.loaded.config;
+  if (!c.admin.enabled) return undefined;
+  const token = adminToken(c, loaded.loaded.baseDir);
+  const startedAt = now();
+  const backend: AdminBackend = {
+    instance: owner.instance,
+    token,
+    ...credentialTokens(c, process.env, token),
+    log: owner.reader,
+    now,
+    erase: owner.store ? (client: string, before?: number) => owner.store!.erase(client, before) : undefined,
+    metrics: () => parts.metrics(),
+    health: () => ({
+      ...parts.health(),
+      instance: owner.instance,
+      uptimeSeconds: Math.round((now() - startedAt) / 1000),
+      ...(owner.store ? { store: owner.store.health() } : {}),
+    }),
+    lists: () => parts.lists(),
+    policies: () => parts.policies(),
+    logStats: () => ({ accepted: owner.accepted, dropped: owner.dropped }),
+  };
+  return startAdminServer(c.admin.address, c.admin.port, () => backend, log);
+}
+
 export class Observability {
   readonly metrics: QueryMetrics;
   readonly queryLog: QueryLog;
-  readonly store: MemoryStore;
   /** The sinks the query log writes to (shared mode adds Redis). */
   sinks: QueryLogSink[];
-  private fileSink: JsonlFileSink | undefined;
   private admin: AdminServer | undefined;
   private loaded: LoadedRules;
-  private readonly startedAt = Date.now();
 
   constructor(
     loaded: LoadedRules,
+    /** The log's owner in this process; undefined in a worker of several, whose events go to the primary. */
+    readonly owner: LogOwner | undefined,
     private readonly resolver: () => Resolver,
     private readonly log: Logger,
     private readonly now: () => number,
-    /** Worker of several: events go to the primary, which keeps the log and runs the admin server. */
-    private readonly worker = false,
     private readonly sharedStatus: () => Record<string, unknown> = () => ({}),
     private readonly tcpConnections: () => number = () => 0,
     private readonly udpDrops: () => [number, number] = () => [0, 0],
@@ -63,14 +101,11 @@ export class Observability {
     this.loaded = loaded;
     const c = loaded.loaded.config;
     const dir = stateDir(c, loaded.loaded.baseDir);
-    this.store = new MemoryStore(worker ? 0 : c.query_log.memory_events);
-    const sinks: QueryLogSink[] = worker ? [new IpcSink()] : [this.store];
-    this.sinks = sinks;
-    if (c.query_log.file && !worker) {
-      this.fileSink = new JsonlFileSink(join(dir, c.query_log.file.dir), c.query_log.file.retention_days, now);
-      sinks.push(this.fileSink);
-    }
-    this.queryLog = new QueryLog(c, sinks, new Pseudonymizer(pseudonymKey(c.query_log.pseudonymize_key_env, join(dir, 'log-key'))));
+    this.sinks = owner ? [owner] : [new IpcSink()];
+    this.queryLog = new QueryLog(c, this.sinks, new Pseudonymizer(pseudonymKey(c.query_log.pseudonymize_key_env, join(dir, 'log-key'))));
+    const buffer = this.queryLog.buffer;
+    if (owner) owner.bufferDrops = () => buffer.dropped;
+    else (this.sinks[0] as IpcSink).dropped = () => buffer.dropped;
     this.metrics = new QueryMetrics({
       resolver,
       buffer: () => this.queryLog.buffer,
@@ -79,8 +114,10 @@ export class Observability {
       shared: () => this.sharedStatus(),
       tcpConnections: () => this.tcpConnections(),
       udpDrops: () => this.udpDrops(),
+      store: () => owner?.store?.health(),
+      ownerDrops: () => owner?.sinkDropped ?? new Map(),
     });
-    if (worker) exposeWorkerMetrics(this.metrics.registry);
+    if (!owner) exposeWorkerMetrics(this.metrics.registry);
   }
 
   /** Hot path, after the answer was sent. */
@@ -96,32 +133,29 @@ export class Observability {
   }
 
   async startAdmin(): Promise<number | undefined> {
-    const c = this.loaded.loaded.config;
-    if (!c.admin.enabled || this.worker) return undefined;
-    const token = adminToken(c, this.loaded.loaded.baseDir);
-    this.admin = await startAdminServer(c.admin.address, c.admin.port, () => this.backend(token), this.log);
-    return this.admin.port;
-  }
-
-  backend(token: string): AdminBackend {
-    return {
-      instance: this.queryLog.instance,
-      token,
-      store: this.store,
-      metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.metrics() }),
-      health: () => {
-        const shared = this.sharedStatus();
-        const diverged = Array.isArray(shared.diverged) && shared.diverged.length > 0;
-        return { ok: !diverged, instance: this.queryLog.instance, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), ...shared };
+    if (!this.owner) return undefined;
+    this.admin = await startAdmin(
+      this.loaded,
+      this.owner,
+      {
+        metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.metrics() }),
+        health: () => {
+          const shared = this.sharedStatus();
+          const diverged = Array.isArray(shared.diverged) && shared.diverged.length > 0;
+          return { ok: !diverged, ...shared };
+        },
+        lists: () => listStatuses(this.loaded),
+        policies: () => this.resolver().ruleSet.engine.policies.map((p) => policyStatus(p, this.now())),
       },
-      lists: () => listStatuses(this.loaded),
-      policies: () => this.resolver().ruleSet.engine.policies.map((p) => policyStatus(p, this.now())),
-      logStats: () => ({ accepted: this.queryLog.buffer.accepted, dropped: this.queryLog.buffer.dropped }),
-    };
+      this.now,
+      this.log,
+    );
+    return this.admin?.port;
   }
 
   async close(): Promise<void> {
     await this.admin?.close();
+    // The owner is one of the buffer's sinks: closing the buffer flushes it and closes the store.
     await this.queryLog.buffer.close();
   }
 }

@@ -11,6 +11,8 @@ import { FileWatcher } from './file-watcher.js';
 import { policyState } from '../policy/policy.js';
 import { RemoteRefresher } from './remote-refresher.js';
 import { Observability } from './observability.js';
+import { LogOwner } from './log-owner.js';
+import { instanceName } from '../querylog/query-log.js';
 import { isWorker, reportReloaded } from './cluster.js';
 import { join } from 'node:path';
 import { stateDir } from '../lists/catalog.js';
@@ -78,7 +80,11 @@ export class SluiceServer {
     const loaded = await loadRuleSet(opts.configFile, opts.logger);
     const server = new SluiceServer(new Resolver(loaded.rules, opts.clock), opts, loaded.rules.config);
     server.loadedRules = loaded;
-    server.observability = new Observability(loaded, () => server.resolver, opts.logger, opts.clock ?? Date.now, isWorker(), () => server.sharedStatus(), () => server.tcpConnections(), () => server.udpDrops());
+    const now = opts.clock ?? Date.now;
+    const c = loaded.loaded.config;
+    // A worker of several sends its events to the primary, which owns the log.
+    const owner = isWorker() ? undefined : await LogOwner.open(c, loaded.loaded.baseDir, instanceName(c), now, opts.logger);
+    server.observability = new Observability(loaded, owner, () => server.resolver, opts.logger, now, () => server.sharedStatus(), () => server.tcpConnections(), () => server.udpDrops());
     try {
       server.startShared(loaded);
       server.adminPort = await server.observability.startAdmin();
@@ -101,7 +107,9 @@ export class SluiceServer {
     const instance = this.observability.queryLog.instance;
     this.shared = new SharedState(c.redis, instance, join(stateDir(c, loaded.loaded.baseDir), 'redis-snapshot.json'), {
       edits: () => this.applyRules(this.loadedRules),
-      remoteEvents: (batch) => this.observability.store.write(batch),
+      // Other instances' events: the live tail only. Their own stores (or the one PostgreSQL
+      // database they share) hold them for every longer range.
+      remoteEvents: (batch) => this.observability.owner?.memory.write(batch),
     }, this.opts.logger);
     this.shared.loadSnapshot();
     if (c.redis.shared_cache) {

@@ -15,11 +15,14 @@ afterAll(async () => {
 });
 
 const sluice = (...args: string[]) => runSluice(['--config', f.h.configFile, ...args], f.h.dir);
+/** The rows of a report's JSON (`{ covers, rows }`). */
 const json = <T>(out: { code: number | null; stdout: string; stderr: string }): T => {
   expect(out.stderr).toBe('');
   expect(out.code).toBe(0);
-  return JSON.parse(out.stdout) as T;
+  return (JSON.parse(out.stdout) as { rows: T }).rows;
 };
+/** The fixture's config without a store: the API and the files, as before there was one. */
+const noStore = (c: string) => c.replace('  instance: fixture', '  instance: fixture\n  store: { kind: none }');
 const guest = (rows: { client: string }[]) => rows.map((r) => ({ ...r, client: r.client.replace(/^p:[0-9a-f]{16}$/, 'P') }));
 
 const DEVICES = [
@@ -35,7 +38,7 @@ const BYPASS = [
 ];
 
 describe('sluice report devices', () => {
-  it.each(['api', 'files'])('lists every device the policy blocked, per app, from the %s', async (source) => {
+  it.each(['store', 'api', 'files'])('lists every device the policy blocked, per app, from the %s', async (source) => {
     const rows = json<typeof DEVICES>(await sluice('report', 'devices', '--policy', 'app-ban', '--format', 'json', '--source', source));
     expect(guest(rows)).toEqual(DEVICES);
   });
@@ -46,9 +49,9 @@ describe('sluice report devices', () => {
       ['127.0.0.1', 'turbovpn'],
       ['127.0.0.5', 'tiktok'],
     ]);
-    // without --source: the running server's API
+    // without --source: the store, which the CLI opens itself
     const none = await sluice('report', 'devices', '--policy', 'no-such-policy');
-    expect(none.stdout).toBe(`no blocked queries of policy no-such-policy in the admin API at http://127.0.0.1:${f.adminPort}\n`);
+    expect(none.stdout).toBe(`no blocked queries of policy no-such-policy in the SQLite store ${join(f.h.dir, 'state', 'querylog.db')}\n`);
   });
 
   it('prints a table for people and CSV for spreadsheets', async () => {
@@ -75,7 +78,7 @@ describe('sluice report devices', () => {
 });
 
 describe('sluice report bypass', () => {
-  it.each(['api', 'files'])('lists clients that asked for DoH endpoints or VPN apps, from the %s', async (source) => {
+  it.each(['store', 'api', 'files'])('lists clients that asked for DoH endpoints or VPN apps, from the %s', async (source) => {
     const rows = json<typeof BYPASS>(await sluice('report', 'bypass', '--format', 'json', '--source', source));
     expect(rows).toEqual(BYPASS);
   });
@@ -91,7 +94,7 @@ describe('sluice report bypass', () => {
     const csv = await sluice('report', 'bypass', '--format', 'csv', '--list', 'doh-bypass');
     expect(csv.stdout).toBe('network,client,list,count,blocked,firstSeen,lastSeen,endpoints\r\ninternal,127.0.0.5,doh-bypass,1,1,2026-12-01T12:05:00.000Z,2026-12-01T12:05:00.000Z,dns.google\r\n');
     const guestOnly = await sluice('report', 'bypass', '--network', 'guest');
-    expect(guestOnly.stdout).toMatch(/^no queries for lists doh-bypass, turbovpn in the admin API/);
+    expect(guestOnly.stdout).toMatch(/^no queries for lists doh-bypass, turbovpn in the SQLite store/);
   });
 });
 
@@ -99,11 +102,11 @@ describe('where the reports read from', () => {
   it('falls back to the files, saying so, when the server\'s API is not reachable', async () => {
     const port = await closedPort();
     const file = join(f.h.dir, 'down.yaml');
-    writeFileSync(file, config.replaceAll('@UPSTREAM@', f.upstream.address).replace(ADMIN_LINE, ADMIN_LINE.replace('port: 0', `port: ${port}`)));
+    writeFileSync(file, noStore(config).replaceAll('@UPSTREAM@', f.upstream.address).replace(ADMIN_LINE, ADMIN_LINE.replace('port: 0', `port: ${port}`)));
     const r = await runSluice(['--config', file, 'report', 'devices', '--policy', 'app-ban', '--json'], f.h.dir);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe(`sluice: the admin API at http://127.0.0.1:${port} is not reachable (ECONNREFUSED); reading the log files in ${join(f.h.dir, 'state', 'querylog')}\n`);
-    expect(guest(JSON.parse(r.stdout) as typeof DEVICES)).toEqual(DEVICES);
+    expect(guest((JSON.parse(r.stdout) as { rows: typeof DEVICES }).rows)).toEqual(DEVICES);
     const forced = await runSluice(['--config', file, 'report', 'bypass', '--source', 'api'], f.h.dir);
     expect(forced.code).toBe(1);
     expect(forced.stderr).toBe(`sluice: the admin API at http://127.0.0.1:${port} is not reachable (ECONNREFUSED)\n`);
@@ -111,7 +114,7 @@ describe('where the reports read from', () => {
 
   it('says so when the token is wrong, instead of reading stale files', async () => {
     const file = join(f.h.dir, 'wrong-token.yaml');
-    writeFileSync(file, config.replaceAll('@UPSTREAM@', f.upstream.address).replace(ADMIN_LINE, `admin: { enabled: true, port: ${f.adminPort}, token: "${TOKEN}-not" }`));
+    writeFileSync(file, noStore(config).replaceAll('@UPSTREAM@', f.upstream.address).replace(ADMIN_LINE, `admin: { enabled: true, port: ${f.adminPort}, token: "${TOKEN}-not" }`));
     const r = await runSluice(['--config', file, 'report', 'devices'], f.h.dir);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^sluice: the admin API at http:\/\/127.0.0.1:\d+ refused the token \(HTTP 401\)/);

@@ -36,7 +36,7 @@ describe('sluice log query', () => {
     ]);
   });
 
-  it.each(['api', 'files'])('prints JSON with the total, from the %s', async (source) => {
+  it.each(['store', 'api', 'files'])('prints JSON with the total, from the %s', async (source) => {
     const r = await sluice('log', 'query', '--since', '2026-12-01T12:03:00Z', '--until', '2026-12-01T12:09:00Z', '--network', 'internal', '--limit', '2', '--format', 'json', '--source', source);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { source: string; total: number; offset: number; events: QueryEvent[] };

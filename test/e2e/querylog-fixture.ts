@@ -103,6 +103,7 @@ export async function startFixture(): Promise<Fixture> {
     expect(r.rcode, `${client} ${name} ${type}`).toBe(rcode);
   }
   h.server.observability.queryLog.buffer.flush();
+  await h.server.observability.owner!.store!.flush();
   const logFile = join(h.dir, 'state', 'querylog', 'queries-2026-12-01.jsonl');
   const logged = traffic.filter((t) => t[4]).length;
   await vi.waitFor(() => expect(readEvents(logFile)).toHaveLength(logged), { timeout: 5000, interval: 20 });

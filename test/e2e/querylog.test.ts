@@ -44,7 +44,7 @@ afterAll(async () => {
 /** Events in the server's memory ring, after handing the buffer to the sinks. */
 function logged(h: Harness): QueryEvent[] {
   h.server.observability.queryLog.buffer.flush();
-  return [...h.server.observability.store.all()];
+  return [...h.server.observability.owner!.memory.all()];
 }
 
 const fileText = (dir: string) =>
@@ -66,7 +66,7 @@ describe('the log buffer under overload', () => {
     const obs = h.server.observability;
     // A five-event buffer in front of a sink that refuses every batch, as a full disk would.
     const refuser: QueryLogSink = { name: 'refuser', write: () => false };
-    const tiny = new QueryLogBuffer(5, [refuser, obs.store], 50);
+    const tiny = new QueryLogBuffer(5, [refuser, obs.owner!.memory], 50);
     (obs.queryLog as unknown as { buffer: QueryLogBuffer }).buffer = tiny;
 
     const n = 400;

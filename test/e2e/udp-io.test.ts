@@ -66,7 +66,7 @@ describe('UDP listeners: batched and dgram', () => {
     for (const h of [batched, plain]) {
       await resolve(h.udp, 'whoami-log.example', 'A', { localAddress: '127.0.4.9' });
       h.server.observability.queryLog.buffer.flush();
-      const ev = [...h.server.observability.store.all()].find((e) => e.name === 'whoami-log.example');
+      const ev = [...h.server.observability.owner!.memory.all()].find((e) => e.name === 'whoami-log.example');
       expect(ev, h === batched ? 'batched' : 'dgram').toMatchObject({ client: '127.0.4.9', network: 'comms', transport: 'udp' });
     }
   });
@@ -116,7 +116,7 @@ describe('UDP listeners: batched and dgram', () => {
       const v4 = await resolve({ host: '127.0.0.1', port: h.udp.port }, 'www.tiktok.com', 'A', { localAddress: '127.0.0.2' });
       expect(v4.rcode).toBe(RCODE.NOERROR); // guest: forwarded
       h.server.observability.queryLog.buffer.flush();
-      const clients = [...h.server.observability.store.all()].map((e) => e.client);
+      const clients = [...h.server.observability.owner!.memory.all()].map((e) => e.client);
       expect(clients).toEqual(['::1', '::ffff:127.0.0.2']);
     } finally {
       await h.stop();
