@@ -1,9 +1,12 @@
 // Serves the dashboard: one HTML page with its script and stylesheet from src/admin/dashboard/.
 // The files are plain browser JavaScript and CSS, not compiled by tsc, so the same folder serves a
 // checkout (tsx/vitest run src/), a build (dist/admin/dashboard.js) and an npm install (the package
-// ships src/). Nothing is loaded from elsewhere: the Content-Security-Policy allows only this origin.
+// ships src/). The charts are uPlot, served from the installed `uplot` package (a dependency) as
+// /assets/uplot.js and /assets/uplot.css. Nothing is loaded from elsewhere: the
+// Content-Security-Policy allows only this origin.
 import { existsSync, readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const TYPES: Record<string, string> = {
@@ -22,6 +25,18 @@ export function dashboardDir(): string {
   return candidates.find((d) => existsSync(`${d}index.html`)) ?? candidates[0]!;
 }
 
+/** Assets that come from a package rather than the dashboard folder: the name served, the package file. */
+const PACKAGED: Record<string, string> = {
+  'uplot.js': 'uplot/dist/uPlot.iife.min.js',
+  'uplot.css': 'uplot/dist/uPlot.min.css',
+};
+
+/** Where an asset's bytes are: the dashboard folder, or the installed package's file (resolved like an import from here). */
+function assetPath(name: string): string {
+  const packaged = PACKAGED[name];
+  return packaged ? createRequire(import.meta.url).resolve(packaged) : `${dashboardDir()}${name}`;
+}
+
 const files = new Map<string, { type: string; body: Buffer }>();
 
 function load(name: string): { type: string; body: Buffer } | undefined {
@@ -31,7 +46,7 @@ function load(name: string): { type: string; body: Buffer } | undefined {
   const type = TYPES[ext];
   if (!type) return undefined;
   try {
-    const file = { type, body: readFileSync(`${dashboardDir()}${name}`) };
+    const file = { type, body: readFileSync(assetPath(name)) };
     files.set(name, file);
     return file;
   } catch {

@@ -1,15 +1,8 @@
-// Time-series and bar charts for the dashboard, drawn as SVG. Hand-drawn instead of a chart library
-// so the package serves every byte itself and there is nothing to keep in step with a CDN build.
-// Text from the API only ever goes into textContent.
-/* global document, Node, ResizeObserver */
-
-const SVG = 'http://www.w3.org/2000/svg';
-
-function svg(tag, attrs = {}) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  return el;
-}
+// Charts and small DOM helpers for the dashboard. The time series are uPlot (served by the admin
+// server from the `uplot` package as /assets/uplot.js, a global `uPlot`), themed like Grafana's
+// dark theme: legend entries toggle their series, the cursor shows the values, colours are stable
+// per name. Text from the API only ever goes into textContent (uPlot's legend does the same).
+/* global document, Node, ResizeObserver, uPlot */
 
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -27,16 +20,6 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-/** A 1, 2, 2.5 or 5 × 10^n step at or above `v`, so the axis has round labels. */
-function niceStep(v) {
-  if (v <= 0) return 0.25;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v - 1e-12) return m * p;
-  return 10 * p;
-}
-
-const axisLabel = (v) => (v >= 1e4 ? formatNumber(v) : String(Number(v.toPrecision(3))));
-
 export function formatNumber(v, digits = 2) {
   if (v === null || v === undefined || Number.isNaN(v)) return '–';
   const a = Math.abs(v);
@@ -48,136 +31,199 @@ export function formatNumber(v, digits = 2) {
   return v.toFixed(digits);
 }
 
-const pad = (n) => String(n).padStart(2, '0');
-export function clock(t, seconds = false) {
-  const d = new Date(t);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}${seconds ? `:${pad(d.getSeconds())}` : ''}`;
+/** A count as it is, with thousands separators, up to a million; then 1.2M. */
+export function formatCount(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '–';
+  return Math.abs(v) < 1e6 && Number.isInteger(v) ? v.toLocaleString('en-US') : formatNumber(v);
 }
 
-/**
- * A line chart of series over equal time buckets.
- * data: { start, stepMs, unit, series: [{ name, color, values: (number|null)[], points?: boolean }] }
- */
-export class TimeSeriesChart {
-  constructor(container, { height = 190, emptyText = 'No data in this range' } = {}) {
-    this.container = container;
-    this.height = height;
-    this.emptyText = emptyText;
-    this.hover = undefined;
-    this.plot = el('div', { class: 'plot' });
-    this.tooltip = el('div', { class: 'tooltip', hidden: true });
-    this.legend = el('div', { class: 'legend' });
-    container.append(this.plot, this.legend);
-    this.plot.append(this.tooltip);
-    new ResizeObserver(() => this.data && this.render(this.data)).observe(container);
+// ---- time -----------------------------------------------------------------------------------------
+// `tz` is 'utc' or 'local' (the browser's zone). Formatted by hand, not by Intl, so that the text is
+// the same in every browser and locale: 2026-11-30 14:05:09.
+
+const pad = (n) => String(n).padStart(2, '0');
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+function fields(t, tz) {
+  const d = new Date(t);
+  return tz === 'utc'
+    ? { y: d.getUTCFullYear(), mo: d.getUTCMonth(), d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds() }
+    : { y: d.getFullYear(), mo: d.getMonth(), d: d.getDate(), h: d.getHours(), mi: d.getMinutes(), s: d.getSeconds() };
+}
+
+/** `2026-11-30 14:05`, with `seconds` `14:05:09`, without `date` only the time. */
+export function formatTime(t, tz, { date = true, seconds = false } = {}) {
+  const f = fields(t, tz);
+  const time = `${pad(f.h)}:${pad(f.mi)}${seconds ? `:${pad(f.s)}` : ''}`;
+  return date ? `${f.y}-${pad(f.mo + 1)}-${pad(f.d)} ${time}` : time;
+}
+
+/** `Nov 30` */
+export function formatDay(t, tz) {
+  const f = fields(t, tz);
+  return `${MONTHS[f.mo]} ${f.d}`;
+}
+
+/** The length of a bucket for people: 10 s, 1 min, 6 h, 1 d. */
+export function formatStep(seconds) {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${seconds / 60} min`;
+  if (seconds < 86400) return `${seconds / 3600} h`;
+  return `${seconds / 86400} d`;
+}
+
+// ---- colours ----------------------------------------------------------------------------------------
+
+// Twelve colours of Grafana's palette that tell apart on the dark background. A name's colour is a
+// hash of the name (FNV-1a), so a network (or app) has the same colour in every chart, table and
+// reload, whatever else is shown with it.
+export const PALETTE = ['#73bf69', '#8ab8ff', '#ff9ed2', '#5794f2', '#c0d860', '#2fc6c6', '#b877d9', '#d9a25b', '#9e9eb8', '#ff780a', '#fade2a', '#f2495c'];
+
+export function colorOf(name) {
+  let h = 0x811c9dc5;
+  for (const c of String(name)) {
+    h ^= c.codePointAt(0);
+    h = Math.imul(h, 0x01000193) >>> 0;
   }
-
-  render(data) {
-    this.data = data;
-    const width = Math.max(this.plot.clientWidth, 200);
-    const height = this.height;
-    const m = { left: 44, right: 10, top: 10, bottom: 22 };
-    const w = width - m.left - m.right;
-    const h = height - m.top - m.bottom;
-    const n = Math.max(...data.series.map((s) => s.values.length), 1);
-    let max = 0;
-    for (const s of data.series) for (const v of s.values) if (v !== null && v > max) max = v;
-    const top = niceStep(max / 4) * 4;
-    const x = (i) => m.left + (n <= 1 ? 0 : (i / (n - 1)) * w);
-    const y = (v) => m.top + h - (v / top) * h;
-
-    const root = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' });
-    const grid = svg('g', { class: 'axes' });
-    for (let k = 0; k <= 4; k++) {
-      const v = (top * k) / 4;
-      grid.append(svg('line', { x1: m.left, x2: width - m.right, y1: y(v), y2: y(v) }));
-      const label = svg('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' });
-      label.textContent = axisLabel(v);
-      grid.append(label);
-    }
-    const ticks = Math.max(2, Math.min(7, Math.floor(w / 90)));
-    for (let k = 0; k <= ticks; k++) {
-      const i = Math.round((k / ticks) * (n - 1));
-      const label = svg('text', { x: x(i), y: height - 6, 'text-anchor': k === 0 ? 'start' : k === ticks ? 'end' : 'middle' });
-      label.textContent = clock(data.start + i * data.stepMs);
-      grid.append(label);
-    }
-    root.append(grid);
-
-    for (const s of data.series) {
-      let line = '';
-      let area = '';
-      let run = [];
-      const flush = () => {
-        if (run.length === 0) return;
-        line += run.map(([i, v], j) => `${j === 0 ? 'M' : 'L'}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join('');
-        const first = run[0][0];
-        const last = run[run.length - 1][0];
-        area += `M${x(first).toFixed(1)},${y(0)}` + run.map(([i, v]) => `L${x(i).toFixed(1)},${y(v).toFixed(1)}`).join('') + `L${x(last).toFixed(1)},${y(0)}Z`;
-        run = [];
-      };
-      s.values.forEach((v, i) => (v === null ? flush() : run.push([i, v])));
-      flush();
-      // Sparse series (latency of the few uncached queries) read better as points; a value between
-      // two gaps has no line to be part of, so it is always a point.
-      s.values.forEach((v, i) => {
-        const alone = (s.values[i - 1] ?? null) === null && (s.values[i + 1] ?? null) === null;
-        if (v !== null && (s.points || alone)) root.append(svg('circle', { cx: x(i), cy: y(v), r: 2.5, fill: s.color }));
-      });
-      if (!s.points) root.append(svg('path', { d: area, fill: s.color, 'fill-opacity': 0.12, stroke: 'none' }));
-      root.append(svg('path', { d: line, fill: 'none', stroke: s.color, 'stroke-width': 1.5, 'stroke-linejoin': 'round' }));
-    }
-    if (data.series.length === 0 || max === 0) {
-      const t = svg('text', { x: m.left + w / 2, y: m.top + h / 2, 'text-anchor': 'middle', class: 'empty' });
-      t.textContent = this.emptyText;
-      root.append(t);
-    }
-    const cross = svg('line', { class: 'crosshair', y1: m.top, y2: m.top + h, visibility: 'hidden' });
-    root.append(cross);
-    const overlay = svg('rect', { x: m.left, y: m.top, width: w, height: h, fill: 'transparent' });
-    const show = (i) => {
-      this.hover = i;
-      cross.setAttribute('x1', x(i));
-      cross.setAttribute('x2', x(i));
-      cross.setAttribute('visibility', 'visible');
-      this.tooltip.replaceChildren(
-        el('div', { class: 'tt-time' }, clock(data.start + i * data.stepMs, true)),
-        ...data.series.map((s) => el('div', { class: 'tt-row' }, swatch(s.color), el('span', {}, s.name), el('b', {}, `${formatNumber(s.values[i] ?? null)}${data.unit ?? ''}`))),
-      );
-      this.tooltip.hidden = false;
-      const left = x(i) + 12;
-      this.tooltip.style.left = `${left + 180 > width ? Math.max(0, x(i) - 192) : left}px`;
-    };
-    overlay.addEventListener('pointermove', (ev) => {
-      const r = overlay.getBoundingClientRect();
-      const i = Math.round(((ev.clientX - r.left) / r.width) * (n - 1));
-      show(Math.min(Math.max(i, 0), n - 1));
-    });
-    overlay.addEventListener('pointerleave', () => {
-      this.hover = undefined;
-      cross.setAttribute('visibility', 'hidden');
-      this.tooltip.hidden = true;
-    });
-    root.append(overlay);
-    this.plot.querySelector('svg')?.remove();
-    this.plot.prepend(root);
-    if (this.hover !== undefined && this.hover < n) show(this.hover);
-
-    this.legend.replaceChildren(
-      ...data.series.map((s) => {
-        const vals = s.values.filter((v) => v !== null);
-        const mean = vals.length ? vals.reduce((a, v) => a + v, 0) / vals.length : null;
-        const peak = vals.length ? Math.max(...vals) : null;
-        return el('span', { class: 'legend-item' }, swatch(s.color), el('span', {}, s.name), el('span', { class: 'muted' }, ` mean ${formatNumber(mean)} max ${formatNumber(peak)}`));
-      }),
-    );
-  }
+  return PALETTE[h % PALETTE.length];
 }
 
 export function swatch(color) {
   const s = el('i', { class: 'swatch' });
   s.style.background = color;
   return s;
+}
+
+// ---- time series ------------------------------------------------------------------------------------
+
+const AXIS = '#9d9db0';
+const GRID = 'rgba(204, 204, 220, 0.08)';
+const FONT = '11px Inter, "Helvetica Neue", Arial, system-ui, sans-serif';
+
+/** A round upper end of the y axis for `max`: 1, 2, 2.5 or 5 × 10^n. */
+function niceTop(max) {
+  if (!(max > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(max));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= max * 1.05) return m * p;
+  return 10 * p;
+}
+
+/**
+ * A uPlot time-series chart in `container` that follows the container's width.
+ * render({ x: epoch seconds[], series: [{ name, color, values: (number|null)[] }], tz, xLabel, yLabel, unit })
+ * Series hidden with the legend stay hidden (by name) when the data is replaced.
+ */
+export class TimeChart {
+  constructor(container, { height = 200, emptyText = 'No data in this range', points = false, fill = true, summary = 'total' } = {}) {
+    this.container = container;
+    this.summary = summary;
+    this.height = height;
+    this.emptyText = emptyText;
+    this.points = points;
+    this.fill = fill;
+    this.hidden = new Set();
+    this.plot = undefined;
+    this.key = '';
+    this.empty = el('div', { class: 'chart-empty', hidden: true }, emptyText);
+    container.append(this.empty);
+    new ResizeObserver(() => this.resize()).observe(container);
+  }
+
+  width() {
+    return Math.max(Math.floor(this.container.clientWidth), 160);
+  }
+
+  resize() {
+    if (this.plot && this.plot.width !== this.width()) this.plot.setSize({ width: this.width(), height: this.height });
+  }
+
+  render(d) {
+    const key = JSON.stringify([d.tz, d.xLabel, d.yLabel, d.unit, d.series.map((s) => [s.name, s.color])]);
+    const data = [d.x, ...d.series.map((s) => s.values)];
+    if (this.plot && key === this.key) this.plot.setData(data);
+    else {
+      this.plot?.destroy();
+      this.key = key;
+      this.plot = new uPlot(this.options(d), data, this.container);
+    }
+    const any = d.series.some((s) => s.values.some((v) => v !== null && v !== 0));
+    this.empty.hidden = any;
+    this.container.dataset.series = d.series.map((s) => s.name).join(',');
+    this.container.dataset.hidden = [...this.hidden].join(',');
+  }
+
+  legendSummary(values, unit) {
+    const vals = values.filter((v) => v !== null && v !== undefined);
+    if (vals.length === 0) return '–';
+    if (this.summary === 'max') return `max ${formatNumber(Math.max(...vals))}${unit}`;
+    return `${formatCount(vals.reduce((a, v) => a + v, 0))}${unit} total`;
+  }
+
+  options(d) {
+    const tz = d.tz ?? 'utc';
+    const unit = d.unit ?? '';
+    // Ticks of a day or more show the day; shorter ones the time, and the day where it changes.
+    const xValues = (u, splits, _axis, _space, incr) => {
+      let previous;
+      return splits.map((s, i) => {
+        const t = s * 1000;
+        const day = formatDay(t, tz);
+        if (incr >= 86400) return day;
+        const label = i === 0 || day !== previous ? `${formatTime(t, tz, { date: false })}\n${day}` : formatTime(t, tz, { date: false });
+        previous = day;
+        return label;
+      });
+    };
+    return {
+      width: this.width(),
+      height: this.height,
+      tzDate: tz === 'utc' ? (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC') : (ts) => new Date(ts * 1e3),
+      cursor: { drag: { x: false, y: false }, points: { size: 7 } },
+      legend: { live: true },
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, niceTop(max)] } },
+      axes: [
+        { stroke: AXIS, font: FONT, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1, size: 4 }, values: xValues, size: 38, space: 70 },
+        {
+          stroke: AXIS,
+          font: FONT,
+          grid: { stroke: GRID, width: 1 },
+          ticks: { show: false },
+          label: d.yLabel,
+          labelFont: FONT,
+          labelSize: 14,
+          labelGap: 0,
+          size: 46,
+          space: 28,
+          values: (u, splits) => splits.map((v) => formatNumber(v)),
+        },
+      ],
+      series: [
+        // Without the cursor on the chart, the legend shows each series' total (or maximum).
+        { label: d.xLabel ?? (tz === 'utc' ? 'UTC' : 'Local time'), value: (u, v) => (v === null || v === undefined ? '' : d.xFormat ? d.xFormat(v * 1000) : formatTime(v * 1000, tz)) },
+        ...d.series.map((s) => ({
+          label: s.name,
+          show: !this.hidden.has(s.name),
+          stroke: s.color,
+          width: this.points ? 1 : 1.5,
+          fill: this.fill ? `${s.color}1f` : undefined,
+          points: this.points ? { show: true, size: 5, fill: s.color } : {},
+          spanGaps: false,
+          value: (u, v, si, idx) => (idx === null || idx === undefined ? this.legendSummary(u.data[si], unit) : v === null || v === undefined ? '–' : `${formatNumber(v)}${unit}`),
+        })),
+      ],
+      hooks: {
+        setSeries: [
+          (u, i) => {
+            if (i === null || i === 0) return;
+            const s = u.series[i];
+            if (s.show) this.hidden.delete(s.label);
+            else this.hidden.add(s.label);
+            this.container.dataset.hidden = [...this.hidden].join(',');
+          },
+        ],
+      },
+    };
+  }
 }
 
 /**
@@ -196,11 +242,11 @@ export function barList(container, rows, { color = '#f2495c', emptyText = 'Nothi
       rows.map((r) => {
         const bar = el('span', { class: 'bar' });
         bar.style.width = `${(r.value / max) * 100}%`;
-        bar.style.background = color;
+        bar.style.background = r.color ?? color;
         const label = r.onclick
           ? el('button', { class: 'link', type: 'button', title: r.title ?? `Filter the query log by ${r.label}`, onclick: r.onclick }, r.label)
           : el('span', {}, r.label);
-        return el('li', {}, el('span', { class: 'bar-label' }, label, r.sub ? el('span', { class: 'muted' }, ` ${r.sub}`) : null), el('span', { class: 'bar-track' }, bar), el('span', { class: 'bar-value' }, formatNumber(r.value)));
+        return el('li', {}, el('span', { class: 'bar-label' }, label, r.sub ? el('span', { class: 'muted' }, ` ${r.sub}`) : null), el('span', { class: 'bar-track' }, bar), el('span', { class: 'bar-value' }, formatCount(r.value)));
       }),
     ),
   );
