@@ -2,7 +2,7 @@
 // the Dockerfile's structure, the systemd unit (with `systemd-analyze verify` when it runs), the
 // compose stack's wiring, and the example configs against the schema and the list catalog.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -266,10 +266,12 @@ interface ComposeService {
   cap_add?: string[];
   volumes?: string[];
   ports?: string[];
-  healthcheck?: unknown;
+  healthcheck?: { test: string[]; interval?: string; timeout?: string; retries?: number };
+  environment?: Record<string, string>;
+  depends_on?: string[] | Record<string, { condition: string }>;
 }
 
-const compose = parseYaml(read('deploy/compose/compose.yaml'), { merge: true }) as { services: Record<string, ComposeService> };
+const compose = parseYaml(read('deploy/compose/compose.yaml'), { merge: true }) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
 const COMPOSE_DIR = join(REPO, 'deploy/compose');
 
 describe('compose stack', () => {
@@ -283,7 +285,7 @@ describe('compose stack', () => {
       expect(s.cap_add).toEqual(['NET_BIND_SERVICE']);
       expect(s.volumes).toEqual(expect.arrayContaining(['./config:/etc/sluice', expect.stringMatching(/:\/var\/lib\/sluice$/)]));
     }
-    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['redis', 'prometheus', 'grafana']));
+    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['redis', 'postgres', 'prometheus', 'grafana']));
   });
 
   it('mounts only files that exist, except the admin token the operator creates', () => {
@@ -308,6 +310,62 @@ describe('compose stack', () => {
     expect(dest!.startsWith(`${provider.providers[0]!.options.path}/`)).toBe(true);
     const ds = parseYaml(read('deploy/compose/grafana/provisioning/datasources/prometheus.yaml')) as { datasources: { url: string; type: string }[] };
     expect(ds.datasources[0]).toMatchObject({ type: 'prometheus', url: 'http://prometheus:9090' });
+  });
+
+  it('runs PostgreSQL for the query log: an official image, a volume, a healthcheck, roles created on first start', () => {
+    const pgService = compose.services.postgres!;
+    expect(pgService.image).toMatch(/^postgres:1[67](\.\d+)*(-bookworm|-alpine)?$/);
+    const data = pgService.volumes!.find((v) => v.endsWith(':/var/lib/postgresql/data'))!;
+    expect(Object.keys(compose.volumes)).toContain(data.split(':')[0]);
+    expect(pgService.healthcheck!.test.slice(0, 2)).toEqual(['CMD', 'pg_isready']);
+    // Over TCP: while the image initialises a new volume the server listens on its socket only.
+    expect(pgService.healthcheck!.test).toEqual(expect.arrayContaining(['-h', '127.0.0.1']));
+    expect(pgService.ports ?? []).toEqual([]); // only the stack's own network reaches it
+    const init = pgService.volumes!.find((v) => v.split(':')[1] === '/docker-entrypoint-initdb.d')!;
+    const script = read(join('deploy/compose', init.split(':')[0]!, '10-sluice-roles.sh'));
+    // Passwords only from the environment, and the two roles the resolvers and Grafana log in as.
+    for (const env of ['POSTGRES_PASSWORD', 'SLUICE_QUERYLOG_PASSWORD', 'GRAFANA_POSTGRES_PASSWORD']) {
+      expect(pgService.environment![env]).toBe(`\${${env}:?set ${env} in .env}`);
+      expect(read('deploy/compose/.env.example')).toMatch(new RegExp(`^${env}=`, 'm'));
+    }
+    expect(script).toMatch(/CREATE ROLE sluice LOGIN PASSWORD :'sluice_password'/);
+    expect(script).toMatch(/CREATE DATABASE sluice OWNER sluice/);
+    expect(script).toMatch(/CREATE ROLE sluice_grafana LOGIN PASSWORD :'grafana_password'/);
+    expect(script).toMatch(/GRANT SELECT ON TABLES TO sluice_grafana/);
+    expect(script).not.toMatch(/GRANT (ALL|INSERT|UPDATE|DELETE)[^;]*sluice_grafana/);
+    expect(spawnSync('sh', ['-n', join(COMPOSE_DIR, init.split(':')[0]!, '10-sluice-roles.sh')]).status).toBe(0);
+  });
+
+  it('has both resolvers write their query log to PostgreSQL, with the password from the environment', () => {
+    const cfg = parseConfig(read('deploy/compose/config/sluice.yaml'), 'compose/config/sluice.yaml').config;
+    expect(cfg.query_log.store).toMatchObject({ kind: 'postgres', password_env: 'SLUICE_QUERYLOG_PASSWORD' });
+    const url = new URL(cfg.query_log.store.url!);
+    expect(url.password).toBe('');
+    expect(`${url.hostname}:${url.port}${url.pathname}`).toBe('postgres:5432/sluice');
+    expect(url.username).toBe('sluice');
+    for (const [name, s] of sluices) {
+      expect(s.environment!.SLUICE_QUERYLOG_PASSWORD, name).toBe('${SLUICE_QUERYLOG_PASSWORD:?set SLUICE_QUERYLOG_PASSWORD in .env}');
+      expect((s.depends_on as Record<string, { condition: string }>).postgres, name).toEqual({ condition: 'service_healthy' });
+    }
+  });
+
+  it('provisions every dashboard of docs/grafana, and the PostgreSQL data source the query-log dashboard uses', () => {
+    const provider = parseYaml(read('deploy/compose/grafana/provisioning/dashboards/sluice.yaml')) as { providers: { options: { path: string } }[] };
+    const mounts = compose.services.grafana!.volumes!.map((v) => v.split(':'));
+    for (const file of readdirSync(join(REPO, 'docs/grafana')).filter((f) => f.endsWith('.json'))) {
+      const m = mounts.find(([src]) => join(COMPOSE_DIR, src!) === join(REPO, 'docs/grafana', file));
+      expect(m, `${file} is mounted into Grafana`).toBeDefined();
+      expect(m![1]).toBe(`${provider.providers[0]!.options.path}/${file}`);
+    }
+    const ds = parseYaml(read('deploy/compose/grafana/provisioning/datasources/sluice-postgres.yaml')) as {
+      datasources: { uid: string; type: string; url: string; user: string; jsonData: { database: string }; secureJsonData: { password: string } }[];
+    };
+    expect(ds.datasources[0]).toMatchObject({ uid: 'sluice-postgres', type: 'grafana-postgresql-datasource', url: 'postgres:5432', user: 'sluice_grafana', jsonData: { database: 'sluice' } });
+    const passwordEnv = /^\$\{?(\w+)\}?$/.exec(ds.datasources[0]!.secureJsonData.password)![1]!;
+    expect(compose.services.grafana!.environment![passwordEnv]).toBe(compose.services.postgres!.environment![passwordEnv]);
+    const dashboard = JSON.parse(read('docs/grafana/sluice-query-log.json')) as { uid: string; panels: { datasource?: { uid: string } }[] };
+    expect(dashboard.uid).toBe('sluice-query-log');
+    expect(new Set(dashboard.panels.filter((p) => p.datasource).map((p) => p.datasource!.uid))).toEqual(new Set(['sluice-postgres']));
   });
 
   it('has Prometheus scrape every sluice instance on its admin port with the token', () => {
