@@ -78,6 +78,37 @@ export interface Summary {
   dryRun: { policy: string; wouldBlock: number; clients: number }[];
 }
 
+/** Counts a summary is built from, by whichever reader counted them (events, a store's SQL). */
+export interface SummaryCounts {
+  queries: number;
+  blocked: number;
+  refused: number;
+  errors: number;
+  cacheHits: number;
+  allowed: number;
+  wouldBlock: number;
+}
+
+/** The totals of a summary, with its ratios. */
+export function summaryTotals(t: SummaryCounts): Totals {
+  return {
+    queries: t.queries,
+    blocked: t.blocked,
+    refused: t.refused,
+    errors: t.errors,
+    cacheHits: t.cacheHits,
+    wouldBlock: t.wouldBlock,
+    blockRatio: t.queries === 0 ? 0 : round(t.blocked / t.queries, 4),
+    cacheHitRatio: t.allowed === 0 ? 0 : round(t.cacheHits / t.allowed, 4),
+  };
+}
+
+/** Per-network series, busiest first (then by name). */
+export function busiestFirst(series: Iterable<NetworkSeries>): NetworkSeries[] {
+  const total = (n: NetworkSeries) => n.queries.reduce((a, v) => a + v, 0);
+  return [...series].sort((a, b) => total(b) - total(a) || a.network.localeCompare(b.network));
+}
+
 /** Bucket size for a range: 15 min → 10 s, 1 h → 30 s, 24 h → 10 min. */
 export function bucketSeconds(rangeMs: number): number {
   for (const step of BUCKET_STEPS) if (rangeMs / (step * 1000) <= MAX_BUCKETS) return step;
@@ -186,25 +217,15 @@ export function summarize(events: Iterable<QueryEvent>, filter: QueryFilter, opt
     }
   }
 
-  const networkTotal = (n: NetworkSeries) => n.queries.reduce((a, v) => a + v, 0);
   return {
     total: t.queries,
     blocked: t.blocked,
     range: { since, until },
-    totals: {
-      queries: t.queries,
-      blocked: t.blocked,
-      refused: t.refused,
-      errors: t.errors,
-      cacheHits: t.cacheHits,
-      wouldBlock: t.wouldBlock,
-      blockRatio: t.queries === 0 ? 0 : round(t.blocked / t.queries, 4),
-      cacheHitRatio: t.allowed === 0 ? 0 : round(t.cacheHits / t.allowed, 4),
-    },
+    totals: summaryTotals(t),
     series: {
       start,
       bucketSeconds: step,
-      networks: [...perNetwork.values()].sort((a, b) => networkTotal(b) - networkTotal(a) || a.network.localeCompare(b.network)),
+      networks: busiestFirst(perNetwork.values()),
       upstreamP95Ms: latencyBuckets.map((l) => (l.length === 0 ? null : round(percentile(l.sort((x, y) => x - y), 95)))),
     },
     topBlockedDomains: topEntries(blockedDomains, top, (k) => k).map(([name, count]) => ({ name, list: domainList.get(name) ?? null, count })),

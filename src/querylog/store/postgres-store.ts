@@ -27,7 +27,7 @@ import type { QueryEvent } from '../event.js';
 import type { QueryFilter } from '../filter.js';
 import type { QueryPage } from '../memory-store.js';
 import { BYPASS_LISTS, type BypassReportOptions, type BypassRow, type DeviceRow, type DevicesReportOptions } from '../reports.js';
-import { bucketSeconds, NO_NETWORK, type NetworkSeries, type Summary, type SummaryOptions, type UpstreamLatency } from '../summary.js';
+import { bucketSeconds, busiestFirst, NO_NETWORK, summaryTotals, type NetworkSeries, type Summary, type SummaryOptions, type UpstreamLatency } from '../summary.js';
 import { COPY_COLUMNS, encodeEvents, stripNul } from './copy-binary.js';
 import { EventSpool } from './event-spool.js';
 import { dropDayPartitionsBefore, ensureDayPartitions, listDayPartitions, migratePostgres, partitionName, schemaVersion, SCHEMA_VERSION } from './postgres-schema.js';
@@ -942,25 +942,15 @@ export class PostgresStore implements QueryLogStore {
       blockedDomains.set(x.name as string, x.count as number);
       domainList.set(x.name as string, x.list as string | null);
     }
-    const networkTotal = (n: NetworkSeries) => n.queries.reduce((a, v) => a + v, 0);
     return {
       total: t.queries,
       blocked: t.blocked,
       range: { since, until },
-      totals: {
-        queries: t.queries,
-        blocked: t.blocked,
-        refused: t.refused,
-        errors: t.errors,
-        cacheHits: t.cacheHits,
-        wouldBlock: t.wouldBlock,
-        blockRatio: t.queries === 0 ? 0 : round(t.blocked / t.queries, 4),
-        cacheHitRatio: t.allowed === 0 ? 0 : round(t.cacheHits / t.allowed, 4),
-      },
+      totals: summaryTotals(t),
       series: {
         start,
         bucketSeconds: step,
-        networks: [...perNetwork.values()].sort((a, b) => networkTotal(b) - networkTotal(a) || a.network.localeCompare(b.network)),
+        networks: busiestFirst(perNetwork.values()),
         upstreamP95Ms: p95,
       },
       topBlockedDomains: topEntries(blockedDomains, top, (k) => k).map(([name, count]) => ({ name, list: domainList.get(name) ?? null, count })),
