@@ -90,6 +90,16 @@ export class LogOwner implements QueryLogSink {
     return true;
   }
 
+  /**
+   * Other instances' events (shared mode, through Redis): the live tail, and a local SQLite store,
+   * so that each instance's file covers them all. Not PostgreSQL: every instance writes its own
+   * events to that one database already.
+   */
+  writeRemote(batch: QueryEvent[]): void {
+    this.memory.write(batch);
+    if (this.store?.kind === 'sqlite' && !this.store.write(batch)) this.refused += batch.length;
+  }
+
   /** Events a buffer (here or in a worker) dropped before they reached the owner. */
   lost(count: number): void {
     this.reported += count;

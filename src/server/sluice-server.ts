@@ -107,9 +107,7 @@ export class SluiceServer {
     const instance = this.observability.queryLog.instance;
     this.shared = new SharedState(c.redis, instance, join(stateDir(c, loaded.loaded.baseDir), 'redis-snapshot.json'), {
       edits: () => this.applyRules(this.loadedRules),
-      // Other instances' events: the live tail only. Their own stores (or the one PostgreSQL
-      // database they share) hold them for every longer range.
-      remoteEvents: (batch) => this.observability.owner?.memory.write(batch),
+      remoteEvents: (batch) => this.observability.owner?.writeRemote(batch),
     }, this.opts.logger);
     this.shared.loadSnapshot();
     if (c.redis.shared_cache) {

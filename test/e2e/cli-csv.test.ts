@@ -1,6 +1,7 @@
 // CSV from the real binary that a spreadsheet opens as text: a query name that a DNS client made
 // look like a formula is written with a leading ' in `sluice log query` and `sluice report devices`.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { SqliteStore } from '../../src/querylog/store/sqlite-store.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QueryEvent } from '../../src/querylog/event.js';
 import { makeWorkspace, type Workspace } from './cli-workspace.js';
@@ -30,15 +31,17 @@ const event: QueryEvent = {
 };
 
 let w: Workspace;
-beforeAll(() => {
+beforeAll(async () => {
   w = makeWorkspace();
-  // the reference config keeps its log files in state_dir (../var)/querylog
-  mkdirSync(w.path('var/querylog'), { recursive: true });
-  writeFileSync(w.path('var/querylog/queries-2026-12-01.jsonl'), JSON.stringify(event) + '\n');
+  // the reference config keeps its store in state_dir (../var)/querylog.db
+  mkdirSync(w.path('var'), { recursive: true });
+  const store = new SqliteStore(w.path('var/querylog.db'), { instance: 'sluice', retentionDays: 30, rollupRetentionDays: 400, spillEvents: 1000, now: () => event.time, warn: () => undefined });
+  store.write([event]);
+  await store.close();
 });
 afterAll(() => w?.remove());
 
-const range = ['--since', '2026-12-01', '--until', '2026-12-02', '--source', 'files', '--format', 'csv'];
+const range = ['--since', '2026-12-01', '--until', '2026-12-02', '--source', 'store', '--format', 'csv'];
 
 describe('CSV output opened in a spreadsheet', () => {
   it('sluice log query writes a formula-looking name as text', async () => {

@@ -205,11 +205,12 @@ describe('pseudonyms and log levels per network', () => {
     expect(metrics).toContain(`sluice_queries_total{network="${network}",profile="staff",decision="blocked",type="A"} 1`);
   });
 
-  it('the default config logs only blocked queries of the guest network, pseudonymised, and keeps files 30 days', () => {
+  it('the default config logs only blocked queries of the guest network, pseudonymised, and keeps raw events 30 days in the SQLite store', () => {
     const c = readConfigFile(join(REPO, 'config/sluice.yaml')).config;
     expect(c.networks.guest?.log).toEqual({ level: 'blocked', pseudonymize: true });
     expect(c.networks.internal?.log).toEqual({ level: 'all', pseudonymize: false });
-    expect(c.query_log.file).toEqual({ dir: 'querylog', retention_days: 30 });
+    expect(c.query_log.file).toBeUndefined();
+    expect(c.query_log.store).toMatchObject({ kind: 'sqlite', path: 'querylog.db', retention_days: 30, rollup_retention_days: 400 });
     expect(c.admin).toMatchObject({ enabled: true, address: '127.0.0.1', token_env: 'SLUICE_ADMIN_TOKEN' });
     expect(c.admin.token).toBeUndefined();
   });
