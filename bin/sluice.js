@@ -2,5 +2,10 @@
 // (node flags: see src/server/node-flags.ts)
 // Runs the compiled CLI (npm run build writes dist/).
 import { buildProgram } from '../dist/cli/main.js';
+import { closeOpened } from '../dist/cli/output.js';
 
-await buildProgram().parseAsync(process.argv);
+try {
+  await buildProgram().parseAsync(process.argv);
+} finally {
+  await closeOpened();
+}

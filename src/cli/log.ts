@@ -6,9 +6,9 @@ import { renderCsv } from '../querylog/csv.js';
 import type { QueryEvent } from '../querylog/event.js';
 import type { Covers } from '../querylog/store/store.js';
 import { parseFilter, type QueryFilter } from '../querylog/filter.js';
-import { LogSourceError, openLogSource, type LogSource, type SourceKind } from '../querylog/log-source.js';
+import { LogSourceError, openLogSource, StoreLogSource, type LogSource, type SourceKind } from '../querylog/log-source.js';
 import { configPath } from './config-file.js';
-import { EXIT, fail, printJson, renderTable } from './output.js';
+import { closeAfterCommand, EXIT, fail, printJson, renderTable } from './output.js';
 
 export type Format = 'table' | 'json' | 'csv';
 
@@ -58,7 +58,11 @@ export function loadConfigForLog(cmd: Command): LoadedConfig | undefined {
 /** Open the source, telling stderr when the API was wanted but the files are read. */
 export async function openForCli(loaded: LoadedConfig, opts: SourceOptions): Promise<LogSource | undefined> {
   try {
-    return await openLogSource(loaded, { ...(opts.source ? { source: opts.source } : {}), warn: (m) => process.stderr.write(`sluice: ${m}\n`) });
+    const source = await openLogSource(loaded, { ...(opts.source ? { source: opts.source } : {}), warn: (m) => process.stderr.write(`sluice: ${m}\n`) });
+    // A store holds connections (PostgreSQL's pool keeps idle ones for 30 s): closed when the
+    // command is done, so the process ends with it.
+    if (source instanceof StoreLogSource) closeAfterCommand(() => source.close());
+    return source;
   } catch (err) {
     if (err instanceof LogSourceError) return void fail(err.message);
     throw err;

@@ -33,6 +33,18 @@ export function printTable(headers: string[], rows: (string | number | undefined
   process.stdout.write(renderTable(headers, rows));
 }
 
+const closers: (() => Promise<void>)[] = [];
+
+/** Something a command opened (a store's connections), closed once the command has finished. */
+export function closeAfterCommand(close: () => Promise<void>): void {
+  closers.push(close);
+}
+
+/** Close what the command opened; called by the entry point after the command ran. */
+export async function closeOpened(): Promise<void> {
+  for (const c of closers.splice(0)) await c().catch(() => undefined);
+}
+
 export function fail(message: string, code: number = EXIT.FAILED): void {
   process.stderr.write(`sluice: ${message}\n`);
   process.exitCode = code;
