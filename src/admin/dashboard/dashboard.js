@@ -3,7 +3,7 @@
 // (#token=…) and renders Grafana-style panels. Every range is read from the query-log store on the
 // server; when the store does not hold all of a range (`covers.complete` false) a banner says what
 // is missing. Every string from the API is set as textContent, never parsed as HTML.
-/* global document, window, location, history, fetch, FormData, URLSearchParams, localStorage */
+/* global document, window, location, history, FormData, localStorage */
 import { TimeChart, barList, colorOf, el, formatCount, formatNumber, formatStep, formatTime, swatch } from './chart.js';
 
 const POLL_MS = 3000;
