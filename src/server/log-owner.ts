@@ -62,6 +62,7 @@ export class LogOwner implements QueryLogSink {
     const store = await openStore(config, dir, {
       instance,
       now,
+      writerThread: true,
       warn: (message, fields) => log.warn({ ...fields, store: config.query_log.store.kind }, message),
     });
     if (store) log.info({ store: store.description, retentionDays: config.query_log.store.retention_days }, 'query log store open');

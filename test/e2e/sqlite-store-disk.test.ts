@@ -195,6 +195,8 @@ describe('SQLite store on a full disk', () => {
     const events = await store().events({});
     const count = (p: string) => events.filter((e) => e.name.startsWith(`${p}-`)).length;
     expect([count('before'), count('during'), count('after')]).toEqual([100, during, 100]);
+    // The writer thread reports its health every 50 ms: the rows are visible a moment earlier.
+    await until('the writer to report the last slice', () => store().health().pending === 0);
     expect(store().health()).toMatchObject({ ok: true, pending: 0, refused: 0, written: sent });
     expect(await metric('sluice_querylog_store_up')).toEqual(['sluice_querylog_store_up{store="sqlite"} 1']);
     expect(storeWarnings()).toHaveLength(1);

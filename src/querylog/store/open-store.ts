@@ -12,6 +12,8 @@ export interface OpenStoreOptions {
   /** Where problems are told: a writer's failures, once per interval. */
   warn: (message: string, fields?: Record<string, unknown>) => void;
   readOnly?: boolean;
+  /** SQLite, writing: the writer in a low-priority thread of its own (the server; see sqlite-thread.ts). */
+  writerThread?: boolean;
 }
 
 /** The SQLite file of a config (relative paths are inside state_dir). */
@@ -38,6 +40,10 @@ export async function openStore(config: Config, stateDir: string, o: OpenStoreOp
   if (s.kind === 'sqlite') {
     const path = sqlitePath(config, stateDir);
     if (o.readOnly && !existsSync(path)) return undefined;
+    if (o.writerThread && !o.readOnly) {
+      const { ThreadedSqliteStore } = await import('./sqlite-thread.js');
+      return ThreadedSqliteStore.open(path, common);
+    }
     const { SqliteStore } = await import('./sqlite-store.js');
     return new SqliteStore(path, common);
   }

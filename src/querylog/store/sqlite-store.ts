@@ -27,7 +27,9 @@
 // alone keep the loop busy (saturation), SATURATED_SHARE. At saturation on one core the answers
 // keep the rest, and the events the store cannot take wait in the spill and are then dropped and
 // counted (see `covers`); at a rate the core can serve, the writer uses the idle time and keeps up.
-// A worker thread would not help on one core: it takes the same CPU from the answers, unbudgeted.
+// The server runs this writer in a thread of its own at the lowest CPU priority instead
+// (sqlite-thread.ts, `writeAll`): there the kernel's scheduler, not a budget, gives it the time
+// the answers leave, and a query never waits for a slice.
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -212,6 +214,11 @@ function migrate(db: Database.Database): number {
 export interface SqliteStoreOptions extends StoreOptions {
   /** This resolver's name, for the drops it notes. */
   instance: string;
+  /**
+   * Write without the time budget: for a writer in a thread of its own at low CPU priority
+   * (sqlite-thread.ts), where the scheduler decides what the answers leave it.
+   */
+  writeAll?: boolean;
 }
 
 export class SqliteStore implements QueryLogStore {
@@ -341,6 +348,12 @@ export class SqliteStore implements QueryLogStore {
   /** One slice of writing, then yield; at most the window's share of each WINDOW_MS. */
   private drain(): void {
     this.writing = undefined;
+    if (this.opts.writeAll) {
+      if (!this.writeNext()) this.schedule(1000);
+      else if (this.pendingEvents > 0) this.schedule(0);
+      else this.resolveFlush();
+      return;
+    }
     const now = performance.now();
     if (now - this.windowStart >= WINDOW_MS) {
       // The loop's busy time in the window just ended, less our own: what the answers took.

@@ -1,0 +1,99 @@
+// The SQLite store's writer, in a thread of its own (started by sqlite-thread.ts). It lowers its
+// own CPU priority to the least there is, so that on a busy core the kernel runs the answers first
+// and gives this thread what they leave; then it writes without a time budget (`writeAll`).
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
+import { decodeEventBatch } from '../event-batch.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { ToWriter, FromWriter, WriterData } from './sqlite-thread.js';
+
+const port = parentPort!;
+const data = workerData as WriterData;
+const post = (m: FromWriter): void => port.postMessage(m);
+
+/** Lowest priority for this thread only: on Linux a thread's id is a "pid" to setpriority(2). */
+function lowerPriority(): boolean {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isInteger(tid) || tid <= 0) return false;
+    setPriority(tid, 19);
+    return true;
+  } catch {
+    return false; // not Linux, or not allowed: the writer still works, at the same priority
+  }
+}
+
+let offset = data.clockOffset;
+let settled = 0;
+let reported = '';
+let store: SqliteStore;
+try {
+  store = new SqliteStore(data.path, {
+    ...data.options,
+    writeAll: true,
+    now: () => Date.now() + offset,
+    warn: (message, fields) => post({ t: 'warn', message, ...(fields ? { fields } : {}) }),
+  });
+} catch (err) {
+  post({ t: 'failed', message: (err as Error).message });
+  process.exit(1);
+}
+post({ t: 'ready', lowered: lowerPriority() });
+
+/** Tell the owner what was settled (written or refused) and the store's health, when it changed. */
+function report(): void {
+  const h = store.health();
+  const done = settled - h.pending;
+  const key = `${done} ${h.written} ${h.failures} ${h.ok}`;
+  if (key === reported) return;
+  reported = key;
+  post({ t: 'health', health: h, settled: done });
+}
+setInterval(report, 50).unref();
+
+port.on('message', (m: ToWriter) => {
+  switch (m.t) {
+    case 'write': {
+      offset = m.clockOffset;
+      const events = decodeEventBatch(m.batch);
+      if (!events) return;
+      settled += events.length;
+      store.write(events);
+      return;
+    }
+    case 'dropped':
+      store.noteDropped(m.count, m.time);
+      return;
+    case 'flush':
+      void store.flush().then(() => {
+        report();
+        post({ t: 'done', id: m.id });
+      });
+      return;
+    case 'retention':
+      void answer(m.id, () => store.enforceRetention(m.now));
+      return;
+    case 'erase':
+      offset = m.clockOffset;
+      void answer(m.id, () => store.erase(m.client, m.before));
+      return;
+    case 'close':
+      void store.close().then(() => {
+        report();
+        post({ t: 'done', id: m.id });
+        port.close();
+      });
+      return;
+  }
+});
+
+async function answer(id: number, f: () => Promise<unknown>): Promise<void> {
+  try {
+    const result = await f();
+    report();
+    post({ t: 'done', id, result });
+  } catch (err) {
+    post({ t: 'done', id, error: (err as Error).message });
+  }
+}
