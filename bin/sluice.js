@@ -5,7 +5,7 @@ import { buildProgram } from '../dist/cli/main.js';
 import { closeOpened } from '../dist/cli/output.js';
 
 try {
-  await buildProgram().parseAsync(process.argv);
+  await (await buildProgram(process.argv)).parseAsync(process.argv);
 } finally {
   await closeOpened();
 }

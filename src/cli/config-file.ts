@@ -1,8 +1,7 @@
 // The config a CLI command works on: --config, else $SLUICE_CONFIG, else config/sluice.yaml.
 import type { Command } from 'commander';
-import { silentLogger } from '../logging/logger.js';
 import { stateDir } from '../lists/catalog.js';
-import { LoadError, loadRuleSet, type LoadedRules } from '../server/load-rules.js';
+import type { LoadedRules } from '../server/load-rules.js';
 import { EXIT, fail } from './output.js';
 import { join } from 'node:path';
 
@@ -15,6 +14,9 @@ export function configPath(cmd: Command): string {
 
 /** Load config and lists as the server would; on failure print every problem and return undefined. */
 export async function loadForCli(cmd: Command): Promise<LoadedRules | undefined> {
+  // Loaded here, not at the top: `sluice log` and `sluice report` use configPath only, and the
+  // rule compiler and the logger would double their start-up.
+  const [{ LoadError, loadRuleSet }, { silentLogger }] = await Promise.all([import('../server/load-rules.js'), import('../logging/logger.js')]);
   try {
     return await loadRuleSet(configPath(cmd), silentLogger());
   } catch (err) {

@@ -1,35 +1,56 @@
-// The `sluice` command line.
+// The `sluice` command line. Each command's module is loaded only when it runs: `sluice report`
+// need not load the server, the list compiler or the PostgreSQL client, and the start-up of a
+// command (node, its modules, the config) is most of what a report over a small store costs.
 import { Command } from 'commander';
-import { registerCheck } from './check.js';
-import { registerConfig } from './config.js';
-import { registerHealth } from './health.js';
-import { registerLists } from './lists.js';
-import { registerLog } from './log.js';
-import { registerLogErase } from './log-erase.js';
-import { registerLogMigrate } from './log-migrate.js';
-import { registerPolicy } from './policy.js';
-import { registerReport } from './report.js';
-import { registerServe } from './serve.js';
-import { registerStatus } from './status.js';
-import { registerVersion } from './version.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/** Every command, in the order `sluice --help` lists them. */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  serve: async () => (await import('./serve.js')).registerServe,
+  config: async () => (await import('./config.js')).registerConfig,
+  lists: async () => (await import('./lists.js')).registerLists,
+  check: async () => (await import('./check.js')).registerCheck,
+  policy: async () => (await import('./policy.js')).registerPolicy,
+  status: async () => (await import('./status.js')).registerStatus,
+  log: async () => {
+    const [{ registerLog }, { registerLogErase }, { registerLogMigrate }] = await Promise.all([import('./log.js'), import('./log-erase.js'), import('./log-migrate.js')]);
+    return (program) => {
+      const log = registerLog(program);
+      registerLogErase(log);
+      registerLogMigrate(log);
+    };
+  },
+  report: async () => (await import('./report.js')).registerReport,
+  health: async () => (await import('./health.js')).registerHealth,
+  version: async () => (await import('./version.js')).registerVersion,
+};
+
+/**
+ * The command `argv` runs (the first word that is not a global option), when it is one of ours;
+ * undefined for `--help`, `help`, a typo: then every command is loaded, for the help text or
+ * commander's suggestion.
+ */
+export function commandOf(argv: readonly string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-c' || a === '--config') i++;
+    else if (!a.startsWith('-')) return Object.hasOwn(COMMANDS, a) ? a : undefined;
+    else if (!a.startsWith('--config=')) return undefined;
+  }
+  return undefined;
+}
+
+/** The program with the command `argv` runs, or with every command (help, docs, tests). */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
+  const only = argv ? commandOf(argv) : undefined;
+  const names = only ? [only] : Object.keys(COMMANDS);
+  const registers = await Promise.all(names.map((n) => COMMANDS[n]!()));
   const program = new Command('sluice')
     .description('A DNS resolver that sinkholes banned apps per network.')
     .option('-c, --config <file>', 'config file (default: $SLUICE_CONFIG, else config/sluice.yaml)')
     .addHelpText('after', '\nExit codes: 0 success, 1 a check failed (blocked name, invalid config, refused edit), 2 usage or start-up error.');
   program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
-  registerServe(program);
-  registerConfig(program);
-  registerLists(program);
-  registerCheck(program);
-  registerPolicy(program);
-  registerStatus(program);
-  const log = registerLog(program);
-  registerLogErase(log);
-  registerLogMigrate(log);
-  registerReport(program);
-  registerHealth(program);
-  registerVersion(program);
+  for (const register of registers) register(program);
   return program;
 }

@@ -1,27 +1,28 @@
 import { existsSync, readFileSync } from 'node:fs';
+import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.js';
 import { renderCliReference } from '../../src/cli/reference.js';
 import { configKeys, IMPLIED_DESCRIPTIONS, renderConfigReference } from '../../src/config/reference.js';
 
 describe('docs', () => {
-  it('docs/cli.md is the current CLI reference (run `npm run docs` after changing a command)', () => {
+  it('docs/cli.md is the current CLI reference (run `npm run docs` after changing a command)', async () => {
     const committed = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8');
-    expect(committed).toBe(renderCliReference(buildProgram()));
+    expect(committed).toBe(renderCliReference(await buildProgram()));
   });
 
-  it('every command appears in the CLI reference', () => {
+  it('every command appears in the CLI reference', async () => {
     const doc = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8');
-    for (const c of buildProgram().commands) {
+    for (const c of (await buildProgram()).commands) {
       expect(doc).toContain(`## \`sluice ${c.name()}`);
       for (const sub of c.commands) expect(doc).toContain(`## \`sluice ${c.name()} ${sub.name()}\``);
     }
   });
 
-  it('every option of every command appears in the CLI reference', () => {
+  it('every option of every command appears in the CLI reference', async () => {
     const doc = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8');
-    const all = (c: ReturnType<typeof buildProgram>): ReturnType<typeof buildProgram>[] => [c, ...c.commands.flatMap(all)];
-    for (const c of all(buildProgram())) for (const o of c.options) expect(doc).toContain(o.long ?? o.short!);
+    const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+    for (const c of all(await buildProgram())) for (const o of c.options) expect(doc).toContain(o.long ?? o.short!);
     expect(doc).toContain('## `sluice health`');
     expect(doc).toContain('## `sluice version`');
   });

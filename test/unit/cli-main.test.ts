@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { buildProgram, commandOf } from '../../src/cli/main.js';
+
+const argv = (...a: string[]) => ['node', 'sluice', ...a];
+
+describe('the CLI loads only the command it runs', () => {
+  it('finds the command past the global --config option', () => {
+    expect(commandOf(argv('report', 'devices', '--since', '30d'))).toBe('report');
+    expect(commandOf(argv('-c', 'x.yaml', 'log', 'query'))).toBe('log');
+    expect(commandOf(argv('--config', 'report', 'lists'))).toBe('lists');
+    expect(commandOf(argv('--config=x.yaml', 'status'))).toBe('status');
+  });
+
+  it('loads every command for help, `help`, an unknown word or an unknown option', () => {
+    for (const a of [argv(), argv('--help'), argv('help', 'report'), argv('reprot'), argv('-V', 'report'), argv('constructor')]) expect(commandOf(a)).toBeUndefined();
+  });
+
+  it('registers that one command, with its subcommands, or all of them', async () => {
+    const one = await buildProgram(argv('log', 'erase', '--client', '10.0.0.1'));
+    expect(one.commands.map((c) => c.name())).toEqual(['log']);
+    expect(one.commands[0]!.commands.map((c) => c.name())).toEqual(expect.arrayContaining(['query', 'erase', 'migrate']));
+    const all = await buildProgram(argv('--help'));
+    expect(all.commands.map((c) => c.name())).toEqual(['serve', 'config', 'lists', 'check', 'policy', 'status', 'log', 'report', 'health', 'version']);
+  });
+});
