@@ -52,7 +52,7 @@ import {
   type TrendRow,
 } from './store.js';
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 /** Row ids count milliseconds from here, so that they stay 7-byte varints until 2089. */
 const EPOCH = Date.UTC(2020, 0, 1);
 const SEQ = 1024;
@@ -107,6 +107,12 @@ const MIGRATIONS: string[] = [
   // (mark, shape, client, name) a blocked flood made the writer wait on the disk.
   `DROP INDEX IF EXISTS events_marked;
    CREATE INDEX events_marked ON events(mark, id, shape, client, name) WHERE mark IS NOT NULL;`,
+  // 4: blocked events by device, for `report devices`: in this order SQLite groups by client and
+  // shape as it reads, where over events_marked it sorted every blocked event of the range first
+  // (0.3 s of the 0.35 s at 200k blocked events). Blocked events are ~1 % of a city's queries,
+  // so the second index costs little on disk, and the writer (a thread of its own) absorbs its
+  // random inserts. Building it reads the table once, at the first start of this version.
+  `CREATE INDEX IF NOT EXISTS events_blocked_by_client ON events(client, shape, id, name) WHERE mark = 1;`,
 ];
 
 interface Shape {
@@ -848,14 +854,15 @@ export class SqliteStore implements QueryLogStore {
     );
     if (shapes.length === 0) return Promise.resolve([]);
     const [from, to] = idRange(o);
-    // Grouped by shape in SQL (the cost follows the blocked events), then by network, policy and
-    // list here, since several shapes (rules, types) make one row.
+    // Grouped by client and shape in SQL as the device index is read (the cost follows the
+    // blocked events), then by network, policy and list here, since several shapes (rules,
+    // types) make one row.
     const rows = this.db
       .prepare(
         `SELECT e.shape, c.client, count(*) AS n, min(e.id) AS first, max(e.id) AS last, json_group_array(DISTINCT e.name) AS names
-         FROM events e INDEXED BY events_marked JOIN clients c ON c.id = e.client
+         FROM events e INDEXED BY events_blocked_by_client JOIN clients c ON c.id = e.client
          WHERE e.mark = ${MARK_BLOCKED} AND e.id >= ? AND e.id < ? AND e.shape IN (${shapes.join(',')})
-         GROUP BY e.shape, e.client`,
+         GROUP BY e.client, e.shape`,
       )
       .all(from, to) as { shape: number; client: string; n: number; first: number; last: number; names: string }[];
     const groups = new Map<string, DeviceRow & { nameSet: Set<string> }>();
