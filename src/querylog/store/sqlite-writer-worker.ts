@@ -4,7 +4,7 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { decodeEventBatch } from '../event-batch.js';
+import { decodeEventBatch, type EventBatch } from '../event-batch.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { ToWriter, FromWriter, WriterData } from './sqlite-thread.js';
 
@@ -24,8 +24,17 @@ function lowerPriority(): boolean {
   }
 }
 
+/**
+ * Events wait here as the column batches they came in, and are decoded into the store's own
+ * spill a few slices at a time: as objects, a full spill of 100,000 events held ~50 MB of heap.
+ */
+const FED_EVENTS = 4096;
+const queue: EventBatch[] = [];
+let queued = 0;
+let feeding: NodeJS.Timeout | undefined;
+
 let offset = data.clockOffset;
-let settled = 0;
+let received = 0;
 let reported = '';
 let store: SqliteStore;
 try {
@@ -44,7 +53,7 @@ post({ t: 'ready', lowered: lowerPriority() });
 /** Tell the owner what was settled (written or refused) and the store's health, when it changed. */
 function report(): void {
   const h = store.health();
-  const done = settled - h.pending;
+  const done = received - queued - h.pending;
   const key = `${done} ${h.written} ${h.failures} ${h.ok}`;
   if (key === reported) return;
   reported = key;
@@ -54,18 +63,18 @@ setInterval(report, 50).unref();
 
 port.on('message', (m: ToWriter) => {
   switch (m.t) {
-    case 'write': {
+    case 'write':
       offset = m.clockOffset;
-      const events = decodeEventBatch(m.batch);
-      if (!events) return;
-      settled += events.length;
-      store.write(events);
+      received += m.batch.n;
+      queued += m.batch.n;
+      queue.push(m.batch);
+      feed(FED_EVENTS);
       return;
-    }
     case 'dropped':
       store.noteDropped(m.count, m.time);
       return;
     case 'flush':
+      feed(Infinity);
       void store.flush().then(() => {
         report();
         post({ t: 'done', id: m.id });
@@ -79,6 +88,7 @@ port.on('message', (m: ToWriter) => {
       void answer(m.id, () => store.erase(m.client, m.before));
       return;
     case 'close':
+      feed(Infinity);
       void store.close().then(() => {
         report();
         post({ t: 'done', id: m.id });
@@ -87,6 +97,20 @@ port.on('message', (m: ToWriter) => {
       return;
   }
 });
+
+/** Decode queued batches into the store while it holds fewer than `limit` events. */
+function feed(limit: number): void {
+  clearTimeout(feeding);
+  feeding = undefined;
+  let b: EventBatch | undefined;
+  while (queue.length > 0 && store.health().pending < limit && (b = queue.shift())) {
+    queued -= b.n;
+    const events = decodeEventBatch(b);
+    if (events) store.write(events);
+  }
+  // The store has FED_EVENTS to write (a few ms), or is failing and retries each second.
+  if (queue.length > 0) feeding = setTimeout(() => feed(FED_EVENTS), 2);
+}
 
 async function answer(id: number, f: () => Promise<unknown>): Promise<void> {
   try {
