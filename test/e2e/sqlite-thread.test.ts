@@ -1,4 +1,4 @@
-// The SQLite store as the server runs it: the writer in a thread of its own at the lowest CPU
+// The SQLite store as the server runs it: the writer in a thread of its own at a low CPU
 // priority, the readers on a read-only connection. What is written through the thread reads back
 // whole, the spill bound holds across the thread boundary, erase and retention run in the writer,
 // and closing writes everything before the thread ends.
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { QueryEvent } from '../../src/querylog/event.js';
-import { ThreadedSqliteStore } from '../../src/querylog/store/sqlite-thread.js';
+import { ThreadedSqliteStore, WRITER_NICE } from '../../src/querylog/store/sqlite-thread.js';
 import type { SqliteStoreOptions } from '../../src/querylog/store/sqlite-store.js';
 
 const T0 = Date.parse('2026-11-25T10:00:00Z');
@@ -74,12 +74,12 @@ function threadNice(): number[] {
 }
 
 describe('the SQLite store with its writer thread', () => {
-  it('writes through the thread at nice 19 and reads back every event, field for field', async () => {
+  it('writes through the thread at its nice value and reads back every event, field for field', async () => {
     const path = file();
     const store = await ThreadedSqliteStore.open(path, options());
     try {
       expect(store.lowered).toBe(true);
-      expect(threadNice()).toContain(19);
+      expect(threadNice()).toContain(WRITER_NICE);
       expect(threadNice()[0]).toBe(0); // the answers' thread keeps its priority
       const events = Array.from({ length: 5000 }, (_, i) => event(i));
       for (let i = 0; i < events.length; i += 250) expect(store.write(events.slice(i, i + 250))).toBe(true);

@@ -27,7 +27,7 @@
 // alone keep the loop busy (saturation), SATURATED_SHARE. At saturation on one core the answers
 // keep the rest, and the events the store cannot take wait in the spill and are then dropped and
 // counted (see `covers`); at a rate the core can serve, the writer uses the idle time and keeps up.
-// The server runs this writer in a thread of its own at the lowest CPU priority instead
+// The server runs this writer in a thread of its own at a low CPU priority instead
 // (sqlite-thread.ts, `writeAll`): there the kernel's scheduler, not a budget, gives it the time
 // the answers leave, and a query never waits for a slice.
 import Database from 'better-sqlite3';

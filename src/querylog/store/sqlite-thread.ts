@@ -1,12 +1,13 @@
-// The SQLite store as the server runs it: the writer in a thread of its own at the lowest CPU
-// priority (sqlite-writer-worker.ts), the readers on a read-only connection in this thread.
+// The SQLite store as the server runs it: the writer in a thread of its own at a low CPU priority
+// (sqlite-writer-worker.ts), the readers on a read-only connection in this thread.
 //
 // Why a thread: on the owner's event loop, a query that arrived while a slice was being written
 // waited for it (p99 18 ms at 50k cached queries a second, against 0.7 ms with no log), and at
-// saturation the writer's budget still took a fifth of the core. In a thread at nice 19 the kernel
-// preempts the writer whenever a query arrives and gives it only what the answers leave; the
-// events it cannot take at saturation wait in its bounded spill and are then dropped and counted,
-// as before. Events cross as column batches (event-batch.ts): cheaper to copy than objects.
+// saturation the writer's budget still took a fifth of the core. In a thread at nice WRITER_NICE
+// the kernel preempts the writer whenever a query arrives, gives it the time the answers leave
+// and, while both want the core, about a tenth of it; the events it cannot take at saturation
+// wait in its bounded spill and are then dropped and counted, as before. Events cross as column
+// batches (event-batch.ts): cheaper to copy than objects.
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { QueryEvent } from '../event.js';
@@ -18,11 +19,20 @@ import type { Summary, SummaryOptions } from '../summary.js';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import type { Covers, EraseResult, QueryLogStore, StoreHealth, TrendOptions, TrendRow } from './store.js';
 
+/**
+ * The writer's nice value. CFS weights nice 10 at 110 against 1,024 for the answers: ~10 % of a
+ * contended core, the share the on-loop writer had at saturation. At nice 19 (weight 15) it kept
+ * p99 a little lower at 50k cached queries a second but dropped 3-8 % of the events there; at 10
+ * it stored every one (bench/querylog.sh fixed-rate runs, one core).
+ */
+export const WRITER_NICE = 10;
+
 /** What the writer thread is started with (functions cannot cross: the clock goes as an offset). */
 export interface WriterData {
   path: string;
   options: Omit<SqliteStoreOptions, 'now' | 'warn' | 'readOnly' | 'writeAll'>;
   clockOffset: number;
+  nice: number;
 }
 
 export type ToWriter =
@@ -49,7 +59,7 @@ export class ThreadedSqliteStore implements QueryLogStore {
   readonly source = 'sqlite';
   readonly name = 'store';
   readonly description: string;
-  /** The writer thread runs below the answers' priority (false where the OS would not allow it). */
+  /** The writer thread runs at WRITER_NICE, below the answers (false where the OS would not allow it). */
   lowered = false;
   private posted = 0;
   private settled = 0;
@@ -77,7 +87,7 @@ export class ThreadedSqliteStore implements QueryLogStore {
   /** Start the writer thread (it creates and migrates the file), then open the reading connection. */
   static async open(path: string, opts: SqliteStoreOptions): Promise<ThreadedSqliteStore> {
     const { now: _now, warn: _warn, readOnly: _readOnly, writeAll: _writeAll, ...options } = opts;
-    const data: WriterData = { path, options, clockOffset: opts.now() - Date.now() };
+    const data: WriterData = { path, options, clockOffset: opts.now() - Date.now(), nice: WRITER_NICE };
     const worker = new Worker(fileURLToPath(WORKER_URL), { workerData: data, name: 'sluice-querylog-writer' });
     // Only our own listeners come off afterwards: Worker keeps internal ones of its own.
     let onMessage: (m: FromWriter) => void = () => undefined;

@@ -1,6 +1,6 @@
 // The SQLite store's writer, in a thread of its own (started by sqlite-thread.ts). It lowers its
-// own CPU priority to the least there is, so that on a busy core the kernel runs the answers first
-// and gives this thread what they leave; then it writes without a time budget (`writeAll`).
+// own CPU priority (WRITER_NICE), so that on a busy core the kernel runs the answers first and
+// gives this thread what they leave; then it writes without a time budget (`writeAll`).
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -12,12 +12,12 @@ const port = parentPort!;
 const data = workerData as WriterData;
 const post = (m: FromWriter): void => port.postMessage(m);
 
-/** Lowest priority for this thread only: on Linux a thread's id is a "pid" to setpriority(2). */
+/** A lower priority for this thread only: on Linux a thread's id is a "pid" to setpriority(2). */
 function lowerPriority(): boolean {
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
     if (!Number.isInteger(tid) || tid <= 0) return false;
-    setPriority(tid, 19);
+    setPriority(tid, data.nice);
     return true;
   } catch {
     return false; // not Linux, or not allowed: the writer still works, at the same priority
