@@ -103,4 +103,23 @@ describe('the SQLite store writer', () => {
     expect(db.prepare('SELECT count(*) FROM shapes').pluck().get()).toBe(shapes.size);
     db.close();
   });
+
+  it('finds a shape another connection added since it loaded them, instead of adding it twice', async () => {
+    const path = file();
+    const a = new SqliteStore(path, options());
+    const b = new SqliteStore(path, options()); // loads the shapes now: none
+    a.write([event(1, T0)]);
+    await a.flush();
+    b.write([event(1, T0 + 1), event(2, T0 + 2)]); // event 1's shape is in the file, not in b's tree
+    await b.flush();
+    const back = await b.events({});
+    expect(back.map((e) => e.name)).toEqual(['n1.example.org', 'n1.example.org', 'n2.example.org']);
+    expect(back[1]).toEqual(event(1, T0 + 1));
+    await a.close();
+    await b.close();
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT count(*) FROM shapes').pluck().get()).toBe(2);
+    db.close();
+  });
 });
