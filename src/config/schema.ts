@@ -283,7 +283,7 @@ export const queryLogSchema = z
   .strictObject({
     instance: z.string().min(1).optional().describe('Name of this resolver in the log (default: the host name).'),
     buffer_events: z.number().int().min(100).default(20000).describe('Events waiting for the sinks; beyond this they are dropped and counted, never the query.'),
-    memory_events: z.number().int().min(0).default(100000).describe('Events kept in memory for the dashboard, `sluice log` and reports.'),
+    memory_events: z.number().int().min(0).default(100000).describe('With `store.kind: none`: events kept in memory for the dashboard, `sluice log` and reports (with a store, they read the store and no events are kept in memory).'),
     file: z
       .strictObject({
         dir: z.string().default('querylog').describe('Directory for daily JSONL files, relative to state_dir.'),

@@ -8,7 +8,7 @@ import { QueryLogBuffer, type QueryLogSink } from '../../src/querylog/buffer.js'
 import type { QueryEvent } from '../../src/querylog/event.js';
 import { RCODE, resolve } from '../helpers/dns-client.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { startSluice, type Harness } from '../helpers/sluice-harness.js';
+import { loggedEvents, startSluice, type Harness } from '../helpers/sluice-harness.js';
 import { REPO } from './cli-workspace.js';
 
 const DAY = 86_400_000;
@@ -41,11 +41,6 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-/** Events in the server's memory ring, after handing the buffer to the sinks. */
-function logged(h: Harness): QueryEvent[] {
-  h.server.observability.queryLog.buffer.flush();
-  return [...h.server.observability.owner!.memory.all()];
-}
 
 const fileText = (dir: string) =>
   readdirSync(dir)
@@ -66,7 +61,7 @@ describe('the log buffer under overload', () => {
     const obs = h.server.observability;
     // A five-event buffer in front of a sink that refuses every batch, as a full disk would.
     const refuser: QueryLogSink = { name: 'refuser', write: () => false };
-    const tiny = new QueryLogBuffer(5, [refuser, obs.owner!.memory], 50);
+    const tiny = new QueryLogBuffer(5, [refuser, obs.owner!], 50);
     (obs.queryLog as unknown as { buffer: QueryLogBuffer }).buffer = tiny;
 
     const n = 400;
@@ -156,7 +151,7 @@ describe('pseudonyms and log levels per network', () => {
     ] as const) {
       await resolve(h.udp, name, 'A', { localAddress: client });
     }
-    const events = logged(h).filter((e) => e.network === 'guest');
+    const events = (await loggedEvents(h)).filter((e) => e.network === 'guest');
     expect(events.map((e) => e.name)).toEqual(['one.tiktok.com', 'two.example.org', 'three.tiktok.com']);
     const [a1, a2, b] = events.map((e) => e.client);
     expect(a1).toMatch(/^p:[0-9a-f]{16}$/);
@@ -178,10 +173,10 @@ describe('pseudonyms and log levels per network', () => {
     try {
       await resolve(other.udp, 'one.tiktok.com', 'A', { localAddress: '127.0.2.7' });
       await resolve(h.udp, 'four.tiktok.com', 'A', { localAddress: '127.0.2.7' });
-      const [theirs] = logged(other).map((e) => e.client);
-      const ours = logged(h).filter((e) => e.name === 'four.tiktok.com').map((e) => e.client);
+      const [theirs] = (await loggedEvents(other)).map((e) => e.client);
+      const ours = (await loggedEvents(h)).filter((e) => e.name === 'four.tiktok.com').map((e) => e.client);
       expect(theirs).toMatch(/^p:[0-9a-f]{16}$/);
-      expect(ours).toEqual([logged(h).find((e) => e.name === 'one.tiktok.com')!.client]);
+      expect(ours).toEqual([(await loggedEvents(h)).find((e) => e.name === 'one.tiktok.com')!.client]);
       expect(theirs).not.toBe(ours[0]);
     } finally {
       await other.stop();
@@ -197,7 +192,7 @@ describe('pseudonyms and log levels per network', () => {
     const blocked = await resolve(h.udp, `${network}.tiktok.com`, 'A', { localAddress: client });
     // the log level never changes the answer
     expect([allowed.rcode, blocked.rcode]).toEqual([RCODE.NOERROR, RCODE.NXDOMAIN]);
-    const events = logged(h).filter((e) => e.name.startsWith(`${network}.`));
+    const events = (await loggedEvents(h)).filter((e) => e.name.startsWith(`${network}.`));
     expect(events.map((e) => e.decision)).toEqual(decisions);
     for (const e of events) expect(e).toMatchObject({ network, client });
     // …nor what /metrics counts

@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RCODE, TYPE, decodeResponse, encodeQuery, queryUdp, resolve } from '../helpers/dns-client.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { referenceConfig, referenceLists, startSluice, type Harness } from '../helpers/sluice-harness.js';
+import { loggedEvents, referenceConfig, referenceLists, startSluice, type Harness } from '../helpers/sluice-harness.js';
 import { loadBatchBinding } from '../../src/native/udp-batch.js';
 import { BatchedUdpListener } from '../../src/server/udp.js';
 
@@ -65,8 +65,7 @@ describe('UDP listeners: batched and dgram', () => {
   it('see the same client address: the query log has the source of each query', async () => {
     for (const h of [batched, plain]) {
       await resolve(h.udp, 'whoami-log.example', 'A', { localAddress: '127.0.4.9' });
-      h.server.observability.queryLog.buffer.flush();
-      const ev = [...h.server.observability.owner!.memory.all()].find((e) => e.name === 'whoami-log.example');
+      const ev = (await loggedEvents(h)).find((e) => e.name === 'whoami-log.example');
       expect(ev, h === batched ? 'batched' : 'dgram').toMatchObject({ client: '127.0.4.9', network: 'comms', transport: 'udp' });
     }
   });
@@ -115,8 +114,7 @@ describe('UDP listeners: batched and dgram', () => {
       expect(v6.rcode).toBe(RCODE.NXDOMAIN);
       const v4 = await resolve({ host: '127.0.0.1', port: h.udp.port }, 'www.tiktok.com', 'A', { localAddress: '127.0.0.2' });
       expect(v4.rcode).toBe(RCODE.NOERROR); // guest: forwarded
-      h.server.observability.queryLog.buffer.flush();
-      const clients = [...h.server.observability.owner!.memory.all()].map((e) => e.client);
+      const clients = (await loggedEvents(h)).map((e) => e.client);
       expect(clients).toEqual(['::1', '::ffff:127.0.0.2']);
     } finally {
       await h.stop();

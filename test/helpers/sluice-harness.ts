@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { silentLogger } from '../../src/logging/logger.js';
+import type { QueryEvent } from '../../src/querylog/event.js';
 import { SluiceServer } from '../../src/server/sluice-server.js';
 
 export interface Harness {
@@ -116,3 +117,11 @@ export const referenceLists = {
   tiktok: '# test list\ntiktok.com\ntiktokcdn.com\n*.byteoversea.com\n',
   wechat: 'wechat.com\n0.0.0.0 weixin.qq.com\n||wx.qq.com^\n',
 };
+
+/** Every event the server logged (its store, else its memory ring), after handing its buffer to the sinks. */
+export async function loggedEvents(h: Harness): Promise<QueryEvent[]> {
+  h.server.observability.queryLog.buffer.flush();
+  const owner = h.server.observability.owner!;
+  await owner.store?.flush();
+  return owner.reader.events({});
+}
