@@ -11,7 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { QueryEvent } from '../event.js';
-import { encodeEventBatch, type EventBatch } from '../event-batch.js';
+import { encodeEventBinary } from '../event-binary.js';
 import type { QueryFilter } from '../filter.js';
 import type { QueryPage } from '../memory-store.js';
 import type { BypassReportOptions, BypassRow, DeviceRow, DevicesReportOptions } from '../reports.js';
@@ -36,7 +36,7 @@ export interface WriterData {
 }
 
 export type ToWriter =
-  | { t: 'write'; batch: EventBatch; clockOffset: number }
+  | { t: 'write'; batch: ArrayBuffer; clockOffset: number }
   | { t: 'dropped'; count: number; time: number }
   | { t: 'flush'; id: number }
   | { t: 'retention'; id: number; now: number }
@@ -167,7 +167,8 @@ export class ThreadedSqliteStore implements QueryLogStore {
       return false;
     }
     this.posted += batch.length;
-    this.worker.postMessage({ t: 'write', batch: encodeEventBatch(batch), clockOffset: this.opts.now() - Date.now() } satisfies ToWriter);
+    const data = encodeEventBinary(batch);
+    this.worker.postMessage({ t: 'write', batch: data, clockOffset: this.opts.now() - Date.now() } satisfies ToWriter, [data]);
     return true;
   }
 

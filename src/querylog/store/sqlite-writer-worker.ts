@@ -4,7 +4,7 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { decodeEventBatch, type EventBatch } from '../event-batch.js';
+import { binaryEventCount, decodeEventBinary } from '../event-binary.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { ToWriter, FromWriter, WriterData } from './sqlite-thread.js';
 
@@ -25,11 +25,12 @@ function lowerPriority(): boolean {
 }
 
 /**
- * Events wait here as the column batches they came in, and are decoded into the store's own
- * spill a few slices at a time: as objects, a full spill of 100,000 events held ~50 MB of heap.
+ * Events wait here as the binary batches they came in (outside the heap), and are decoded into
+ * the store's own spill a few slices at a time: as objects, a full spill of 100,000 events held
+ * ~50 MB of heap.
  */
 const FED_EVENTS = 4096;
-const queue: EventBatch[] = [];
+const queue: { data: ArrayBuffer; n: number }[] = [];
 let queued = 0;
 let feeding: NodeJS.Timeout | undefined;
 
@@ -63,13 +64,15 @@ setInterval(report, 50).unref();
 
 port.on('message', (m: ToWriter) => {
   switch (m.t) {
-    case 'write':
+    case 'write': {
       offset = m.clockOffset;
-      received += m.batch.n;
-      queued += m.batch.n;
-      queue.push(m.batch);
+      const n = binaryEventCount(m.batch);
+      received += n;
+      queued += n;
+      queue.push({ data: m.batch, n });
       feed(FED_EVENTS);
       return;
+    }
     case 'dropped':
       store.noteDropped(m.count, m.time);
       return;
@@ -102,10 +105,10 @@ port.on('message', (m: ToWriter) => {
 function feed(limit: number): void {
   clearTimeout(feeding);
   feeding = undefined;
-  let b: EventBatch | undefined;
+  let b: { data: ArrayBuffer; n: number } | undefined;
   while (queue.length > 0 && store.health().pending < limit && (b = queue.shift())) {
     queued -= b.n;
-    const events = decodeEventBatch(b);
+    const events = decodeEventBinary(b.data);
     if (events) store.write(events);
   }
   // The store has FED_EVENTS to write (a few ms), or is failing and retries each second.

@@ -1,0 +1,60 @@
+// The binary batch that carries query log events to the SQLite writer thread: every event comes
+// back field for field (nulls, flags, unicode in configured names, long names), and a damaged
+// buffer is refused rather than decoded into nonsense.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { QueryEvent } from '../../src/querylog/event.js';
+import { binaryEventCount, decodeEventBinary, encodeEventBinary } from '../../src/querylog/event-binary.js';
+
+const text = fc.oneof(fc.constantFrom('internal', 'guest', 'app-ban', 'tiktok', 'p:3f9a', '127.0.0.1', '::1'), fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 12 }));
+const nullable = fc.option(text, { nil: null });
+const latin1Name = fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 255 }).map((codes) => String.fromCharCode(...codes));
+
+const event: fc.Arbitrary<QueryEvent> = fc.record({
+  time: fc.integer({ min: 1_577_836_800_000, max: 4_102_444_800_000 }),
+  instance: text,
+  client: text,
+  network: nullable,
+  profile: nullable,
+  policy: nullable,
+  list: nullable,
+  rule: nullable,
+  name: latin1Name,
+  type: fc.constantFrom('A', 'AAAA', 'HTTPS', 'TYPE65280'),
+  decision: fc.constantFrom('allowed', 'blocked', 'refused', 'error', 'malformed'),
+  wouldBlock: fc.boolean(),
+  exception: fc.boolean(),
+  cache: fc.boolean(),
+  upstream: nullable,
+  rcode: fc.option(fc.integer({ min: 0, max: 4095 }), { nil: null }),
+  answers: fc.integer({ min: 0, max: 65535 }),
+  durationMs: fc.double({ min: 0, max: 60_000, noNaN: true }),
+  transport: fc.constantFrom('udp', 'tcp'),
+});
+
+describe('binary event batches', () => {
+  it('decode to the events that were encoded', () => {
+    fc.assert(
+      fc.property(fc.array(event, { maxLength: 60 }), (events) => {
+        const data = encodeEventBinary(events);
+        expect(binaryEventCount(data)).toBe(events.length);
+        expect(decodeEventBinary(data)).toEqual(events);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuse a cut or damaged buffer instead of decoding it', () => {
+    const events = fc.sample(event, 20);
+    const data = encodeEventBinary(events);
+    expect(decodeEventBinary(data.slice(0, data.byteLength - 3))).toBeUndefined();
+    expect(decodeEventBinary(new ArrayBuffer(2))).toBeUndefined();
+    // A code that points past the dictionary.
+    const bad = data.slice(0);
+    const view = new DataView(bad);
+    let o = 8;
+    for (let k = 0; k < view.getUint32(4, true); k++) o += 2 + view.getUint16(o, true);
+    view.setInt32(o, 1_000_000, true);
+    expect(decodeEventBinary(bad)).toBeUndefined();
+  });
+});
