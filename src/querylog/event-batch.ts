@@ -6,7 +6,7 @@
 import type { LoggedDecision, QueryEvent } from './event.js';
 
 /** The string fields that repeat across events (names of networks, lists, ...): dictionary-coded. */
-const CODED = ['instance', 'client', 'network', 'profile', 'policy', 'list', 'rule', 'type', 'decision', 'upstream', 'transport'] as const;
+export const CODED = ['instance', 'client', 'network', 'profile', 'policy', 'list', 'rule', 'type', 'decision', 'upstream', 'transport'] as const;
 type CodedField = (typeof CODED)[number];
 
 export interface EventBatch {

@@ -9,8 +9,7 @@
 // n × CODED codes as i32 (-1: null), time f64, durationMs f64, rcode i32 (-1: null), answers i32,
 // flags u8; then the names (u8 length, latin1: a query name is at most 255 bytes of wire text).
 import type { LoggedDecision, QueryEvent } from './event.js';
-
-const CODED = ['instance', 'client', 'network', 'profile', 'policy', 'list', 'rule', 'type', 'decision', 'upstream', 'transport'] as const;
+import { CODED } from './event-batch.js';
 const F = CODED.length;
 
 export function encodeEventBinary(events: readonly QueryEvent[]): ArrayBuffer {
