@@ -100,6 +100,7 @@ export function decodeEventBinary(data: ArrayBuffer): QueryEvent[] | undefined {
       const r = rowsAt + i * 25;
       const flags = buf[r + 24]!;
       const rcode = view.getInt32(r + 16, true);
+      if (nameAt >= buf.length) return undefined;
       const len = buf[nameAt]!;
       if (nameAt + 1 + len > buf.length) return undefined;
       const name = buf.toString('latin1', nameAt + 1, nameAt + 1 + len);
@@ -126,7 +127,8 @@ export function decodeEventBinary(data: ArrayBuffer): QueryEvent[] | undefined {
         transport: at(i, 10) === 'tcp' ? 'tcp' : 'udp',
       };
     }
-    return out;
+    // A batch is read to its last byte: anything else is a cut or damaged one.
+    return nameAt === buf.length ? out : undefined;
   } catch {
     return undefined;
   }

@@ -45,9 +45,13 @@ describe('binary event batches', () => {
   });
 
   it('refuse a cut or damaged buffer instead of decoding it', () => {
-    const events = fc.sample(event, 20);
+    const events = fc.sample(event, { numRuns: 20, seed: 42 });
     const data = encodeEventBinary(events);
-    expect(decodeEventBinary(data.slice(0, data.byteLength - 3))).toBeUndefined();
+    for (let cut = 1; cut < data.byteLength; cut += Math.max(1, Math.floor(data.byteLength / 97))) expect(decodeEventBinary(data.slice(0, data.byteLength - cut))).toBeUndefined();
+    // The names at the end may be empty (one length byte each): cutting them must be seen too.
+    const empties = encodeEventBinary(events.map((e) => ({ ...e, name: '' })));
+    for (let cut = 1; cut <= 3; cut++) expect(decodeEventBinary(empties.slice(0, empties.byteLength - cut))).toBeUndefined();
+    expect(decodeEventBinary(empties)).toHaveLength(20);
     expect(decodeEventBinary(new ArrayBuffer(2))).toBeUndefined();
     // A code that points past the dictionary.
     const bad = data.slice(0);
