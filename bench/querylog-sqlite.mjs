@@ -7,7 +7,7 @@
 //        as the server runs it (ThreadedSqliteStore: the writer in its own thread at nice 19), with
 //        the spill of a default config (SPILL to change it): events/s written,
 //        refused (dropped), backlog at the end; 2. the raw capacity: batches of RAW_BATCH events,
-//        write() then flush() (no budget), for DURATION s: events/s over the time spent in the
+//        write() then flush() on this thread, for DURATION s: events/s over the time spent in the
 //        store; 3. bytes per event of that file after wal_checkpoint(TRUNCATE).
 //   node bench/querylog-sqlite.mjs seed FILE N   N events over the 30 days before now, BLOCKED_SHARE
 //        of them blocked by a policy, written through SqliteStore in flush()ed batches of RAW_BATCH.
@@ -173,7 +173,7 @@ async function ingest(dir) {
 
   // 1. As the server writes: through the writer thread.
   {
-    const { store, warnings } = await openThreaded(join(dir, 'budget.db'));
+    const { store, warnings } = await openThreaded(join(dir, 'threaded.db'));
     const make = eventFactory(1);
     const t0 = Date.now();
     const start = performance.now();
@@ -212,7 +212,7 @@ async function ingest(dir) {
     const h = store.health();
     const f0 = performance.now();
     await store.close();
-    out.budget = {
+    out.threaded = {
       seconds: +seconds.toFixed(1),
       offeredPerSecond: Math.round(offered / seconds),
       writtenPerSecond: Math.round(h.written / seconds),
@@ -223,13 +223,13 @@ async function ingest(dir) {
       flushSeconds: +((performance.now() - f0) / 1000).toFixed(2),
       warnings,
     };
-    say(`budget: offered ${out.budget.offeredPerSecond}/s, written ${out.budget.writtenPerSecond}/s, refused ${refused} (${(out.budget.refusedShare * 100).toFixed(1)} %), backlog ${h.pending} at the end`);
-    rmSync(join(dir, 'budget.db'), { force: true });
-    rmSync(join(dir, 'budget.db-wal'), { force: true });
-    rmSync(join(dir, 'budget.db-shm'), { force: true });
+    say(`threaded: offered ${out.threaded.offeredPerSecond}/s, written ${out.threaded.writtenPerSecond}/s, refused ${refused} (${(out.threaded.refusedShare * 100).toFixed(1)} %), backlog ${h.pending} at the end`);
+    rmSync(join(dir, 'threaded.db'), { force: true });
+    rmSync(join(dir, 'threaded.db-wal'), { force: true });
+    rmSync(join(dir, 'threaded.db-shm'), { force: true });
   }
 
-  // 2. Raw capacity: write() + flush(), no budget; event times at RATE/s of real time.
+  // 2. Raw capacity: write() + flush() on this thread; event times at RATE/s of real time.
   {
     const file = join(dir, 'raw.db');
     const { store, warnings } = openStore(file);

@@ -279,7 +279,7 @@ wait_drained() {
   done
 }
 # stop_graceful PID MAX_S : SIGTERM, then wait up to MAX_S s for the exit (the owner notes its drops
-# in the store, the store writes its spill without the time budget); prints the ms it took
+# in the store, the store writes its spill); prints the ms it took
 stop_graceful() {
   local p=$1 t0 i
   t0=$(date +%s%N)
@@ -425,7 +425,7 @@ fixed_check() {  # fixed_check NAME DUR LABEL : one fixed-rate run of DUR s of m
   result "fixed.$l.pending_at_end" "$(metric "$aport" sluice_querylog_store_pending_events)"
   result "fixed.$l.dropped" "$(( $(store_drops "$aport") - d0 ))"
   result "fixed.$l.written_at_end" "$(( $(metric "$aport" sluice_querylog_store_written_total) - w0 ))"
-  # SIGTERM: the store writes what waits in its spill, without the time budget, before the exit.
+  # SIGTERM: the store writes what waits in its spill before the exit.
   stop=$(stop_graceful "$pid" 120)
   result "fixed.$l.stop_ms" "$stop"
   rows=$(( $(sqlite3 -readonly "$db" 'SELECT count(*) FROM events') - c0 ))

@@ -21,15 +21,11 @@
 // which their slice notes in `aggregate_late`; so a crash loses nothing. Upserting them with every
 // slice cost more than the events themselves.
 //
-// Writes run on the owner's event loop in slices of at most SLICE_EVENTS events (one transaction
-// each), yielding between slices. Their share of each WINDOW_MS adapts to what the answers leave:
-// the time the loop was idle in the last window, less a margin, up to IDLE_SHARE; when the answers
-// alone keep the loop busy (saturation), SATURATED_SHARE. At saturation on one core the answers
-// keep the rest, and the events the store cannot take wait in the spill and are then dropped and
-// counted (see `covers`); at a rate the core can serve, the writer uses the idle time and keeps up.
-// The server runs this writer in a thread of its own at a low CPU priority instead
-// (sqlite-thread.ts, `writeAll`): there the kernel's scheduler, not a budget, gives it the time
-// the answers leave, and a query never waits for a slice.
+// Writes run in slices of at most SLICE_EVENTS events (one transaction each), one after the other,
+// yielding to the event loop between them. The server runs the writer in a thread of its own at a
+// low CPU priority (sqlite-thread.ts): there the kernel's scheduler gives it the time the answers
+// leave, and a query never waits for a slice. At saturation the events it cannot take wait in the
+// spill and are then dropped and counted (see `covers`).
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -62,11 +58,6 @@ const INSERT_ROWS = 64;
 const EVENT_COLUMNS = 7;
 const AGGREGATE_MS = 5000;
 const AGGREGATE_KEYS = 50_000;
-const SATURATED_SHARE = 0.1;
-const IDLE_SHARE = 0.6;
-/** Of the idle time the answers left, what the writer leaves idle still (for bursts). */
-const IDLE_MARGIN = 0.15;
-const WINDOW_MS = 100;
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
 /** Upstream latency percentiles are taken over at most this many of the newest forwarded queries of a range. */
@@ -220,11 +211,6 @@ function migrate(db: Database.Database): number {
 export interface SqliteStoreOptions extends StoreOptions {
   /** This resolver's name, for the drops it notes. */
   instance: string;
-  /**
-   * Write without the time budget: for a writer in a thread of its own at low CPU priority
-   * (sqlite-thread.ts), where the scheduler decides what the answers leave it.
-   */
-  writeAll?: boolean;
 }
 
 export class SqliteStore implements QueryLogStore {
@@ -247,10 +233,6 @@ export class SqliteStore implements QueryLogStore {
   /** The watermark of the aggregates as written to the file (-1: none yet). */
   private watermark = -1;
   private writing: NodeJS.Immediate | NodeJS.Timeout | undefined;
-  private windowStart = 0;
-  private windowBusy = 0;
-  private windowShare = SATURATED_SHARE;
-  private elu = performance.eventLoopUtilization();
   private flushWaiters: (() => void)[] = [];
   private retentionTimer: NodeJS.Timeout | undefined;
   private lastWarning = 0;
@@ -354,33 +336,10 @@ export class SqliteStore implements QueryLogStore {
     this.writing = delayMs > 0 ? setTimeout(() => this.drain(), delayMs) : setImmediate(() => this.drain());
   }
 
-  /** One slice of writing, then yield; at most the window's share of each WINDOW_MS. */
+  /** One slice of writing, then yield. */
   private drain(): void {
     this.writing = undefined;
-    if (this.opts.writeAll) {
-      if (!this.writeNext()) this.schedule(1000);
-      else if (this.pendingEvents > 0) this.schedule(0);
-      else this.resolveFlush();
-      return;
-    }
-    const now = performance.now();
-    if (now - this.windowStart >= WINDOW_MS) {
-      // The loop's busy time in the window just ended, less our own: what the answers took.
-      const elu = performance.eventLoopUtilization(this.elu);
-      this.elu = performance.eventLoopUtilization();
-      const span = elu.idle + elu.active;
-      const others = span > 0 ? Math.max(0, elu.active - this.windowBusy) / span : 1;
-      this.windowShare = Math.min(IDLE_SHARE, Math.max(SATURATED_SHARE, (1 - others) * (1 - IDLE_MARGIN)));
-      this.windowStart = now;
-      this.windowBusy = 0;
-    }
-    if (this.windowBusy >= WINDOW_MS * this.windowShare) {
-      this.schedule(Math.max(1, this.windowStart + WINDOW_MS - now));
-      return;
-    }
-    const ok = this.writeNext();
-    this.windowBusy += performance.now() - now;
-    if (!ok) this.schedule(1000);
+    if (!this.writeNext()) this.schedule(1000);
     else if (this.pendingEvents > 0) this.schedule(0);
     else this.resolveFlush();
   }
@@ -643,7 +602,7 @@ export class SqliteStore implements QueryLogStore {
     }
     return new Promise((resolve) => {
       this.flushWaiters.push(resolve);
-      // flush() is for shutdown and tests: write without the time budget.
+      // flush() is for shutdown and tests: write it all now, without yielding.
       clearTimeout(this.writing as NodeJS.Timeout);
       clearImmediate(this.writing as NodeJS.Immediate);
       this.writing = undefined;

@@ -30,7 +30,7 @@ export const WRITER_NICE = 10;
 /** What the writer thread is started with (functions cannot cross: the clock goes as an offset). */
 export interface WriterData {
   path: string;
-  options: Omit<SqliteStoreOptions, 'now' | 'warn' | 'readOnly' | 'writeAll'>;
+  options: Omit<SqliteStoreOptions, 'now' | 'warn' | 'readOnly'>;
   clockOffset: number;
   nice: number;
 }
@@ -86,7 +86,7 @@ export class ThreadedSqliteStore implements QueryLogStore {
 
   /** Start the writer thread (it creates and migrates the file), then open the reading connection. */
   static async open(path: string, opts: SqliteStoreOptions): Promise<ThreadedSqliteStore> {
-    const { now: _now, warn: _warn, readOnly: _readOnly, writeAll: _writeAll, ...options } = opts;
+    const { now: _now, warn: _warn, readOnly: _readOnly, ...options } = opts;
     const data: WriterData = { path, options, clockOffset: opts.now() - Date.now(), nice: WRITER_NICE };
     const worker = new Worker(fileURLToPath(WORKER_URL), { workerData: data, name: 'sluice-querylog-writer' });
     // Only our own listeners come off afterwards: Worker keeps internal ones of its own.

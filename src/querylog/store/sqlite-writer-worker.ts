@@ -1,6 +1,6 @@
 // The SQLite store's writer, in a thread of its own (started by sqlite-thread.ts). It lowers its
 // own CPU priority (WRITER_NICE), so that on a busy core the kernel runs the answers first and
-// gives this thread what they leave; then it writes without a time budget (`writeAll`).
+// gives this thread what they leave; it writes slice after slice.
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -41,7 +41,6 @@ let store: SqliteStore;
 try {
   store = new SqliteStore(data.path, {
     ...data.options,
-    writeAll: true,
     now: () => Date.now() + offset,
     warn: (message, fields) => post({ t: 'warn', message, ...(fields ? { fields } : {}) }),
   });
