@@ -3,34 +3,13 @@
 // buffer is refused rather than decoded into nonsense.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { QueryEvent } from '../../src/querylog/event.js';
+import { anyEvent } from '../helpers/events.js';
 import { binaryEventCount, decodeEventBinary, encodeEventBinary } from '../../src/querylog/event-binary.js';
 
 const text = fc.oneof(fc.constantFrom('internal', 'guest', 'app-ban', 'tiktok', 'p:3f9a', '127.0.0.1', '::1'), fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 12 }));
-const nullable = fc.option(text, { nil: null });
+// Names are wire text read as latin1; the other strings are any text but lone surrogates (UTF-8).
 const latin1Name = fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 255 }).map((codes) => String.fromCharCode(...codes));
-
-const event: fc.Arbitrary<QueryEvent> = fc.record({
-  time: fc.integer({ min: 1_577_836_800_000, max: 4_102_444_800_000 }),
-  instance: text,
-  client: text,
-  network: nullable,
-  profile: nullable,
-  policy: nullable,
-  list: nullable,
-  rule: nullable,
-  name: latin1Name,
-  type: fc.constantFrom('A', 'AAAA', 'HTTPS', 'TYPE65280'),
-  decision: fc.constantFrom('allowed', 'blocked', 'refused', 'error', 'malformed'),
-  wouldBlock: fc.boolean(),
-  exception: fc.boolean(),
-  cache: fc.boolean(),
-  upstream: nullable,
-  rcode: fc.option(fc.integer({ min: 0, max: 4095 }), { nil: null }),
-  answers: fc.integer({ min: 0, max: 65535 }),
-  durationMs: fc.double({ min: 0, max: 60_000, noNaN: true }),
-  transport: fc.constantFrom('udp', 'tcp'),
-});
+const event = anyEvent(text, latin1Name);
 
 describe('binary event batches', () => {
   it('decode to the events that were encoded', () => {
