@@ -1,7 +1,7 @@
 // Upstream answers kept as bytes: scanned once when they arrive (where the TTLs are, which TTL
 // bounds the cache entry, where the OPT record sits), then rendered for each client by copying and
 // patching ID, question case, flags and TTLs. No per-hit decoding.
-import { RCODE, TYPE } from './codes.js';
+import { EDNS_OPTION_EDE, RCODE, TYPE } from './codes.js';
 import { copyBytes, encodeOpt, skipName, type EdeInfo, type Query } from './wire.js';
 
 // Scratch for scanAnswer(): a message of 65,535 bytes holds at most 5,957 records of 11 bytes.
@@ -52,7 +52,7 @@ export interface TtlClamp {
  * Scan an upstream reply. Returns undefined when it is malformed. The reply must already have been
  * matched to its query (ID and question).
  */
-export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp): AnswerBytes | undefined {
+export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp, trustAd = true): AnswerBytes | undefined {
   if (reply.length < questionEnd) return undefined;
   const rcode = reply[3]! & 0xf;
   const an = reply.readUInt16BE(6);
@@ -112,6 +112,8 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
   }
   const arKept = kept - an - ns;
   raw.writeUInt16BE(Math.max(0, arKept), 10);
+  // An upstream that is not trusted to validate cannot vouch for the data (RFC 6840 §5.7).
+  if (!trustAd) raw[3] = raw[3]! & ~0x20;
 
   let cacheTtl = 0;
   const negative = rcode === RCODE.NXDOMAIN || (rcode === RCODE.NOERROR && an === 0);
@@ -119,6 +121,29 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp):
   else if (negative) cacheTtl = soaNegativeTtl === undefined ? 0 : Math.min(Math.max(soaNegativeTtl, clamp.minTtl), clamp.negativeMaxTtl);
   else if (rcode === RCODE.NOERROR) cacheTtl = minTtl === Infinity ? 0 : minTtl;
   return { raw, base: 0, length, records, rcode, cacheTtl, answerCount: an, cnames, privateAddress, storedAt: 0, expiresAt: 0 };
+}
+
+/** The info code of the first Extended DNS Error (RFC 8914) in a reply's OPT record, if any. */
+export function replyEdeCode(reply: Buffer, questionEnd: number): number | undefined {
+  const total = reply.readUInt16BE(6) + reply.readUInt16BE(8) + reply.readUInt16BE(10);
+  let p = questionEnd;
+  for (let r = 0; r < total; r++) {
+    const nameEnd = skipName(reply, p);
+    if (nameEnd < 0 || nameEnd + 10 > reply.length) return undefined;
+    const end = nameEnd + 10 + reply.readUInt16BE(nameEnd + 8);
+    if (end > reply.length) return undefined;
+    if (reply.readUInt16BE(nameEnd) === TYPE.OPT) {
+      for (let o = nameEnd + 10; o + 4 <= end; ) {
+        const code = reply.readUInt16BE(o);
+        const len = reply.readUInt16BE(o + 2);
+        if (code === EDNS_OPTION_EDE && len >= 2 && o + 6 <= end) return reply.readUInt16BE(o + 4);
+        o += 4 + len;
+      }
+      return undefined;
+    }
+    p = end;
+  }
+  return undefined;
 }
 
 /** A (possibly compressed) name at `p`, lower case without trailing dot; undefined if malformed. */
@@ -163,8 +188,8 @@ export function isPrivateAddress(msg: Uint8Array, p: number, len: number): boole
 
 /**
  * Render an answer for one client: its ID, its question bytes (so 0x20 case is echoed), RD/CD from
- * its query, AD only when it asked with AD or DO (RFC 6840 §5.8), TTLs minus `ageSeconds`, and an
- * OPT record when it sent EDNS.
+ * its query, AA clear, RA set, AD only when it asked with AD or DO (RFC 6840 §5.7-5.8), TTLs minus
+ * `ageSeconds`, and an OPT record when it sent EDNS.
  */
 export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageSeconds: number, stale?: { ttl: number; ede: EdeInfo }): Buffer {
   const opt = query.edns ? (stale || a.rcode > 0xf ? encodeOpt(query.edns, a.rcode, stale?.ede) : PLAIN_OPT[query.edns.do ? 1 : 0]!) : undefined;
@@ -176,21 +201,20 @@ export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageS
   out[0] = msg[0]!;
   out[1] = msg[1]!;
   const qf = query.flags;
-  let f2 = (out[2]! & ~0x01) | ((qf >> 8) & 0x01); // RD from the client
+  // RD from the client; AA cleared: a forwarder's answers are not authoritative (RFC 1035 §4.1.1).
+  let f2 = (out[2]! & ~0x05) | ((qf >> 8) & 0x01);
   let f3 = (out[3]! & ~0x10) | (qf & 0x10); // CD from the client
   if (!(qf & 0x20) && !query.edns?.do) f3 &= ~0x20; // AD
   f2 &= ~0x02; // TC is decided per transport by the caller
-  out[2] = f2;
+  out[2] = f2 | 0x80; // QR: checkReply() refused anything else, and this costs nothing
   out[3] = f3 | 0x80;
   const raw = a.raw;
   const n = a.records;
   const ttlAt = base + len + n * 2;
-  // RFC 8767 §4: stale answers carry a short TTL (30 s recommended).
-  const cap = stale ? stale.ttl : 0x7fffffff;
-  const age = stale ? 0 : ageSeconds;
+  // RFC 8767 §4: every record of a stale answer carries the stale TTL (30 s recommended).
   for (let i = 0; i < n; i++) {
-    const ttl = raw.readUInt32BE(ttlAt + i * 4);
-    out.writeUInt32BE(Math.min(cap, Math.max(0, ttl - age)), raw.readUInt16BE(base + len + i * 2));
+    const ttl = stale ? stale.ttl : Math.max(0, raw.readUInt32BE(ttlAt + i * 4) - ageSeconds);
+    out.writeUInt32BE(ttl, raw.readUInt16BE(base + len + i * 2));
   }
   if (opt) {
     opt.copy(out, len);

@@ -23,6 +23,8 @@ export const TYPE = {
   OPT: 41,
   SVCB: 64,
   HTTPS: 65,
+  IXFR: 251,
+  AXFR: 252,
   ANY: 255,
 } as const;
 
@@ -34,6 +36,9 @@ export const OPCODE_QUERY = 0;
 export const EDE = {
   OTHER: 0,
   STALE_ANSWER: 3,
+  /** 6-12: DNSSEC validation failures (Bogus, Signature Expired, … NSEC Missing). */
+  DNSSEC_BOGUS: 6,
+  NSEC_MISSING: 12,
   PROHIBITED: 18,
   BLOCKED: 15,
   NOT_READY: 14,

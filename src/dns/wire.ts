@@ -49,8 +49,11 @@ export function readQuery(msg: Uint8Array): ReadResult {
   if (flags & 0x8000) return { ok: false, rcode: undefined, reason: 'response', questionEnd: 0, edns: undefined };
   const opcode = (flags >> 11) & 0xf;
   const qdcount = (msg[4]! << 8) | msg[5]!;
+  // The header checks Unbound makes (worker_check_request), in its order and with its rcodes.
+  if (flags & 0x0200) return fail(RCODE.FORMERR, 'TC set in a query');
   if (opcode !== OPCODE_QUERY) return fail(RCODE.NOTIMP, 'opcode');
   if (qdcount !== 1) return fail(RCODE.FORMERR, 'qdcount');
+  if (msg[6]! | msg[7]! | msg[8]! | msg[9]!) return fail(RCODE.FORMERR, 'answer or authority records in a query');
 
   // Question name: uncompressed labels (a query has nothing earlier to point at).
   let i = 12;
@@ -77,32 +80,31 @@ export function readQuery(msg: Uint8Array): ReadResult {
   const type = (msg[i + 1]! << 8) | msg[i + 2]!;
   const qclass = (msg[i + 3]! << 8) | msg[i + 4]!;
 
+  // The header check above left only the additional section, where a query may carry its OPT and
+  // nothing else (Unbound: FORMERR for any other record; sluice verifies no TSIG, so it takes none).
   let edns: Edns | undefined;
-  const ancount = (msg[6]! << 8) | msg[7]!;
-  const nscount = (msg[8]! << 8) | msg[9]!;
   const arcount = (msg[10]! << 8) | msg[11]!;
-  if (ancount + nscount + arcount > 0) {
-    let p = questionEnd;
-    for (let r = 0; r < ancount + nscount + arcount; r++) {
-      const nameEnd = skipName(msg, p);
-      if (nameEnd < 0 || nameEnd + 10 > msg.length) return fail(RCODE.FORMERR, 'truncated record', questionEnd);
-      const rtype = (msg[nameEnd]! << 8) | msg[nameEnd + 1]!;
-      const rdlen = (msg[nameEnd + 8]! << 8) | msg[nameEnd + 9]!;
-      const end = nameEnd + 10 + rdlen;
-      if (end > msg.length) return fail(RCODE.FORMERR, 'truncated record', questionEnd);
-      if (rtype === TYPE.OPT) {
-        // RFC 6891 §6.1.1: one OPT, in the additional section, with the root name.
-        if (edns || r < ancount + nscount || nameEnd !== p + 1) return fail(RCODE.FORMERR, 'bad OPT', questionEnd);
-        edns = {
-          udpSize: Math.max(CLASSIC_UDP_SIZE, (msg[nameEnd + 2]! << 8) | msg[nameEnd + 3]!),
-          version: msg[nameEnd + 5]!,
-          do: (msg[nameEnd + 6]! & 0x80) !== 0,
-        };
-      }
-      p = end;
-    }
+  let p = questionEnd;
+  for (let r = 0; r < arcount; r++) {
+    const nameEnd = skipName(msg, p);
+    if (nameEnd < 0 || nameEnd + 10 > msg.length) return fail(RCODE.FORMERR, 'truncated record', questionEnd);
+    const rtype = (msg[nameEnd]! << 8) | msg[nameEnd + 1]!;
+    const end = nameEnd + 10 + ((msg[nameEnd + 8]! << 8) | msg[nameEnd + 9]!);
+    if (end > msg.length) return fail(RCODE.FORMERR, 'truncated record', questionEnd);
+    if (rtype !== TYPE.OPT) return fail(RCODE.FORMERR, 'a record other than OPT in a query', questionEnd);
+    // RFC 6891 §6.1.1: one OPT, with the root name.
+    if (edns || nameEnd !== p + 1) return fail(RCODE.FORMERR, 'bad OPT', questionEnd);
+    edns = {
+      udpSize: Math.max(CLASSIC_UDP_SIZE, (msg[nameEnd + 2]! << 8) | msg[nameEnd + 3]!),
+      version: msg[nameEnd + 5]!,
+      do: (msg[nameEnd + 6]! & 0x80) !== 0,
+    };
+    p = end;
   }
   if (edns && edns.version !== 0) return fail(RCODE.BADVERS, 'edns version', questionEnd, edns);
+  // Meta types are not questions (RFC 6895 §3.1); zone transfers are not a forwarder's business.
+  if (type === TYPE.AXFR || type === TYPE.IXFR) return fail(RCODE.REFUSED, 'zone transfer', questionEnd, edns);
+  if (type === TYPE.OPT || (type >= 128 && type < TYPE.ANY)) return fail(RCODE.FORMERR, 'meta type', questionEnd, edns);
   return { ok: true, query: { id: (msg[0]! << 8) | msg[1]!, flags, name, type, qclass, questionEnd, labelOffsets, edns } };
 }
 
@@ -196,11 +198,67 @@ export function encodeRcode(msg: Uint8Array, rcode: number, questionEnd: number,
   return encodeAnswer(msg, { flags, questionEnd: questionEnd > 0 ? questionEnd : 12, edns }, rcode, { an: 0, ns: 0 }, undefined, ede);
 }
 
-/** Header and question only, TC set: "ask again over TCP". Keeps the OPT record. */
-export function encodeTruncated(msg: Uint8Array, query: Query): Buffer {
-  const r = encodeAnswer(msg, query, RCODE.NOERROR, { an: 0, ns: 0 }, undefined);
+/** Header and question only, TC set: "ask again over TCP". Keeps the OPT record and the rcode. */
+export function encodeTruncated(msg: Uint8Array, query: Query, rcode: number = RCODE.NOERROR): Buffer {
+  const r = encodeAnswer(msg, query, rcode, { an: 0, ns: 0 }, undefined);
   r[2] = r[2]! | 0x02;
   return r;
+}
+
+// Where each authority record ends, for fitAnswer(); a 64 KiB message holds fewer records than this.
+const AUTHORITY_ENDS = new Int32Array(6000);
+
+/**
+ * Fit an answer into `limit` bytes as a resolver does (RFC 1035 §4.2.1, RFC 2181 §9): drop the
+ * additional records, then the authority records a client does not need (all of them for a
+ * positive answer; after the SOA for a negative one), keeping the OPT record and the rcode. TC is
+ * set, with empty sections, only when what is needed does not fit: the answer section, the
+ * negative answer's SOA, or, for a DNSSEC client (DO), the whole authority section with its proofs
+ * (RFC 4035 §3.1.1). `answer` is a message sluice built: its OPT record, if any, is its last record.
+ * Runs only for answers larger than the client's buffer.
+ */
+export function fitAnswer(answer: Buffer, limit: number, msg: Uint8Array, query: Query): Buffer {
+  const rcode = answer[3]! & 0xf;
+  const tc = () => encodeTruncated(msg, query, rcode);
+  const an = answer.readUInt16BE(6);
+  const ns = answer.readUInt16BE(8);
+  const ar = answer.readUInt16BE(10);
+  if (ns > AUTHORITY_ENDS.length) return tc();
+  let p = query.questionEnd;
+  let answerEnd = p;
+  let soaIndex = -1;
+  let optStart = -1;
+  for (let r = 0; r < an + ns + ar; r++) {
+    const nameEnd = skipName(answer, p);
+    if (nameEnd < 0 || nameEnd + 10 > answer.length) return tc();
+    const type = answer.readUInt16BE(nameEnd);
+    const end = nameEnd + 10 + answer.readUInt16BE(nameEnd + 8);
+    if (end > answer.length) return tc();
+    if (type === TYPE.OPT) optStart = p;
+    if (r < an) answerEnd = end;
+    else if (r < an + ns) {
+      AUTHORITY_ENDS[r - an] = end;
+      if (type === TYPE.SOA && soaIndex < 0) soaIndex = r - an;
+    }
+    p = end;
+  }
+  const optLength = optStart >= 0 ? answer.length - optStart : 0;
+  const room = limit - optLength;
+  if (answerEnd > room) return tc();
+  const negative = an === 0 || rcode === RCODE.NXDOMAIN;
+  let keptNs = ns;
+  while (keptNs > 0 && AUTHORITY_ENDS[keptNs - 1]! > room) keptNs--;
+  if (keptNs < ns) {
+    if (query.edns?.do || (negative && keptNs <= soaIndex)) return tc();
+    if (!negative) keptNs = 0;
+  }
+  const cut = keptNs > 0 ? AUTHORITY_ENDS[keptNs - 1]! : answerEnd;
+  const out = Buffer.allocUnsafe(cut + optLength);
+  answer.copy(out, 0, 0, cut);
+  if (optLength > 0) answer.copy(out, cut, optStart);
+  out.writeUInt16BE(keptNs, 8);
+  out.writeUInt16BE(optLength > 0 ? 1 : 0, 10);
+  return out;
 }
 
 /** Largest UDP answer the client accepts. */
