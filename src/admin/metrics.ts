@@ -125,7 +125,7 @@ export class QueryMetrics {
     counter('sluice_cache_hits_total', 'Answers served from the cache.', () => res().cache.hits);
     counter('sluice_cache_misses_total', 'Allowed queries not in the cache.', () => res().cache.misses);
     gauge('sluice_cache_entries', 'Answers in the cache.', (g) => g.set(res().cache.size), [], 'sum');
-    counter('sluice_upstream_errors_total', 'Upstream exchanges that timed out or answered SERVFAIL/REFUSED.', () => res().upstreamErrors);
+    counter('sluice_upstream_errors_total', 'Forwarded queries that got no usable answer (timeouts, invalid replies) or only SERVFAIL/REFUSED/FORMERR/NOTIMP.', () => res().upstreamErrors);
     counter('sluice_malformed_total', 'Malformed messages (answered FORMERR/NOTIMP/BADVERS or dropped).', () => res().counters.malformed);
     counter('sluice_dropped_total', 'Messages dropped without an answer.', () => res().counters.dropped);
     counter('sluice_truncated_total', 'UDP answers sent truncated (TC) because they exceeded the client buffer.', () => res().counters.truncated);
@@ -133,6 +133,32 @@ export class QueryMetrics {
     gauge('sluice_rate_limit_clients', 'Clients tracked by the rate limiter (bounded by hardening.rate_limit_clients).', (g) => g.set(res().limiter.size), [], 'sum');
     counter('sluice_cname_blocked_total', 'Allowed names blocked because their CNAME chain reached a blocked name.', () => res().counters.cnameBlocked);
     counter('sluice_rebinding_filtered_total', 'Answers emptied by DNS rebinding protection.', () => res().counters.rebindingFiltered);
+    counter('sluice_prefetches_total', 'Cached answers refreshed in the background in the last 10 % of their TTL (cache.prefetch).', () => res().counters.prefetched);
+    const perUpstream = (name: string, help: string, labelNames: string[], read: (c: PromClient.Counter) => void) =>
+      new client.Counter({
+        name,
+        help,
+        labelNames,
+        registers: [r],
+        collect() {
+          this.reset();
+          read(this);
+        },
+      });
+    perUpstream('sluice_upstream_invalid_replies_total', 'Upstream replies rejected before use (not a response, malformed, compression loop, counts, OPT, rcode), by upstream and reason.', ['upstream', 'reason'], (c) => {
+      for (const [upstream, h] of res().upstreamHealth) for (const [reason, n] of h.invalid) c.inc({ upstream, reason }, n);
+    });
+    perUpstream('sluice_upstream_retries_total', 'Attempts sent again to an upstream already asked for the same query (it was slow or lost the query).', ['upstream'], (c) => {
+      for (const [upstream, h] of res().upstreamHealth) if (h.retries > 0) c.inc({ upstream }, h.retries);
+    });
+    gauge('sluice_upstream_srtt_seconds', 'Smoothed round-trip time of each upstream (its timeout is this plus four times the variance).', (g) => {
+      g.reset();
+      for (const [upstream, h] of res().upstreamHealth) if (!Number.isNaN(h.srtt)) g.set({ upstream }, h.srtt / 1000);
+    }, ['upstream']);
+    gauge('sluice_upstream_backed_off', '1 while an upstream is skipped after failing (probed by one query at a time), else 0.', (g) => {
+      g.reset();
+      for (const [upstream, h] of res().upstreamHealth) g.set({ upstream }, h.downUntil > 0 ? 1 : 0);
+    }, ['upstream']);
     counter('sluice_stale_answers_total', 'Answers served stale from the cache because no upstream answered (RFC 8767).', () => res().counters.stale);
     gauge('sluice_tcp_connections', 'Open DNS-over-TCP connections (bounded by tcp.max_connections).', (g) => g.set(src.tcpConnections?.() ?? 0), [], 'sum');
     counter('sluice_udp_send_errors_total', 'UDP answers the kernel would not take (send buffer full); the client retries.', () => src.udpDrops?.()[0] ?? 0);

@@ -149,8 +149,21 @@ export const upstreamsSchema = z
       )
       .default([])
       .describe('Conditional forwarding, e.g. an internal Active Directory zone to its DNS servers.'),
-    timeout_ms: millis(10000).default(1000).describe('How long one upstream gets before the next is tried.'),
-    total_timeout_ms: millis(30000).default(3000).describe('Upper bound for resolving one query; SERVFAIL after it.'),
+    timeout_ms: millis(10000)
+      .default(1000)
+      .describe(
+        'Longest wait for one attempt before the next is sent (to the next upstream, or again to the same one with a fresh ID and port). ' +
+          'Each upstream\'s own timeout is learned from its round-trip times (smoothed RTT + 4 × variance, as Unbound\'s infra cache), between `min_timeout_ms` and this.',
+      ),
+    min_timeout_ms: millis(10000).default(200).describe('Shortest wait for one attempt, however fast the upstream has been (Unbound: infra-cache-min-rtt).'),
+    trust_ad: z
+      .boolean()
+      .optional()
+      .describe(
+        'Pass on the AD (authenticated data) bit of upstream answers to clients that ask for it (DO or AD set): the upstreams validate DNSSEC. ' +
+          'Default: true for upstreams given by address, false for `system` (the resolvers of /etc/resolv.conf, which may not validate).',
+      ),
+    total_timeout_ms: millis(30000).default(3000).describe('Upper bound for resolving one query; a late answer that arrives before it is used. SERVFAIL (or a stale answer) after it.'),
     sockets: z.number().int().min(1).max(256).default(16).describe('UDP sockets in the upstream pool (source ports).'),
     socket_max_queries: z
       .number()
@@ -233,7 +246,15 @@ export const cacheSchema = z
       .int()
       .min(0)
       .default(86400)
-      .describe('When every upstream fails, answer from expired cache entries up to this long past their expiry (RFC 8767), with TTL 30. 0 disables.'),
+      .describe(
+        'When no upstream answers (timeouts, unreachable, SERVFAIL), answer from expired cache entries up to this long past their expiry (RFC 8767), ' +
+          'with TTL `stale_ttl`. Never when the upstream reports a DNSSEC validation failure (EDE 6-12). 0 disables.',
+      ),
+    stale_ttl: z.number().int().min(1).max(3600).default(30).describe('TTL of a stale answer (RFC 8767 §4: 30 s recommended).'),
+    prefetch: z
+      .boolean()
+      .default(true)
+      .describe('Refresh a cached answer in the background when it is asked for in the last 10 % of its TTL, so popular names never expire under clients (Unbound: prefetch).'),
   })
   .describe('The answer cache.');
 
@@ -399,7 +420,12 @@ export const hardeningSchema = z
       .describe('Remove private-range addresses (RFC 1918, loopback, link-local, ULA) from answers for names outside `rebinding_allow`.'),
     rebinding_allow: z.array(z.string()).default([]).describe('Zones whose answers may contain private addresses (internal zones).'),
     rate_limit_clients: z.number().int().min(100).default(100000).describe('Clients tracked by the rate limiter at most (memory bound).'),
-    upstream_backoff_ms: z.number().int().min(100).default(5000).describe('A failing upstream is skipped for this long (doubling up to 60 s), then probed again.'),
+    upstream_backoff_ms: z
+      .number()
+      .int()
+      .min(100)
+      .default(5000)
+      .describe('An upstream that failed two queries in a row is skipped for this long, then probed by one query at a time; each failed probe doubles the period, up to 60 s.'),
   })
   .describe('Defences against abuse and bypass.');
 
@@ -506,6 +532,8 @@ export type UpstreamsConfig = z.infer<typeof upstreamsSchema>;
 export interface UpstreamAddress {
   host: string;
   port: number;
+  /** false: this upstream's AD bit is not passed on (upstreams.trust_ad). */
+  trustAd?: boolean;
 }
 
 /** "192.0.2.1", "192.0.2.1:5353", "::1", "[::1]:5353" → host and port. */

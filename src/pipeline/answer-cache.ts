@@ -1,4 +1,4 @@
-// The answer cache: upstream answers kept as bytes, keyed by name, type, class and DO bit, bounded
+// The answer cache: upstream answers kept as bytes, keyed by name, type, class, DO and CD bits, bounded
 // by entry count with LRU eviction. Blocking is decided before the cache, so an answer cached for
 // one network is only ever served to a network whose rules allow the name.
 //
@@ -16,8 +16,9 @@ import { copyBytes, type Query } from '../dns/wire.js';
 
 export type Clock = () => number;
 
-// A key is `name/type/class` with `/do` when the client set the DO bit; a name is at most 253
-// characters.
+// A key is `name/type/class`, with `/do` when the client set the DO bit and `/cd` when it set CD: an
+// answer fetched with checking disabled may be bogus, so it is never served to a client that wants
+// validated data. A name is at most 253 characters.
 const KEY_SCRATCH = Buffer.allocUnsafe(320);
 const PRIVATE_ADDRESS = 1;
 const HAS_CNAMES = 2;
@@ -31,6 +32,7 @@ function writeKey(query: Query): number {
   KEY_SCRATCH[n++] = 0x2f;
   n = writeDecimal(query.qclass, n);
   if (query.edns?.do) n += KEY_SCRATCH.write('/do', n, 'latin1');
+  if (query.flags & 0x0010) n += KEY_SCRATCH.write('/cd', n, 'latin1');
   return n;
 }
 
@@ -194,7 +196,7 @@ export class AnswerCache {
     this.pageBudget = Math.max(8 * ChunkStore.PAGE, n * 1024);
   }
 
-  /** `name/type/class`, with `/do` when the client set the DO bit (the in-flight and Redis key). */
+  /** `name/type/class`, with `/do` and `/cd` when the client set those bits (the in-flight and Redis key). */
   static key(query: Query): string {
     const n = writeKey(query);
     return KEY_SCRATCH.toString('latin1', 0, n);

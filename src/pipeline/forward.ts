@@ -2,10 +2,12 @@
 // it through the pool, keep the answer in the cache and render it for the client. Identical
 // queries already in flight share one upstream exchange.
 import type { UpstreamAddress } from '../config/schema.js';
-import { scanAnswer, type AnswerBytes, type TtlClamp } from '../dns/answer-bytes.js';
+import { replyEdeCode, scanAnswer, type AnswerBytes, type TtlClamp } from '../dns/answer-bytes.js';
+import { RCODE } from '../dns/codes.js';
+import type { ReplyProblem } from '../dns/reply-check.js';
 import type { Query } from '../dns/wire.js';
 import { DomainSet } from '../policy/domain-set.js';
-import type { UpstreamPool } from '../upstream/upstream-pool.js';
+import type { UpstreamFailure, UpstreamPool } from '../upstream/upstream-pool.js';
 import type { AnswerCache } from './answer-cache.js';
 
 export interface UpstreamRoutes {
@@ -34,6 +36,11 @@ export function routeFor(routes: UpstreamRoutes, name: string): UpstreamAddress[
 export interface ForwardResult {
   answer: AnswerBytes | undefined;
   upstream: string | undefined;
+  /** Why there is no answer. */
+  failure?: UpstreamFailure;
+  problem?: ReplyProblem;
+  /** The Extended DNS Error code of an upstream SERVFAIL (e.g. 6: DNSSEC bogus). */
+  ede?: number;
 }
 
 export class Forwarder {
@@ -47,6 +54,16 @@ export class Forwarder {
 
   // Promise chains rather than async functions: this runs once per forwarded query, and an async
   // function keeps its whole frame on the heap while it waits.
+  /** Exchanges under way. */
+  get size(): number {
+    return this.inFlight.size;
+  }
+
+  /** Whether an exchange for `cacheKey` is under way (a prefetch then has nothing to do). */
+  inFlightFor(cacheKey: string): boolean {
+    return this.inFlight.has(cacheKey);
+  }
+
   forward(servers: UpstreamAddress[], msg: Buffer, query: Query, cacheKey: string): Promise<ForwardResult> {
     let flight = this.inFlight.get(cacheKey);
     if (!flight) {
@@ -62,11 +79,13 @@ export class Forwarder {
   }
 
   private exchange(servers: UpstreamAddress[], msg: Buffer, query: Query, cacheKey: string): Promise<ForwardResult> {
-    return this.pool.resolve(servers, msg, query).then((result) => {
-      if (!result.ok) return { answer: undefined, upstream: result.server };
-      const answer = scanAnswer(result.reply, query.questionEnd, this.clamp());
+    return this.pool.resolve(servers, msg, query).then((result): ForwardResult => {
+      if (!result.ok) return { answer: undefined, upstream: result.server, failure: result.reason, ...(result.problem ? { problem: result.problem } : {}) };
+      const answer = scanAnswer(result.reply, query.questionEnd, this.clamp(), result.address.trustAd !== false);
       if (answer) this.cache.store(cacheKey, answer);
-      return { answer, upstream: result.server };
+      if ((result.reply[3]! & 0xf) !== RCODE.SERVFAIL) return { answer, upstream: result.server };
+      const ede = replyEdeCode(result.reply, query.questionEnd);
+      return ede === undefined ? { answer, upstream: result.server } : { answer, upstream: result.server, ede };
     });
   }
 }

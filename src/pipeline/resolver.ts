@@ -4,16 +4,16 @@
 // off the hot path and swaps in with one assignment. The cache and the upstream pool outlive reloads.
 import type { Config, UpstreamAddress } from '../config/schema.js';
 import { parseUpstreamAddress } from '../config/schema.js';
-import { CLASS_IN, EDE, RCODE, TYPE } from '../dns/codes.js';
+import { CLASS_IN, EDE, RCODE, TYPE, rcodeName } from '../dns/codes.js';
 import { renderAnswer, type AnswerBytes } from '../dns/answer-bytes.js';
-import { encodeAnswer, encodeRcode, encodeRecord, encodeTruncated, readQuery, udpLimit, type Query } from '../dns/wire.js';
+import { encodeAnswer, encodeRcode, encodeRecord, encodeTruncated, fitAnswer, readQuery, udpLimit, type EdeInfo, type Query } from '../dns/wire.js';
 import { DomainSet } from '../policy/domain-set.js';
 import type { Decision } from '../policy/policy-engine.js';
 import { RateLimiter } from './rate-limiter.js';
 import { NetworkTable } from '../policy/network-table.js';
 import { PolicyEngine, type Network } from '../policy/policy-engine.js';
 import { systemResolvers } from '../upstream/system-resolvers.js';
-import { UpstreamPool } from '../upstream/upstream-pool.js';
+import { UpstreamPool, type UpstreamHealth } from '../upstream/upstream-pool.js';
 import { BlockedAnswers } from './answer-blocked.js';
 import { AnswerCache, type Clock } from './answer-cache.js';
 import { loadBatchBinding } from '../native/udp-batch.js';
@@ -50,8 +50,11 @@ export class RuleSet {
       this.blocked.set(name, new BlockedAnswers(p.response));
       this.nxdomain.set(name, new BlockedAnswers({ ...p.response, mode: 'nxdomain' }));
     }
+    const trustAd = config.upstreams.trust_ad;
     const expand = (list: string[]): UpstreamAddress[] =>
-      list.flatMap((s) => (s === 'system' ? resolveSystem() : [parseUpstreamAddress(s)!]));
+      list.flatMap((s) =>
+        s === 'system' ? resolveSystem().map((a) => ({ ...a, trustAd: trustAd ?? false })) : [{ ...parseUpstreamAddress(s)!, trustAd: trustAd ?? true }],
+      );
     for (const z of config.hardening.rebinding_allow) this.rebindingAllow.add(z.toLowerCase().replace(/\.$/, ''));
     this.routes = buildRoutes(
       expand(config.upstreams.default),
@@ -74,6 +77,8 @@ export interface ResolverCounters {
   cnameBlocked: number;
   rebindingFiltered: number;
   stale: number;
+  /** Cached answers refreshed in the background before they expired. */
+  prefetched: number;
 }
 
 export class Resolver {
@@ -81,7 +86,7 @@ export class Resolver {
   readonly cache: AnswerCache;
   private pool: UpstreamPool;
   private forwarder: Forwarder;
-  readonly counters: ResolverCounters = { queries: 0, malformed: 0, dropped: 0, refused: 0, blocked: 0, forwarded: 0, cacheHits: 0, servfail: 0, truncated: 0, rateLimited: 0, cnameBlocked: 0, rebindingFiltered: 0, stale: 0 };
+  readonly counters: ResolverCounters = { queries: 0, malformed: 0, dropped: 0, refused: 0, blocked: 0, forwarded: 0, cacheHits: 0, servfail: 0, truncated: 0, rateLimited: 0, cnameBlocked: 0, rebindingFiltered: 0, stale: 0, prefetched: 0 };
   readonly limiter: RateLimiter;
 
   constructor(rules: RuleSet, private readonly now: Clock = Date.now) {
@@ -123,11 +128,21 @@ export class Resolver {
     return this.pool.errors;
   }
 
+  /** Forwarded queries waiting for an upstream (prefetches included). */
+  get forwardsInFlight(): number {
+    return this.forwarder.size;
+  }
+
+  /** Per upstream (`host:port`): round-trip times, back-off, invalid replies, retries. */
+  get upstreamHealth(): ReadonlyMap<string, UpstreamHealth> {
+    return this.pool.health;
+  }
+
   private newPool(config: Config): UpstreamPool {
     const u = config.upstreams;
     // Upstream sockets are batched whenever the listeners may be (udp.io auto or batched) and the addon is built.
     const batch = config.udp.io === 'dgram' ? undefined : loadBatchBinding().binding;
-    return new UpstreamPool({ backoffMs: config.hardening.upstream_backoff_ms, sockets: u.sockets, socketMaxQueries: u.socket_max_queries, timeoutMs: u.timeout_ms, totalTimeoutMs: u.total_timeout_ms, batch });
+    return new UpstreamPool({ backoffMs: config.hardening.upstream_backoff_ms, sockets: u.sockets, socketMaxQueries: u.socket_max_queries, timeoutMs: u.timeout_ms, minTimeoutMs: Math.min(u.min_timeout_ms, u.timeout_ms), totalTimeoutMs: u.total_timeout_ms, batch });
   }
 
   private clamp() {
@@ -190,9 +205,25 @@ export class Resolver {
     if (cached) {
       this.counters.cacheHits++;
       ctx.cacheHit = true;
-      return this.allowedAnswer(ctx, cached, this.cache.ageOf(cached));
+      // In the last tenth of its TTL (ms left ≤ TTL s × 100), the answer is refreshed behind this one.
+      const refresh = cached.expiresAt - ctx.startedAt <= cached.cacheTtl * 100 && rules.config.cache.prefetch;
+      const answered = this.allowedAnswer(ctx, cached, this.cache.ageOf(cached));
+      if (refresh) this.prefetch(ctx);
+      return answered;
     }
     return this.forward(ctx, AnswerCache.key(query));
+  }
+
+  /** Ask the upstream again for a cached answer about to expire (Unbound's prefetch); the forwarder caches the reply. */
+  private prefetch(ctx: RequestContext): void {
+    const key = AnswerCache.key(ctx.query);
+    if (this.forwarder.inFlightFor(key)) return;
+    this.counters.prefetched++;
+    try {
+      this.forwarder.forward(routeFor(this.rules.routes, ctx.query.name), ctx.msg, ctx.query, key).catch(() => undefined);
+    } catch {
+      // a prefetch that cannot start changes nothing: the entry expires as it would have
+    }
   }
 
   private blocked(ctx: RequestContext, decision: Extract<Decision, { kind: 'blocked' }>): RequestContext {
@@ -238,7 +269,7 @@ export class Resolver {
       return this.finish(ctx, empty, RCODE.NOERROR);
     }
     const bytes = stale
-      ? renderAnswer(answer, ctx.msg, ctx.query, 0, { ttl: 30, ede: { code: EDE.STALE_ANSWER, text: 'sluice: stale answer, upstreams unreachable' } })
+      ? renderAnswer(answer, ctx.msg, ctx.query, 0, { ttl: rules.config.cache.stale_ttl, ede: { code: EDE.STALE_ANSWER, text: 'sluice: stale answer, upstreams unreachable' } })
       : renderAnswer(answer, ctx.msg, ctx.query, age);
     return this.finish(ctx, bytes, answer.rcode);
   }
@@ -263,24 +294,29 @@ export class Resolver {
   private forwarded(ctx: RequestContext, key: string, r: ForwardResult): RequestContext {
     try {
       ctx.upstream = r.upstream;
-      if (r.answer && r.answer.rcode !== RCODE.SERVFAIL && r.answer.rcode !== RCODE.REFUSED) return this.allowedAnswer(ctx, r.answer, 0);
-      const staleAnswer = this.staleAnswer(key);
-      if (staleAnswer) return this.servedStale(ctx, staleAnswer);
-      if (r.answer) return this.allowedAnswer(ctx, r.answer, 0);
+      const rcode = r.answer?.rcode;
+      if (r.answer && rcode !== RCODE.SERVFAIL && rcode !== RCODE.REFUSED && rcode !== RCODE.FORMERR && rcode !== RCODE.NOTIMP) return this.allowedAnswer(ctx, r.answer, 0);
+      // A validation failure is the upstream's verdict on the data, not an outage: never stale.
+      if (r.ede !== undefined && r.ede >= EDE.DNSSEC_BOGUS && r.ede <= EDE.NSEC_MISSING) {
+        return this.servfail(ctx, { code: r.ede, text: `sluice: upstream ${r.upstream} reports a DNSSEC validation failure` });
+      }
     } catch {
       // fall through to SERVFAIL: nothing escapes a request
     }
-    return this.noAnswer(ctx, key);
+    return this.noAnswer(ctx, key, r);
   }
 
-  /** No usable answer: a stale one when the cache has it (RFC 8767), else SERVFAIL. */
-  private noAnswer(ctx: RequestContext, key: string): RequestContext {
-    const { msg, query } = ctx;
+  /** No usable answer: a stale one when the cache has it (RFC 8767), else SERVFAIL with an EDE that says why. */
+  private noAnswer(ctx: RequestContext, key: string, r?: ForwardResult): RequestContext {
     const staleAnswer = this.staleAnswer(key);
     if (staleAnswer) return this.servedStale(ctx, staleAnswer);
+    return this.servfail(ctx, noAnswerEde(r));
+  }
+
+  private servfail(ctx: RequestContext, ede: EdeInfo): RequestContext {
     this.counters.servfail++;
     ctx.outcome = 'error';
-    return this.finish(ctx, encodeRcode(msg, RCODE.SERVFAIL, query.questionEnd, query.edns, { code: EDE.NO_REACHABLE_AUTHORITY, text: 'sluice: no upstream answered' }), RCODE.SERVFAIL);
+    return this.finish(ctx, encodeRcode(ctx.msg, RCODE.SERVFAIL, ctx.query.questionEnd, ctx.query.edns, ede), RCODE.SERVFAIL);
   }
 
   private staleAnswer(key: string): AnswerBytes | undefined {
@@ -294,17 +330,25 @@ export class Resolver {
     return this.allowedAnswer(ctx, answer, 0, true);
   }
 
-  /** UDP answers larger than the client accepts become TC answers (RFC 1035 §4.2.1, RFC 6891 §7). */
+  /** Answers larger than the client accepts are fitted to its buffer, or sent with TC (RFC 1035 §4.2.1, RFC 6891 §7). */
   private finish(ctx: RequestContext, bytes: Buffer, rcode: number): RequestContext {
     ctx.rcode = rcode;
-    if (ctx.client.transport === 'udp' && bytes.length > udpLimit(ctx.query)) {
-      this.counters.truncated++;
-      ctx.response = encodeTruncated(ctx.msg, ctx.query as Query);
-    } else {
-      ctx.response = bytes;
+    const limit = ctx.client.transport === 'udp' ? udpLimit(ctx.query) : 0xffff;
+    if (bytes.length > limit) {
+      bytes = fitAnswer(bytes, limit, ctx.msg, ctx.query);
+      if (bytes[2]! & 0x02) this.counters.truncated++;
     }
+    ctx.response = bytes;
     return ctx;
   }
+}
+
+/** Why no upstream answer could be used, for the SERVFAIL's Extended DNS Error (RFC 8914). */
+function noAnswerEde(r: ForwardResult | undefined): EdeInfo {
+  if (r?.failure === 'invalid') return { code: EDE.NETWORK_ERROR, text: `sluice: invalid reply from upstream ${r.upstream} (${r.problem})` };
+  if (r?.failure === 'backoff') return { code: EDE.NO_REACHABLE_AUTHORITY, text: 'sluice: every upstream is backed off after failing' };
+  if (r?.answer) return { code: r.ede ?? EDE.NO_REACHABLE_AUTHORITY, text: `sluice: upstream ${r.upstream} answered ${rcodeName(r.answer.rcode)}` };
+  return { code: EDE.NO_REACHABLE_AUTHORITY, text: 'sluice: no upstream answered' };
 }
 
 function malformedContext(msg: Buffer, client: ClientInfo, now: number): RequestContext {

@@ -8,30 +8,30 @@ import net from 'node:net';
 import { randomFillSync } from 'node:crypto';
 import type { UpstreamAddress } from '../config/schema.js';
 import { EDNS_UDP_SIZE, RCODE, TYPE } from '../dns/codes.js';
+import { checkReply, type ReplyProblem } from '../dns/reply-check.js';
 import { copyBytes, type Query } from '../dns/wire.js';
 import { SourceAddresses, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';
 
 export interface UpstreamOptions {
-  /** A failing upstream is skipped for this long (doubling up to 60 s), then probed again. */
+  /** A failing upstream is skipped for this long, then probed by one query; each failed probe doubles it, up to 60 s. */
   backoffMs?: number;
   sockets: number;
   socketMaxQueries: number;
+  /** Upper bound of an attempt's timeout, which is learned per upstream from its round-trip times. */
   timeoutMs: number;
+  /** Lower bound of that timeout (Unbound's infra-cache-min-rtt). */
+  minTimeoutMs: number;
   totalTimeoutMs: number;
   /** The batched native socket for upstream queries (see src/native/udp-batch.ts); node:dgram without it. */
   batch?: BatchBinding | undefined;
 }
 
-export type UpstreamResult =
-  | { ok: true; reply: Buffer; server: string; transport: 'udp' | 'tcp' }
-  | { ok: false; reason: string; server?: string };
-
 interface Pending {
-  resolve: (reply: Buffer | undefined) => void;
+  exchange: Exchange;
+  attempt: number;
   host: string;
   port: number;
   question: Buffer;
-  timer: NodeJS.Timeout;
 }
 
 /** One UDP port of the pool. Two kinds, one behaviour: node:dgram, and the batched native socket. */
@@ -52,9 +52,13 @@ abstract class PoolSocket {
     if (!p) return;
     if (port !== p.port || normaliseHost(host) !== normaliseHost(p.host)) return;
     if (!sameQuestion(msg, p.question)) return; // a spoofed or stray reply: keep waiting
+    this.forget(id);
+    p.exchange.reply(p.attempt, msg);
+  }
+
+  /** Stop waiting for query `id`; a retired socket closes with its last pending query. */
+  forget(id: number): void {
     this.pending.delete(id);
-    clearTimeout(p.timer);
-    p.resolve(msg);
     if (this.retired && this.pending.size === 0) this.close();
   }
 }
@@ -142,112 +146,164 @@ class BatchedPoolSocket extends PoolSocket {
   }
 }
 
+/** Why no usable answer came back. */
+export type UpstreamFailure = 'timeout' | 'invalid' | 'backoff' | 'closed';
+
+export type UpstreamResult =
+  /** An answer; its rcode may still be SERVFAIL/REFUSED/FORMERR/NOTIMP when every upstream said so. */
+  | { ok: true; reply: Buffer; server: string; address: UpstreamAddress; transport: 'udp' | 'tcp' }
+  | { ok: false; reason: UpstreamFailure; server?: string; problem?: ReplyProblem };
+
+/**
+ * What the pool knows of one upstream, as Unbound's infra cache: its smoothed round-trip time and
+ * variance (RFC 6298), the retransmission timeout they give, and its back-off state.
+ */
+export interface UpstreamHealth {
+  /** Smoothed RTT and its variance in ms; NaN before the first answer. */
+  srtt: number;
+  rttvar: number;
+  /** Timeout of the next attempt to this upstream, ms. */
+  rto: number;
+  /** Queries in a row that this upstream failed (timed out or sent an invalid reply). */
+  failures: number;
+  /** Epoch ms until which it is skipped; 0: not backed off. */
+  downUntil: number;
+  /** The next back-off period, ms: doubles once per period whose probe fails. */
+  backoffMs: number;
+  /** A query is probing it (after a back-off period, or while every upstream is backed off). */
+  probing: boolean;
+  invalid: Map<ReplyProblem, number>;
+  retries: number;
+}
+
+/** Unbound's first timeout for an upstream it has no RTT for (UNKNOWN_SERVER_NICENESS). */
+const UNKNOWN_RTO_MS = 376;
+const BACKOFF_MAX_MS = 60_000;
+/** Failed queries in a row before an upstream is backed off. */
+const BACKOFF_AFTER = 2;
+
 export class UpstreamPool {
   private readonly pools: Record<'udp4' | 'udp6', (PoolSocket | undefined)[]> = { udp4: [], udp6: [] };
   private ids = Buffer.alloc(0);
   private idPos = 0;
-  private closed = false;
+  closed = false;
+  /** Exchanges that timed out, failed, or answered SERVFAIL/REFUSED/FORMERR/NOTIMP. */
   errors = 0;
-  /** Per upstream: consecutive failures and until when it is skipped. */
-  readonly health = new Map<string, { failures: number; downUntil: number; backoffMs: number }>();
+  readonly health = new Map<string, UpstreamHealth>();
+  /** Upstreams with downUntil > 0: while none is, every query may use every server as configured. */
+  private backedOff = 0;
 
   constructor(
-    private readonly opts: UpstreamOptions,
+    readonly opts: UpstreamOptions,
     private readonly onSocketError: (e: Error) => void = () => {},
   ) {}
 
   /**
-   * Ask `servers` in order, each for at most `timeoutMs`, all within `totalTimeoutMs`. A truncated
-   * UDP answer is asked again over TCP. SERVFAIL/REFUSED from one server moves on to the next.
+   * Resolve through `servers`, within `totalTimeoutMs`: each attempt waits the upstream's learned
+   * timeout, then the next attempt goes to the next server (the same one, with a fresh ID and port,
+   * when it is the only one) while earlier attempts may still answer. A truncated UDP answer is
+   * asked again over TCP. A reply that fails checkReply(), or answers SERVFAIL/REFUSED/FORMERR/
+   * NOTIMP, moves on to the next server.
    */
   resolve(servers: readonly UpstreamAddress[], msg: Buffer, query: Query): Promise<UpstreamResult> {
-    const deadline = Date.now() + this.opts.totalTimeoutMs;
+    if (this.closed) return Promise.resolve({ ok: false, reason: 'closed' });
     const question = msg.subarray(12, query.questionEnd);
-    return this.attempt(this.order(servers), 0, deadline, question, query, { ok: false, reason: 'no upstream' });
+    return new Promise((resolve) => new Exchange(this, servers, question, query, resolve).start());
   }
 
-  // One server after the other, as a promise chain rather than an async loop: this runs for every
-  // forwarded query, and an async function keeps its whole frame on the heap while it waits.
-  private attempt(order: readonly UpstreamAddress[], i: number, deadline: number, question: Buffer, query: Query, last: UpstreamResult): Promise<UpstreamResult> {
-    const remaining = deadline - Date.now();
-    if (i >= order.length || remaining <= 0) return Promise.resolve(last);
-    const server = order[i]!;
-    const next = (result: UpstreamResult) => this.attempt(order, i + 1, deadline, question, query, result);
-    return this.udp(server, question, query, Math.min(this.opts.timeoutMs, remaining)).then((reply) => {
-      if (reply && reply[2]! & 0x02) {
-        // Truncated: the same server again over TCP.
-        const left = deadline - Date.now();
-        if (left <= 0) return this.settle(server, undefined, 'tcp', next);
-        return tcpExchange(server, buildUpstreamQuery(this.nextId(), question, query), question, Math.min(this.opts.timeoutMs, left)).then((r) => this.settle(server, r, 'tcp', next));
+  healthOf(label: string): UpstreamHealth {
+    let h = this.health.get(label);
+    if (!h) {
+      const rto = Math.max(this.opts.minTimeoutMs, Math.min(UNKNOWN_RTO_MS, this.opts.timeoutMs));
+      h = { srtt: NaN, rttvar: 0, rto, failures: 0, downUntil: 0, backoffMs: this.opts.backoffMs ?? 5000, probing: false, invalid: new Map(), retries: 0 };
+      this.health.set(label, h);
+    }
+    return h;
+  }
+
+  /** An answer `rttMs` after its attempt was sent (RFC 6298 §2). */
+  answered(h: UpstreamHealth, rttMs: number): void {
+    if (Number.isNaN(h.srtt)) {
+      h.srtt = rttMs;
+      h.rttvar = rttMs / 2;
+    } else {
+      h.rttvar = 0.75 * h.rttvar + 0.25 * Math.abs(h.srtt - rttMs);
+      h.srtt = 0.875 * h.srtt + 0.125 * rttMs;
+    }
+    h.rto = Math.min(this.opts.timeoutMs, Math.max(this.opts.minTimeoutMs, h.srtt + 4 * h.rttvar));
+  }
+
+  /** An attempt got no answer in its time: the next one waits twice as long (RFC 6298 §5.5). */
+  timedOut(h: UpstreamHealth): void {
+    h.rto = Math.min(this.opts.timeoutMs, h.rto * 2);
+  }
+
+  succeeded(h: UpstreamHealth): void {
+    if (h.downUntil > 0) this.backedOff--;
+    h.failures = 0;
+    h.downUntil = 0;
+    h.backoffMs = this.opts.backoffMs ?? 5000;
+    h.probing = false;
+  }
+
+  /** A query this upstream failed. Back-off starts after BACKOFF_AFTER in a row and doubles only when a probe fails. */
+  failed(h: UpstreamHealth, now: number): void {
+    if (h.probing) {
+      h.probing = false;
+      h.downUntil = now + h.backoffMs;
+      h.backoffMs = Math.min(h.backoffMs * 2, BACKOFF_MAX_MS);
+      return;
+    }
+    if (h.downUntil > now) return;
+    if (++h.failures >= BACKOFF_AFTER) {
+      if (h.downUntil === 0) this.backedOff++;
+      h.downUntil = now + h.backoffMs;
+      h.backoffMs = Math.min(h.backoffMs * 2, BACKOFF_MAX_MS);
+    }
+  }
+
+  /**
+   * The servers a query may use, in configured order: those not backed off, plus one backed-off
+   * server it probes (when its period is over, or at once when every server is backed off) if no
+   * other query is probing it. Empty: every server is backed off and already being probed.
+   */
+  usable(servers: readonly UpstreamAddress[], now: number, probes: UpstreamHealth[]): UpstreamAddress[] {
+    if (this.backedOff === 0) return servers as UpstreamAddress[];
+    let up = 0;
+    for (const s of servers) if ((this.health.get(formatServer(s))?.downUntil ?? 0) === 0) up++;
+    if (up === servers.length) return servers as UpstreamAddress[];
+    const out: UpstreamAddress[] = [];
+    for (const s of servers) {
+      const h = this.health.get(formatServer(s));
+      if (!h || h.downUntil === 0) out.push(s);
+      else if (!h.probing && (h.downUntil <= now || up === 0) && probes.length === 0) {
+        h.probing = true;
+        probes.push(h);
+        out.push(s);
       }
-      return this.settle(server, reply, 'udp', next);
-    });
-  }
-
-  /** A server's reply (or none): the result, or the next server's when it failed or answered SERVFAIL/REFUSED. */
-  private settle(server: UpstreamAddress, reply: Buffer | undefined, transport: 'udp' | 'tcp', next: (last: UpstreamResult) => Promise<UpstreamResult>): UpstreamResult | Promise<UpstreamResult> {
-    const label = formatServer(server);
-    if (!reply) {
-      this.errors++;
-      this.failed(label);
-      return next({ ok: false, reason: 'timeout', server: label });
     }
-    const rcode = reply[3]! & 0xf;
-    const result: UpstreamResult = { ok: true, reply, server: label, transport };
-    if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) {
-      this.errors++;
-      this.failed(label);
-      return next(result);
-    }
-    this.health.delete(label);
-    return result;
+    return out;
   }
 
-  /** Healthy upstreams in configured order, then those in back-off (tried only when the others fail: the probe). */
-  private order(servers: readonly UpstreamAddress[]): readonly UpstreamAddress[] {
-    if (this.health.size === 0) return servers;
-    const now = Date.now();
-    const up: UpstreamAddress[] = [];
-    const down: UpstreamAddress[] = [];
-    for (const s of servers) ((this.health.get(formatServer(s))?.downUntil ?? 0) > now ? down : up).push(s);
-    return down.length === 0 ? servers : [...up, ...down];
+  invalid(h: UpstreamHealth, problem: ReplyProblem): void {
+    h.invalid.set(problem, (h.invalid.get(problem) ?? 0) + 1);
   }
 
-  private failed(label: string): void {
-    const base = this.opts.backoffMs ?? 5000;
-    const h = this.health.get(label) ?? { failures: 0, downUntil: 0, backoffMs: base };
-    h.failures++;
-    if (h.failures >= 2) {
-      h.downUntil = Date.now() + h.backoffMs;
-      h.backoffMs = Math.min(h.backoffMs * 2, 60_000);
-    }
-    this.health.set(label, h);
-  }
-
-  private udp(server: UpstreamAddress, question: Buffer, query: Query, timeoutMs: number): Promise<Buffer | undefined> {
-    if (this.closed) return Promise.resolve(undefined);
-    // Upstream hosts are IP literals (the config schema checks): a colon means IPv6.
-    const family = server.host.includes(':') ? 'udp6' : 'udp4';
-    const sock = this.pick(family);
+  /** A UDP socket of `family` and a query ID free on it; undefined when 65k queries are in flight on it. */
+  socketFor(family: 'udp4' | 'udp6', avoid: PoolSocket | undefined): { socket: PoolSocket; id: number } | undefined {
+    let socket = this.pick(family);
+    // A retry leaves from another port when the pool has one (RFC 5452 §9.2).
+    if (socket === avoid && this.opts.sockets > 1) socket = this.pick(family);
     let id = this.nextId();
-    for (let tries = 0; sock.pending.has(id) && tries < 16; tries++) id = this.nextId();
-    if (sock.pending.has(id)) return Promise.resolve(undefined); // 65k queries in flight on one socket
-    const out = buildUpstreamQuery(id, question, query);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        sock.pending.delete(id);
-        resolve(undefined);
-        if (sock.retired && sock.pending.size === 0) sock.close();
-      }, timeoutMs);
-      // `question` is a view into the query, which no one writes to again (a datagram has its own
-      // buffer; TCP copies each message out of its stream), so it is kept without a copy.
-      sock.pending.set(id, { resolve, host: server.host, port: server.port, question, timer });
-      sock.send(out, server.host, server.port, () => {
-        clearTimeout(timer);
-        sock.pending.delete(id);
-        resolve(undefined);
-      });
-    });
+    for (let tries = 0; socket.pending.has(id) && tries < 16; tries++) id = this.nextId();
+    return socket.pending.has(id) ? undefined : { socket, id };
+  }
+
+  nextId(): number {
+    if (this.idPos + 2 > this.ids.length) this.refill();
+    const id = this.ids.readUInt16BE(this.idPos);
+    this.idPos += 2;
+    return id;
   }
 
   private pick(family: 'udp4' | 'udp6'): PoolSocket {
@@ -271,13 +327,6 @@ export class UpstreamPool {
     return this.ids[this.idPos++]!;
   }
 
-  private nextId(): number {
-    if (this.idPos + 2 > this.ids.length) this.refill();
-    const id = this.ids.readUInt16BE(this.idPos);
-    this.idPos += 2;
-    return id;
-  }
-
   // One crypto call per 4 KiB of randomness rather than one per query.
   private refill(): void {
     this.ids = randomFillSync(Buffer.allocUnsafe(4096));
@@ -290,10 +339,7 @@ export class UpstreamPool {
       // The pool is sparse: slots are filled on first use.
       for (const s of pool) {
         if (!s) continue;
-        for (const p of s.pending.values()) {
-          clearTimeout(p.timer);
-          p.resolve(undefined);
-        }
+        for (const p of [...s.pending.values()]) p.exchange.abort();
         s.close();
       }
       pool.length = 0;
@@ -301,12 +347,242 @@ export class UpstreamPool {
   }
 }
 
-/** Header (fresh ID, RD, CD from the client), the client's question, OPT advertising 1232 with its DO bit. */
+/** One UDP attempt of an exchange. */
+interface Attempt {
+  socket: PoolSocket;
+  id: number;
+  server: UpstreamAddress;
+  health: UpstreamHealth;
+  sentAt: number;
+  /** Still waiting for its answer. */
+  open: boolean;
+}
+
+/**
+ * One forwarded query: its attempts, one timer (the next attempt or the deadline) and its result.
+ * A class rather than closures: it runs for every forwarded query, and one object with fields
+ * costs less than a closure per step.
+ */
+class Exchange {
+  private readonly attempts: Attempt[] = [];
+  private readonly probes: UpstreamHealth[] = [];
+  private readonly order: UpstreamAddress[];
+  /** Servers that gave a definite answer (a bad rcode or an invalid reply): not asked again. */
+  private done: UpstreamAddress[] | undefined;
+  /** Servers that sent a valid reply (any rcode): up, whatever else happened. */
+  private replied: UpstreamAddress[] | undefined;
+  private next = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly deadline: number;
+  private last: UpstreamResult = { ok: false, reason: 'timeout' };
+  private settled = false;
+  private tcpOpen = 0;
+
+  constructor(
+    private readonly pool: UpstreamPool,
+    servers: readonly UpstreamAddress[],
+    private readonly question: Buffer,
+    private readonly query: Query,
+    private readonly resolve: (r: UpstreamResult) => void,
+  ) {
+    const now = Date.now();
+    this.deadline = now + pool.opts.totalTimeoutMs;
+    this.order = pool.usable(servers, now, this.probes);
+  }
+
+  start(): void {
+    if (this.order.length === 0) return this.finish({ ok: false, reason: 'backoff' });
+    // A probe goes out at once beside the first regular attempt, so the query does not wait on it.
+    if (this.probes.length > 0 && this.order.length > 1) {
+      const probe = this.order.findIndex((s) => this.pool.health.get(formatServer(s)) === this.probes[0]);
+      this.send(this.order[probe]!, false);
+      if (probe === 0) this.next = 1;
+    }
+    this.sendNext();
+  }
+
+  /** The next attempt: the next server in order not yet done, cycling; else wait for open ones. */
+  private sendNext(): void {
+    if (this.settled) return;
+    const n = this.order.length;
+    for (let k = 0; k < n; k++) {
+      const server = this.order[(this.next + k) % n]!;
+      if (this.done?.includes(server)) continue;
+      this.next = (this.next + k + 1) % n;
+      this.send(server, true);
+      return;
+    }
+    if (!this.attempts.some((a) => a.open) && this.tcpOpen === 0) this.finish(this.last);
+    else this.arm(this.deadline - Date.now());
+  }
+
+  private send(server: UpstreamAddress, armTimer: boolean): void {
+    const pool = this.pool;
+    const remaining = this.deadline - Date.now();
+    if (remaining <= 0 || pool.closed) return this.finish(this.last);
+    const label = formatServer(server);
+    const health = pool.healthOf(label);
+    const family = server.host.includes(':') ? 'udp6' : 'udp4';
+    const prev = this.attempts.length > 0 ? this.attempts[this.attempts.length - 1]!.socket : undefined;
+    const slot = pool.socketFor(family, prev);
+    if (this.attempts.some((a) => a.server === server)) health.retries++;
+    if (slot) {
+      const attempt: Attempt = { socket: slot.socket, id: slot.id, server, health, sentAt: performance.now(), open: true };
+      const index = this.attempts.push(attempt) - 1;
+      // `question` is a view into the query, which no one writes to again (a datagram has its own
+      // buffer; TCP copies each message out of its stream), so it is kept without a copy.
+      slot.socket.pending.set(slot.id, { exchange: this, attempt: index, host: server.host, port: server.port, question: this.question });
+      slot.socket.send(buildUpstreamQuery(slot.id, this.question, this.query), server.host, server.port, () => this.lost(index));
+    }
+    if (armTimer) this.arm(Math.min(health.rto, remaining));
+  }
+
+  private arm(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, ms));
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    if (Date.now() >= this.deadline) return this.finish(this.last);
+    const latest = this.attempts[this.attempts.length - 1];
+    if (latest?.open) this.pool.timedOut(latest.health);
+    this.sendNext();
+  }
+
+  /** An attempt's datagram could not be sent. */
+  private lost(index: number): void {
+    const a = this.attempts[index]!;
+    if (!a.open) return;
+    a.open = false;
+    a.socket.forget(a.id);
+  }
+
+  /** A datagram that answers attempt `index` (ID, source and question already checked). */
+  reply(index: number, msg: Buffer): void {
+    const a = this.attempts[index]!;
+    a.open = false;
+    // A round trip, even when the reply turns out invalid: the upstream is that far away.
+    this.pool.answered(a.health, performance.now() - a.sentAt);
+    if (this.settled) {
+      // A probe's late answer still tells whether its upstream is back.
+      if (this.probes.includes(a.health)) this.judgeProbe(a.health, checkReply(msg, this.query.questionEnd) === undefined);
+      return;
+    }
+    if (msg[2]! & 0x02) {
+      // Truncated: the same server again over TCP, within what is left of the deadline.
+      this.tcpOpen++;
+      const out = buildUpstreamQuery(this.pool.nextId(), this.question, this.query);
+      void tcpExchange(a.server, out, this.question, Math.min(this.pool.opts.timeoutMs, this.deadline - Date.now())).then((r) => {
+        this.tcpOpen--;
+        if (this.settled) return;
+        if (r) this.judge(a, r, 'tcp');
+        else {
+          this.markDone(a.server);
+          this.sendNext();
+        }
+      });
+      return;
+    }
+    this.judge(a, msg, 'udp');
+  }
+
+  private judge(a: Attempt, reply: Buffer, transport: 'udp' | 'tcp'): void {
+    const label = formatServer(a.server);
+    const problem = checkReply(reply, this.query.questionEnd);
+    if (problem) {
+      this.pool.invalid(a.health, problem);
+      this.last = { ok: false, reason: 'invalid', server: label, problem };
+      this.markDone(a.server);
+      return this.sendNext();
+    }
+    (this.replied ??= []).push(a.server);
+    const rcode = reply[3]! & 0xf;
+    const result: UpstreamResult = { ok: true, reply, server: label, address: a.server, transport };
+    if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED || rcode === RCODE.FORMERR || rcode === RCODE.NOTIMP) {
+      // An answer, so the upstream is up; another upstream may still know better.
+      this.pool.succeeded(a.health);
+      this.last = result;
+      this.markDone(a.server);
+      return this.sendNext();
+    }
+    this.pool.succeeded(a.health);
+    this.finish(result);
+  }
+
+  private markDone(server: UpstreamAddress): void {
+    (this.done ??= []).push(server);
+  }
+
+  private judgeProbe(h: UpstreamHealth, good: boolean): void {
+    if (!h.probing) return;
+    if (good) this.pool.succeeded(h);
+    else this.pool.failed(h, Date.now());
+  }
+
+  abort(): void {
+    this.finish({ ok: false, reason: 'closed' });
+  }
+
+  private finish(result: UpstreamResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    const attempts = this.attempts;
+    if (attempts.length === 1 && this.probes.length === 0) {
+      // The common case, kept short: one attempt, answered or not.
+      const a = attempts[0]!;
+      if (a.open) {
+        a.open = false;
+        a.socket.forget(a.id);
+      }
+      if (!this.replied) this.pool.failed(a.health, Date.now());
+    } else this.settleAttempts();
+    if (!result.ok || result.reply[3]! & 0xf) this.pool.errors++;
+    this.resolve(result);
+  }
+
+  /** After several attempts: stop waiting for them, and note which upstreams failed this query. */
+  private settleAttempts(): void {
+    const now = Date.now();
+    for (const a of this.attempts) {
+      const probeStillOpen = a.open && this.probes.includes(a.health) && !this.replied?.includes(a.server) && !this.pool.closed;
+      if (a.open && !probeStillOpen) {
+        a.open = false;
+        a.socket.forget(a.id);
+      }
+    }
+    // Upstreams asked that never answered failed this query (once each). An open probe gets until
+    // its own timeout to answer.
+    for (let i = 0; i < this.attempts.length; i++) {
+      const a = this.attempts[i]!;
+      if (this.attempts.findIndex((b) => b.server === a.server) !== i) continue;
+      if (this.replied?.includes(a.server)) continue;
+      if (this.probes.includes(a.health) && a.open) this.probeTimeout(a);
+      else this.pool.failed(a.health, now);
+    }
+    for (const h of this.probes) if (h.probing && !this.attempts.some((a) => a.health === h)) h.probing = false;
+  }
+
+  private probeTimeout(a: Attempt): void {
+    const t = setTimeout(() => {
+      if (!a.open) return;
+      a.open = false;
+      a.socket.forget(a.id);
+      this.judgeProbe(a.health, false);
+    }, Math.max(0, a.health.rto - (performance.now() - a.sentAt)));
+    t.unref();
+  }
+}
+
+/** Header (fresh ID, RD, AD, CD from the client), the client's question, OPT advertising 1232 with its DO bit. */
 export function buildUpstreamQuery(id: number, question: Buffer, query: Query): Buffer {
   const b = Buffer.allocUnsafe(12 + question.length + 11);
   b.writeUInt16BE(id, 0);
   b[2] = 0x01; // RD
-  b[3] = query.flags & 0x10; // CD
+  // AD: "tell me whether you validated" (RFC 6840 §5.7), so the cached answer can carry AD for any
+  // later client that asks; CD from the client (and in the cache key).
+  b[3] = 0x20 | (query.flags & 0x10);
   b.writeUInt16BE(1, 4);
   b.writeUInt32BE(0, 6);
   b.writeUInt16BE(1, 10);

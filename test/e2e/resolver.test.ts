@@ -156,9 +156,11 @@ describe('forwarding', () => {
     upstream.setHandler(undefined);
     const again = await resolve(h.udp, 'spoof.example', 'A', { localAddress: GUEST, id: 7 });
     expect(again.answers.map((a) => a.data)).toEqual(['192.0.2.1']); // nothing forged was cached
+    // The first query was asked again while it waited (the same upstream is the only one), the
+    // second once: every attempt with its own ID.
     const ids = upstream.queries.filter((x) => x.name === 'spoof.example').map((x) => x.id);
-    expect(ids).toHaveLength(2);
-    expect(ids[0]).not.toBe(ids[1]);
+    expect(ids.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 
   it('ignores a reply with the wrong ID', async () => {

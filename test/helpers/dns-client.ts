@@ -645,6 +645,7 @@ export interface ResolveOptions extends TransportOptions {
   id?: number;
   rd?: boolean;
   cd?: boolean;
+  ad?: boolean;
   qclass?: number;
 }
 

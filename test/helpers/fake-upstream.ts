@@ -55,6 +55,8 @@ export interface FakeAnswer {
   ednsOptions?: EdnsOption[];
   /** Set the AA bit. Default false (the fake poses as a recursive resolver). */
   aa?: boolean;
+  /** Set the AD bit (the fake poses as a validating resolver). */
+  ad?: boolean;
   /**
    * UDP only. true: reply with header + question and TC set. false: never
    * truncate, even if oversized. undefined: truncate automatically when the
@@ -86,6 +88,7 @@ export interface FakeQuery {
   opcode: number;
   rd: boolean;
   cd: boolean;
+  ad: boolean;
   /** Whether the query carried an OPT RR. */
   edns: boolean;
   /** DNSSEC OK bit (false without EDNS). */
@@ -148,6 +151,7 @@ export function parseQuery(raw: Buffer): ParsedQuery {
     opcode: msg.flags.opcode,
     rd: msg.flags.rd,
     cd: msg.flags.cd,
+    ad: msg.flags.ad,
     edns: msg.edns !== undefined,
     do: msg.edns?.do ?? false,
     raw,
@@ -262,7 +266,7 @@ function header(q: ParsedQuery['fields'], a: FakeAnswer, tc: boolean, counts: [n
   const h = Buffer.alloc(12);
   h.writeUInt16BE((a.idOverride ?? q.id) & 0xffff, 0);
   h.writeUInt8(0x80 | ((q.opcode & 0x0f) << 3) | (a.aa ? 0x04 : 0) | (tc ? 0x02 : 0) | (q.rd ? 0x01 : 0), 2);
-  h.writeUInt8(0x80 | (q.cd ? 0x10 : 0) | ((a.rcode ?? 0) & 0x0f), 3);
+  h.writeUInt8(0x80 | (a.ad ? 0x20 : 0) | (q.cd ? 0x10 : 0) | ((a.rcode ?? 0) & 0x0f), 3);
   counts.forEach((c, i) => h.writeUInt16BE(c, 4 + i * 2));
   return h;
 }
