@@ -26,22 +26,15 @@ export interface UpstreamOptions {
   batch?: BatchBinding | undefined;
 }
 
-interface Pending {
-  exchange: Exchange;
-  attempt: number;
-  host: string;
-  port: number;
-  question: Buffer;
-}
-
 /** One UDP port of the pool. Two kinds, one behaviour: node:dgram, and the batched native socket. */
 abstract class PoolSocket {
-  readonly pending = new Map<number, Pending>();
+  /** Attempts waiting for their answer, by query ID. */
+  readonly pending = new Map<number, Attempt>();
   used = 0;
   retired = false;
 
-  /** Send `out` to host:port; `failed` runs (at once or later) when it cannot go. */
-  abstract send(out: Buffer, host: string, port: number, failed: () => void): void;
+  /** Send attempt `a`'s query `out` to its server; the attempt is told (at once or later) when it cannot go. */
+  abstract send(out: Buffer, a: Attempt): void;
   abstract close(): void;
 
   /** A datagram from host:port: it settles the query it answers, if it is a genuine answer to one. */
@@ -53,7 +46,7 @@ abstract class PoolSocket {
     if (port !== p.port || normaliseHost(host) !== normaliseHost(p.host)) return;
     if (!sameQuestion(msg, p.question)) return; // a spoofed or stray reply: keep waiting
     this.forget(id);
-    p.exchange.reply(p.attempt, msg);
+    p.exchange.reply(p, msg);
   }
 
   /** Stop waiting for query `id`; a retired socket closes with its last pending query. */
@@ -77,9 +70,9 @@ class DgramPoolSocket extends PoolSocket {
     this.socket.unref();
   }
 
-  send(out: Buffer, host: string, port: number, failed: () => void): void {
-    this.socket.send(out, port, host, (err) => {
-      if (err) failed();
+  send(out: Buffer, a: Attempt): void {
+    this.socket.send(out, a.port, a.host, (err) => {
+      if (err) a.exchange.lost(a);
     });
   }
 
@@ -135,8 +128,8 @@ class BatchedPoolSocket extends PoolSocket {
     return 0;
   }
 
-  send(out: Buffer, host: string, port: number, failed: () => void): void {
-    if (this.closed || this.binding.sendTo(this.socket.handle, out, out.length, host, port) !== 0) failed();
+  send(out: Buffer, a: Attempt): void {
+    if (this.closed || this.binding.sendTo(this.socket.handle, out, out.length, a.host, a.port) !== 0) a.exchange.lost(a);
   }
 
   close(): void {
@@ -192,6 +185,10 @@ export class UpstreamPool {
   readonly health = new Map<string, UpstreamHealth>();
   /** Upstreams with downUntil > 0: while none is, every query may use every server as configured. */
   private backedOff = 0;
+
+  get hasBackedOff(): boolean {
+    return this.backedOff > 0;
+  }
 
   constructor(
     readonly opts: UpstreamOptions,
@@ -267,18 +264,18 @@ export class UpstreamPool {
    * server it probes (when its period is over, or at once when every server is backed off) if no
    * other query is probing it. Empty: every server is backed off and already being probed.
    */
-  usable(servers: readonly UpstreamAddress[], now: number, probes: UpstreamHealth[]): UpstreamAddress[] {
+  usable(servers: readonly UpstreamAddress[], now: number): UpstreamAddress[] {
     if (this.backedOff === 0) return servers as UpstreamAddress[];
     let up = 0;
     for (const s of servers) if ((this.health.get(formatServer(s))?.downUntil ?? 0) === 0) up++;
     if (up === servers.length) return servers as UpstreamAddress[];
     const out: UpstreamAddress[] = [];
+    let probe = false;
     for (const s of servers) {
       const h = this.health.get(formatServer(s));
       if (!h || h.downUntil === 0) out.push(s);
-      else if (!h.probing && (h.downUntil <= now || up === 0) && probes.length === 0) {
-        h.probing = true;
-        probes.push(h);
+      else if (!h.probing && (h.downUntil <= now || up === 0) && !probe) {
+        h.probing = probe = true;
         out.push(s);
       }
     }
@@ -289,14 +286,17 @@ export class UpstreamPool {
     h.invalid.set(problem, (h.invalid.get(problem) ?? 0) + 1);
   }
 
-  /** A UDP socket of `family` and a query ID free on it; undefined when 65k queries are in flight on it. */
-  socketFor(family: 'udp4' | 'udp6', avoid: PoolSocket | undefined): { socket: PoolSocket; id: number } | undefined {
-    let socket = this.pick(family);
-    // A retry leaves from another port when the pool has one (RFC 5452 §9.2).
-    if (socket === avoid && this.opts.sockets > 1) socket = this.pick(family);
+  /** A UDP socket of `family`; a retry leaves from another port when the pool has one (RFC 5452 §9.2). */
+  socketFor(family: 'udp4' | 'udp6', avoid: PoolSocket | undefined): PoolSocket {
+    const socket = this.pick(family);
+    return socket === avoid && this.opts.sockets > 1 ? this.pick(family) : socket;
+  }
+
+  /** A random query ID not in flight on `socket`; -1 when 65k queries are in flight on it. */
+  freeId(socket: PoolSocket): number {
     let id = this.nextId();
     for (let tries = 0; socket.pending.has(id) && tries < 16; tries++) id = this.nextId();
-    return socket.pending.has(id) ? undefined : { socket, id };
+    return socket.pending.has(id) ? -1 : id;
   }
 
   nextId(): number {
@@ -347,15 +347,22 @@ export class UpstreamPool {
   }
 }
 
-/** One UDP attempt of an exchange. */
+/** One UDP attempt of an exchange: what its socket waits for (by ID), and what came of it. */
 interface Attempt {
-  socket: PoolSocket;
-  id: number;
-  server: UpstreamAddress;
-  health: UpstreamHealth;
-  sentAt: number;
+  readonly exchange: Exchange;
+  readonly socket: PoolSocket;
+  readonly id: number;
+  readonly server: UpstreamAddress;
+  /** The server's address, to match the reply's source. */
+  readonly host: string;
+  readonly port: number;
+  readonly question: Buffer;
+  readonly health: UpstreamHealth;
+  readonly sentAt: number;
   /** Still waiting for its answer. */
   open: boolean;
+  /** Its server sent a valid reply (any rcode). */
+  replied: boolean;
 }
 
 /**
@@ -365,12 +372,11 @@ interface Attempt {
  */
 class Exchange {
   private readonly attempts: Attempt[] = [];
-  private readonly probes: UpstreamHealth[] = [];
+  /** The backed-off upstream this query probes, if any (at most one). */
+  private probe: UpstreamHealth | undefined;
   private readonly order: UpstreamAddress[];
   /** Servers that gave a definite answer (a bad rcode or an invalid reply): not asked again. */
   private done: UpstreamAddress[] | undefined;
-  /** Servers that sent a valid reply (any rcode): up, whatever else happened. */
-  private replied: UpstreamAddress[] | undefined;
   private next = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly deadline: number;
@@ -387,14 +393,21 @@ class Exchange {
   ) {
     const now = Date.now();
     this.deadline = now + pool.opts.totalTimeoutMs;
-    this.order = pool.usable(servers, now, this.probes);
+    this.order = pool.usable(servers, now);
+    if (pool.hasBackedOff) {
+      // The only backed-off server usable() lets in is the probe.
+      for (const s of this.order) {
+        const h = pool.health.get(formatServer(s));
+        if (h && h.downUntil > 0) this.probe = h;
+      }
+    }
   }
 
   start(): void {
     if (this.order.length === 0) return this.finish({ ok: false, reason: 'backoff' });
     // A probe goes out at once beside the first regular attempt, so the query does not wait on it.
-    if (this.probes.length > 0 && this.order.length > 1) {
-      const probe = this.order.findIndex((s) => this.pool.health.get(formatServer(s)) === this.probes[0]);
+    if (this.probe && this.order.length > 1) {
+      const probe = this.order.findIndex((s) => this.pool.health.get(formatServer(s)) === this.probe);
       this.send(this.order[probe]!, false);
       if (probe === 0) this.next = 1;
     }
@@ -423,16 +436,17 @@ class Exchange {
     const label = formatServer(server);
     const health = pool.healthOf(label);
     const family = server.host.includes(':') ? 'udp6' : 'udp4';
-    const prev = this.attempts.length > 0 ? this.attempts[this.attempts.length - 1]!.socket : undefined;
-    const slot = pool.socketFor(family, prev);
-    if (this.attempts.some((a) => a.server === server)) health.retries++;
-    if (slot) {
-      const attempt: Attempt = { socket: slot.socket, id: slot.id, server, health, sentAt: performance.now(), open: true };
-      const index = this.attempts.push(attempt) - 1;
+    const n = this.attempts.length;
+    const socket = pool.socketFor(family, n > 0 ? this.attempts[n - 1]!.socket : undefined);
+    const id = pool.freeId(socket);
+    for (let i = 0; i < n; i++) if (this.attempts[i]!.server === server) health.retries++;
+    if (id >= 0) {
       // `question` is a view into the query, which no one writes to again (a datagram has its own
       // buffer; TCP copies each message out of its stream), so it is kept without a copy.
-      slot.socket.pending.set(slot.id, { exchange: this, attempt: index, host: server.host, port: server.port, question: this.question });
-      slot.socket.send(buildUpstreamQuery(slot.id, this.question, this.query), server.host, server.port, () => this.lost(index));
+      const a: Attempt = { exchange: this, socket, id, server, host: server.host, port: server.port, question: this.question, health, sentAt: performance.now(), open: true, replied: false };
+      this.attempts.push(a);
+      socket.pending.set(id, a);
+      socket.send(buildUpstreamQuery(id, this.question, this.query), a);
     }
     if (armTimer) this.arm(Math.min(health.rto, remaining));
   }
@@ -451,22 +465,20 @@ class Exchange {
   }
 
   /** An attempt's datagram could not be sent. */
-  private lost(index: number): void {
-    const a = this.attempts[index]!;
+  lost(a: Attempt): void {
     if (!a.open) return;
     a.open = false;
     a.socket.forget(a.id);
   }
 
-  /** A datagram that answers attempt `index` (ID, source and question already checked). */
-  reply(index: number, msg: Buffer): void {
-    const a = this.attempts[index]!;
+  /** A datagram that answers attempt `a` (ID, source and question already checked). */
+  reply(a: Attempt, msg: Buffer): void {
     a.open = false;
     // A round trip, even when the reply turns out invalid: the upstream is that far away.
     this.pool.answered(a.health, performance.now() - a.sentAt);
     if (this.settled) {
       // A probe's late answer still tells whether its upstream is back.
-      if (this.probes.includes(a.health)) this.judgeProbe(a.health, checkReply(msg, this.query.questionEnd) === undefined);
+      if (a.health === this.probe) this.judgeProbe(a.health, checkReply(msg, this.query.questionEnd) === undefined);
       return;
     }
     if (msg[2]! & 0x02) {
@@ -496,7 +508,7 @@ class Exchange {
       this.markDone(a.server);
       return this.sendNext();
     }
-    (this.replied ??= []).push(a.server);
+    a.replied = true;
     const rcode = reply[3]! & 0xf;
     const result: UpstreamResult = { ok: true, reply, server: label, address: a.server, transport };
     if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED || rcode === RCODE.FORMERR || rcode === RCODE.NOTIMP) {
@@ -529,14 +541,14 @@ class Exchange {
     this.settled = true;
     if (this.timer) clearTimeout(this.timer);
     const attempts = this.attempts;
-    if (attempts.length === 1 && this.probes.length === 0) {
+    if (attempts.length === 1 && !this.probe) {
       // The common case, kept short: one attempt, answered or not.
       const a = attempts[0]!;
       if (a.open) {
         a.open = false;
         a.socket.forget(a.id);
       }
-      if (!this.replied) this.pool.failed(a.health, Date.now());
+      if (!a.replied) this.pool.failed(a.health, Date.now());
     } else this.settleAttempts();
     if (!result.ok || result.reply[3]! & 0xf) this.pool.errors++;
     this.resolve(result);
@@ -546,7 +558,7 @@ class Exchange {
   private settleAttempts(): void {
     const now = Date.now();
     for (const a of this.attempts) {
-      const probeStillOpen = a.open && this.probes.includes(a.health) && !this.replied?.includes(a.server) && !this.pool.closed;
+      const probeStillOpen = a.open && a.health === this.probe && !this.replied(a.server) && !this.pool.closed;
       if (a.open && !probeStillOpen) {
         a.open = false;
         a.socket.forget(a.id);
@@ -557,11 +569,18 @@ class Exchange {
     for (let i = 0; i < this.attempts.length; i++) {
       const a = this.attempts[i]!;
       if (this.attempts.findIndex((b) => b.server === a.server) !== i) continue;
-      if (this.replied?.includes(a.server)) continue;
-      if (this.probes.includes(a.health) && a.open) this.probeTimeout(a);
+      if (this.replied(a.server)) continue;
+      if (a.health === this.probe && a.open) this.probeTimeout(a);
       else this.pool.failed(a.health, now);
     }
-    for (const h of this.probes) if (h.probing && !this.attempts.some((a) => a.health === h)) h.probing = false;
+    const probe = this.probe;
+    if (probe?.probing && !this.attempts.some((a) => a.health === probe)) probe.probing = false;
+  }
+
+  /** Whether `server` sent a valid reply to any attempt. */
+  private replied(server: UpstreamAddress): boolean {
+    for (const a of this.attempts) if (a.server === server && a.replied) return true;
+    return false;
   }
 
   private probeTimeout(a: Attempt): void {
