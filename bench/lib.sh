@@ -141,6 +141,10 @@ start_server() {
     sluice-dgram)
       SLUICE_UDP_IO=dgram start_bg "sluice-dgram-$port" "$SERVER_CPUS" bash "$BENCH/kit-start.sh" "$port" "127.0.0.1:$UP_PORT" "$list" \
         ${SLUICE_WORKERS:+"$SLUICE_WORKERS"} ;;
+    sluice-base)
+      [ -x "${SLUICE_BASE:-}/bin/sluice.js" ] || { echo "sluice-base needs SLUICE_BASE=<a built sluice checkout>" >&2; return 1; }
+      start_bg "sluice-base-$port" "$SERVER_CPUS" bash "$SLUICE_BASE/bench/kit-start.sh" "$port" "127.0.0.1:$UP_PORT" "$list" \
+        ${SLUICE_WORKERS:+"$SLUICE_WORKERS"} ;;
     dnsmasq)
       conf="$RUN/dnsmasq-$port.conf"
       { printf 'port=%s\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nno-poll\n' "$port"

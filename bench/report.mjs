@@ -92,3 +92,15 @@ if (dgramRow && dgramRow !== sluice) {
   const part = (k) => `${k} ${int(qps(dgramRow, k))} (${fix((qps(dgramRow, k) / ceiling) * 100, 0)}% of the ceiling)`;
   console.log(`\nThe same sluice with \`udp.io: dgram\` (${dgramRow}): ${['blocked', 'cached', 'miss'].map(part).join(', ')}.`);
 }
+const baseRow = results.find((r) => r.server.startsWith('sluice-base'))?.server;
+if (baseRow && baseRow !== sluice) {
+  console.log(`\nThis sluice (${sluice}) against the base build (${baseRow}, SLUICE_BASE) in the same run:`);
+  for (const k of ['blocked', 'cached', 'miss']) {
+    const vsBase = qps(sluice, k) / qps(baseRow, k);
+    const ub = qps('unbound', k);
+    const ratios = Number.isFinite(ub) ? `; ÷ Unbound ${fix(qps(sluice, k) / ub)} (base ${fix(qps(baseRow, k) / ub)})` : '';
+    console.log(`- ${k}: ${int(qps(sluice, k))} vs ${int(qps(baseRow, k))} QPS, ${fix(vsBase)}x the base${ratios}`);
+  }
+  const p99 = (server) => results.find((r) => r.server === server && r.kind === 'miss')?.lat_p99_ms;
+  console.log(`- miss p99 at half peak: ${p99(sluice)} ms (base ${p99(baseRow)} ms, Unbound ${p99('unbound') ?? 'n/a'} ms)`);
+}

@@ -18,7 +18,9 @@
 #
 # Knobs (env): DUR (6, <= 20) RUNS (3) QUICK=1 (DUR=2 RUNS=1, no 1M load) SKIP_1M=1 REPEAT (3, 1M
 # loads per server) LAT_DUR (5) SERVERS ("sluice sluice-dgram dnsmasq unbound node-ceiling"; sluice-dgram
-# is sluice with `udp.io: dgram`, to show what the batched UDP socket gives) SLUICE_WORKERS
+# is sluice with `udp.io: dgram`, to show what the batched UDP socket gives; sluice-base is the sluice
+# checked out and built in SLUICE_BASE, e.g. `git worktree add /tmp/base main && (cd /tmp/base && npm ci
+# && npm run build)`, to compare a change with what it changes in the same run) SLUICE_WORKERS
 # (passed to kit-start.sh; the config gets `workers: N`) SERVER_CPUS (1) PERF_CPUS (0) UP_CPUS (0)
 # PORT_BASE (5590) NO_INSTALL=1 (never run apt-get) STEAL_MAX (5) OTHER_MAX (10): a run during which
 # the VM lost more than STEAL_MAX % of CPU time to steal, or other processes used more than
@@ -70,7 +72,7 @@ log() { echo "bench: $*" >&2; }
 
 port_of() {
   case $1 in sluice) echo "$PORT_BASE" ;; dnsmasq) echo $((PORT_BASE + 1)) ;;
-    unbound) echo $((PORT_BASE + 2)) ;; node-ceiling) echo $((PORT_BASE + 3)) ;; sluice-dgram) echo $((PORT_BASE + 4)) ;; esac
+    unbound) echo $((PORT_BASE + 2)) ;; node-ceiling) echo $((PORT_BASE + 3)) ;; sluice-dgram) echo $((PORT_BASE + 4)) ;; sluice-base) echo $((PORT_BASE + 5)) ;; esac
 }
 label_of() { if [ "${1%-dgram}" = sluice ] && [ -n "${SLUICE_WORKERS:-}" ]; then echo "$1 x$SLUICE_WORKERS"; else echo "$1"; fi; }
 bin_of() { case $1 in dnsmasq) echo dnsmasq ;; unbound) echo unbound ;; *) echo node ;; esac; }
@@ -214,7 +216,7 @@ printf 'server\tlist_lines\tload_ms_median\tload_ms_runs\trss_mb\thwm_mb\n' >"$O
 if [ -z "${SKIP_1M:-}" ]; then
   big=$D/block1m.txt
   for s in "${servers[@]}"; do
-    [ "$s" = node-ceiling ] || [ "$s" = sluice-dgram ] && continue   # the same loader as sluice
+    [ "$s" = node-ceiling ] || [ "$s" = sluice-dgram ] || [ "$s" = sluice-base ] && continue   # the same loader as sluice
     port=$(port_of "$s"); ups=(); rss=0; hwm=0
     for i in $(seq 1 "$REPEAT"); do
       wait_quiet
