@@ -10,6 +10,14 @@ export const RCODE = {
   BADVERS: 16,
 } as const;
 
+/**
+ * Rcodes with which an upstream says it could not answer (SERVFAIL, REFUSED) or did not understand
+ * the query (FORMERR, NOTIMP): another upstream may do better, and the client gets SERVFAIL.
+ */
+export function isUpstreamFailure(rcode: number): boolean {
+  return rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED || rcode === RCODE.FORMERR || rcode === RCODE.NOTIMP;
+}
+
 export const TYPE = {
   A: 1,
   NS: 2,

@@ -4,7 +4,7 @@
 // off the hot path and swaps in with one assignment. The cache and the upstream pool outlive reloads.
 import type { Config, UpstreamAddress } from '../config/schema.js';
 import { parseUpstreamAddress } from '../config/schema.js';
-import { CLASS_IN, EDE, RCODE, TYPE, rcodeName } from '../dns/codes.js';
+import { CLASS_IN, EDE, RCODE, TYPE, isUpstreamFailure, rcodeName } from '../dns/codes.js';
 import { renderAnswer, type AnswerBytes } from '../dns/answer-bytes.js';
 import { encodeAnswer, encodeRcode, encodeRecord, encodeTruncated, fitAnswer, readQuery, udpLimit, type EdeInfo, type Query } from '../dns/wire.js';
 import { DomainSet } from '../policy/domain-set.js';
@@ -294,8 +294,7 @@ export class Resolver {
   private forwarded(ctx: RequestContext, key: string, r: ForwardResult): RequestContext {
     try {
       ctx.upstream = r.upstream;
-      const rcode = r.answer?.rcode;
-      if (r.answer && rcode !== RCODE.SERVFAIL && rcode !== RCODE.REFUSED && rcode !== RCODE.FORMERR && rcode !== RCODE.NOTIMP) return this.allowedAnswer(ctx, r.answer, 0);
+      if (r.answer && !isUpstreamFailure(r.answer.rcode)) return this.allowedAnswer(ctx, r.answer, 0);
       // A validation failure is the upstream's verdict on the data, not an outage: never stale.
       if (r.ede !== undefined && r.ede >= EDE.DNSSEC_BOGUS && r.ede <= EDE.NSEC_MISSING) {
         return this.servfail(ctx, { code: r.ede, text: `sluice: upstream ${r.upstream} reports a DNSSEC validation failure` });

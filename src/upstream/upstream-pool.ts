@@ -7,7 +7,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { randomFillSync } from 'node:crypto';
 import type { UpstreamAddress } from '../config/schema.js';
-import { EDNS_UDP_SIZE, RCODE, TYPE } from '../dns/codes.js';
+import { EDNS_UDP_SIZE, TYPE, isUpstreamFailure } from '../dns/codes.js';
 import { checkReply, type ReplyProblem } from '../dns/reply-check.js';
 import { copyBytes, type Query } from '../dns/wire.js';
 import { SourceAddresses, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';
@@ -372,8 +372,9 @@ interface Attempt {
  */
 class Exchange {
   private readonly attempts: Attempt[] = [];
-  /** The backed-off upstream this query probes, if any (at most one). */
+  /** The backed-off upstream this query probes, if any (at most one), and its place in `order`. */
   private probe: UpstreamHealth | undefined;
+  private probeAt = -1;
   private readonly order: UpstreamAddress[];
   /** Servers that gave a definite answer (a bad rcode or an invalid reply): not asked again. */
   private done: UpstreamAddress[] | undefined;
@@ -396,10 +397,13 @@ class Exchange {
     this.order = pool.usable(servers, now);
     if (pool.hasBackedOff) {
       // The only backed-off server usable() lets in is the probe.
-      for (const s of this.order) {
+      this.order.forEach((s, i) => {
         const h = pool.health.get(formatServer(s));
-        if (h && h.downUntil > 0) this.probe = h;
-      }
+        if (h && h.downUntil > 0) {
+          this.probe = h;
+          this.probeAt = i;
+        }
+      });
     }
   }
 
@@ -407,9 +411,8 @@ class Exchange {
     if (this.order.length === 0) return this.finish({ ok: false, reason: 'backoff' });
     // A probe goes out at once beside the first regular attempt, so the query does not wait on it.
     if (this.probe && this.order.length > 1) {
-      const probe = this.order.findIndex((s) => this.pool.health.get(formatServer(s)) === this.probe);
-      this.send(this.order[probe]!, false);
-      if (probe === 0) this.next = 1;
+      this.send(this.order[this.probeAt]!, false);
+      if (this.probeAt === 0) this.next = 1;
     }
     this.sendNext();
   }
@@ -509,9 +512,8 @@ class Exchange {
       return this.sendNext();
     }
     a.replied = true;
-    const rcode = reply[3]! & 0xf;
     const result: UpstreamResult = { ok: true, reply, server: label, address: a.server, transport };
-    if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED || rcode === RCODE.FORMERR || rcode === RCODE.NOTIMP) {
+    if (isUpstreamFailure(reply[3]! & 0xf)) {
       // An answer, so the upstream is up; another upstream may still know better.
       this.pool.succeeded(a.health);
       this.last = result;
