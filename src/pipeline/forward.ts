@@ -52,8 +52,6 @@ export class Forwarder {
     private readonly clamp: () => TtlClamp,
   ) {}
 
-  // Promise chains rather than async functions: this runs once per forwarded query, and an async
-  // function keeps its whole frame on the heap while it waits.
   /** Exchanges under way. */
   get size(): number {
     return this.inFlight.size;
@@ -64,6 +62,8 @@ export class Forwarder {
     return this.inFlight.has(cacheKey);
   }
 
+  // Promise chains rather than async functions: this runs once per forwarded query, and an async
+  // function keeps its whole frame on the heap while it waits.
   forward(servers: UpstreamAddress[], msg: Buffer, query: Query, cacheKey: string): Promise<ForwardResult> {
     let flight = this.inFlight.get(cacheKey);
     if (!flight) {
