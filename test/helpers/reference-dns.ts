@@ -292,6 +292,21 @@ export interface NsdServer extends ReferenceServer {
   signedZones: SignedZone[];
 }
 
+/** A started daemon as the tests hold it: its address, its directory (removed by stop()), its log. */
+function serverHandle(port: number, dir: string, d: Spawned): ReferenceServer {
+  return {
+    host: '127.0.0.1',
+    port,
+    address: `127.0.0.1:${port}`,
+    dir,
+    log: d.output,
+    async stop() {
+      await d.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** NSD in the foreground (-d) on a free loopback port, serving `zones`. Resolves once every zone answers. */
 export async function startNsd(zones: ZoneSpec[]): Promise<NsdServer> {
   requireReferenceTools();
@@ -342,17 +357,7 @@ export async function startNsd(zones: ZoneSpec[]): Promise<NsdServer> {
       }
       return true;
     });
-    return {
-      ...server,
-      address: `127.0.0.1:${port}`,
-      dir,
-      signedZones: written.flatMap((w) => (w.signed ? [w.signed] : [])),
-      log: d.output,
-      async stop() {
-        await d.stop();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
+    return { ...serverHandle(port, dir, d), signedZones: written.flatMap((w) => (w.signed ? [w.signed] : [])) };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -433,16 +438,7 @@ export async function startUnbound(opts: UnboundOptions): Promise<ReferenceServe
         return false;
       }
     });
-    return {
-      ...server,
-      address: `127.0.0.1:${port}`,
-      dir,
-      log: d.output,
-      async stop() {
-        await d.stop();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
+    return serverHandle(port, dir, d);
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
