@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EDNS_OPTION_EDE, RCODE, TYPE, decodeResponse, encodeQuery, queryUdp, resolve } from '../helpers/dns-client.js';
 import { startFakeUpstream, type FakeAnswer, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { referenceConfig, referenceLists, startSluice, type Harness } from '../helpers/sluice-harness.js';
+import { until } from '../helpers/until.js';
 
 const CLIENT = '127.0.0.2'; // the guest network: nothing blocked
 let upstream: FakeUpstream;
@@ -18,14 +19,6 @@ const ede = (code: number, text = ''): { code: number; data: Buffer } => {
   data.write(text, 2, 'latin1');
   return { code: EDNS_OPTION_EDE, data };
 };
-
-async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 beforeAll(async () => {
   upstream = await startFakeUpstream();

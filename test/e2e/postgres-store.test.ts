@@ -18,6 +18,7 @@ import { PostgresStore, type PostgresStoreOptions } from '../../src/querylog/sto
 import { postgresUrl } from '../../src/querylog/store/postgres-url.js';
 import { DAY_MS, utcDay, type TrendOptions } from '../../src/querylog/store/store.js';
 import { createTestDatabase, startPrivatePostgres, type PrivatePostgres, type TestDatabase } from '../helpers/postgres.js';
+import { until as untilDone } from '../helpers/until.js';
 
 const T0 = Date.parse('2026-11-25T12:00:00Z');
 
@@ -128,14 +129,7 @@ function options(over: Partial<PostgresStoreOptions> = {}): PostgresStoreOptions
 }
 
 /** A condition that becomes true through the store's own progress, polled on its events' results. */
-async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 60_000) => untilDone(what, ok, timeoutMs, 20);
 
 async function sql<T extends pg.QueryResultRow = Record<string, unknown>>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
   const c = new pg.Client({ connectionString: url });
