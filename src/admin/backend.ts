@@ -9,6 +9,8 @@ export interface ListStatus {
   source: string;
   app?: string | null;
   vendor?: string | null;
+  /** Why the list file on disk is not enforced (its last good state is), when it is refused. */
+  refused?: string;
 }
 
 export interface HealthStatus {

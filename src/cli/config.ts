@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { silentLogger } from '../logging/logger.js';
 import { LoadError, loadRuleSet } from '../server/sluice-server.js';
 import { configPath } from './config-file.js';
+import { listFindings } from '../lists/list-loader.js';
 
 export function registerConfig(program: Command): void {
   const config = program.command('config').description('Work with the config file.');
@@ -14,8 +15,15 @@ export function registerConfig(program: Command): void {
     .action(async (fileArg: string | undefined, _opts: unknown, cmd: Command) => {
       const file = fileArg ?? configPath(cmd);
       try {
-        const { rules } = await loadRuleSet(file, silentLogger());
+        const { rules, lists } = await loadRuleSet(file, silentLogger());
         const c = rules.config;
+        const findings = listFindings(lists);
+        for (const w of findings.warnings) process.stderr.write(`warning: ${w}\n`);
+        if (findings.errors.length > 0) {
+          process.stderr.write(findings.errors.join('\n') + '\n');
+          process.exitCode = 1;
+          return;
+        }
         process.stdout.write(
           `${file}: OK (${c.listeners.length} listeners, ${Object.keys(c.networks).length} networks, ` +
             `${Object.keys(c.profiles).length} profiles, ${Object.keys(c.lists).length} lists)\n`,

@@ -46,6 +46,15 @@ export interface HealthReport {
   healthy: boolean;
   dns: DnsProbe;
   admin: AdminProbe;
+  /** What an admin should look at though the server is healthy: list files it refused. */
+  warnings: string[];
+}
+
+/** The refused list files /healthz reports (`lists.refused`), as sentences. */
+export function healthWarnings(body: unknown): string[] {
+  const refused = (body as { lists?: { refused?: unknown } } | null)?.lists?.refused;
+  if (!Array.isArray(refused)) return [];
+  return refused.map((r: { name?: unknown; reason?: unknown }) => `list ${String(r.name)} refused: ${String(r.reason)}`);
 }
 
 /** Where to send the test query: the first listener; a wildcard address is reached on loopback. */
@@ -192,7 +201,7 @@ export async function checkHealth(loaded: LoadedConfig | undefined, opts: Health
     typeof dnsTarget === 'string' ? { ok: false, error: dnsTarget } : probeDns(dnsTarget, opts.timeoutMs),
     typeof adminTarget === 'string' ? probeAdmin(adminTarget, opts.timeoutMs) : adminTarget,
   ]);
-  return { healthy: dns.ok && admin.ok, dns, admin };
+  return { healthy: dns.ok && admin.ok, dns, admin, warnings: healthWarnings(admin.body) };
 }
 
 function describeDns(d: DnsProbe): string {
@@ -223,7 +232,8 @@ export function registerHealth(program: Command): void {
       'after',
       `\nThe query is for ${HEALTH_QUERY_NAME} (type A); any answer with the query's ID counts, REFUSED included,` +
         '\nso the probe works from an address that is in no network. Wildcard listeners (0.0.0.0, ::) are' +
-        '\nqueried on loopback.' +
+        '\nqueried on loopback. A list file the server refused (see `sluice lists`) is a WARN line and' +
+        '\ndoes not change the exit code: the server serves its last good state, as it should.' +
         '\n\nExamples:\n  sluice health\n  sluice health --config /etc/sluice/sluice.yaml --timeout 3000' +
         '\n  sluice health --server 127.0.0.1:5353 --admin http://127.0.0.1:8053 --json',
     )
@@ -241,6 +251,8 @@ export function registerHealth(program: Command): void {
       const report = await checkHealth(loaded, { server: opts.server, admin: opts.admin, timeoutMs: Number(opts.timeout) }, loadError);
       process.exitCode = report.healthy ? EXIT.OK : EXIT.FAILED;
       if (opts.json) return printJson(report);
-      process.stdout.write(`dns    ${describeDns(report.dns)}\nadmin  ${describeAdmin(report.admin)}\n${report.healthy ? 'healthy' : 'UNHEALTHY'}\n`);
+      const warnings = report.warnings.map((w) => `lists  WARN  ${w}\n`).join('');
+      const verdict = report.healthy ? (report.warnings.length > 0 ? `healthy, with ${report.warnings.length} warning${report.warnings.length === 1 ? '' : 's'}` : 'healthy') : 'UNHEALTHY';
+      process.stdout.write(`dns    ${describeDns(report.dns)}\nadmin  ${describeAdmin(report.admin)}\n${warnings}${verdict}\n`);
     });
 }

@@ -1,6 +1,7 @@
 // List file formats: plain domains, hosts-file lines and adblock-style rules, all in one file if
 // need be. Pure: text in, entries and problems out.
 import { domainToASCII } from 'node:url';
+import { ALLOW_SUFFIX_HINT, allowsSuffix, checkSuffix, type SuffixKind } from './public-suffix.js';
 
 export type ListFormat = 'auto' | 'plain' | 'hosts' | 'adblock';
 
@@ -15,6 +16,8 @@ export interface ListProblem {
   line: number;
   text: string;
   message: string;
+  /** Set for a rule refused because it names a public suffix or reserved name (an error, not a typo). */
+  code?: SuffixKind;
 }
 
 export interface ParsedList {
@@ -106,7 +109,28 @@ function stripComment(line: string): string {
   return i < 0 ? line : line.slice(0, i);
 }
 
-/** Parse a whole list file's text. Lines that cannot be parsed are reported and skipped. */
+/**
+ * The entries of one line that may be loaded: a public suffix or reserved name is reported in
+ * `problems` instead, unless the line's comment (`comment`, the text after `#`) allows it.
+ */
+export function admitEntries<E extends { domain: string }>(entries: readonly E[], line: number, raw: string, comment: string, problems: ListProblem[]): E[] {
+  let kept: E[] | undefined;
+  for (let i = 0; i < entries.length; i++) {
+    const v = checkSuffix(entries[i]!.domain);
+    if (v === undefined || allowsSuffix(comment)) {
+      kept?.push(entries[i]!);
+      continue;
+    }
+    kept ??= entries.slice(0, i);
+    problems.push({ line, text: raw.trim(), message: `${v.message}; ${ALLOW_SUFFIX_HINT}`, code: v.kind });
+  }
+  return kept ?? (entries as E[]);
+}
+
+/**
+ * Parse a whole list file's text. Lines that cannot be parsed are reported and skipped, and so are
+ * rules naming a public suffix or reserved name (see public-suffix.ts).
+ */
 export function parseList(text: string, format: ListFormat = 'auto'): ParsedList {
   const entries: ListEntry[] = [];
   const problems: ListProblem[] = [];
@@ -126,7 +150,8 @@ export function parseList(text: string, format: ListFormat = 'auto'): ParsedList
       problems.push({ line: lineNo, text: raw.trim(), message: r.error });
       continue;
     }
-    for (const e of r.entries) entries.push({ ...e, line: lineNo });
+    const comment = rule.length < raw.length ? raw.slice(rule.length + 1) : '';
+    for (const e of admitEntries(r.entries, lineNo, raw, comment, problems)) entries.push({ ...e, line: lineNo });
   }
   return { entries, problems };
 }

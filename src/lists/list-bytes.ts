@@ -1,17 +1,24 @@
 // Loading a list file into a DomainSet straight from its bytes. Hand-written for scale: a
 // 1,000,000-line list must load in well under a second, so plain-domain lines (nearly all lines of
 // real lists) are validated and inserted byte by byte without creating a string or object per line.
-// Any other line (hosts, adblock, wildcard, IDN, or an error) goes through parseRule.
+// Any other line (hosts, adblock, wildcard, IDN, or an error) goes through parseRule. Rules naming a
+// public suffix are reported and skipped on both paths (public-suffix.ts, behind its pre-filter).
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { DomainSet } from '../policy/domain-set.js';
-import { parseRule, type ListProblem } from './formats.js';
+import { sniffContent, type ContentKind } from './activation-guard.js';
+import { admitEntries, parseRule, type ListProblem } from './formats.js';
+import { ALLOW_SUFFIX_HINT, allowsSuffix, mayBeSuffixBytes, suffixVerdict } from './public-suffix.js';
 
 export interface LoadedDomains {
   set: DomainSet;
   problems: ListProblem[];
   /** Rule lines read (duplicates included). */
   rules: number;
+  /** Bytes read. */
+  bytes: number;
+  /** Set when the text is plainly not a list (binary, an HTML page): see activation-guard.ts. */
+  garbage?: ContentKind;
 }
 
 const SCRATCH = Buffer.allocUnsafe(256);
@@ -37,6 +44,8 @@ export class DomainListReader {
   private readonly problems: ListProblem[] = [];
   private rules = 0;
   private line = 0;
+  private bytes = 0;
+  private garbage: ContentKind | undefined;
 
   /** `size`: the bytes of list text to come, when known, to size the table once. */
   constructor(size: number) {
@@ -48,6 +57,9 @@ export class DomainListReader {
   /** Read `buf[from, to)`, which holds whole lines (the last one may lack its newline). */
   lines(buf: Uint8Array, from: number, to: number): void {
     const set = this.set;
+    // The head of the text tells a binary file or an HTML error page from a list.
+    if (this.bytes === 0 && to > from) this.garbage = sniffContent(buf.subarray(from, Math.min(to, from + 4096)));
+    this.bytes += to - from;
     let pos = from;
     while (pos < to) {
       this.line++;
@@ -66,6 +78,7 @@ export class DomainListReader {
       pos = end + 1;
       if (s === end || buf[s] === 0x23 /* # */) continue;
       if (fast > 0 && onlyCommentFollows(buf, stop, end)) {
+        if (mayBeSuffixBytes(SCRATCH, fast) && this.refusedSuffix(buf, s, stop, end, fast)) continue;
         set.self.addBytes(SCRATCH, 0, fast);
         this.rules++;
         continue;
@@ -79,15 +92,33 @@ export class DomainListReader {
         this.problems.push({ line: this.line, text: raw.trim(), message: r.error });
         continue;
       }
-      for (const e of r.entries) set.add(e.domain, e.subdomainsOnly);
+      const kept = admitEntries(r.entries, this.line, raw, hash < 0 ? '' : raw.slice(hash + 1), this.problems);
+      if (kept.length === 0 && r.entries.length > 0) continue;
+      for (const e of kept) set.add(e.domain, e.subdomainsOnly);
       this.rules++;
     }
+  }
+
+  /** The plain rule in SCRATCH names a suffix and its line does not allow that: reported. */
+  private refusedSuffix(buf: Uint8Array, s: number, stop: number, end: number, len: number): boolean {
+    const domain = SCRATCH.toString('latin1', 0, len);
+    const v = suffixVerdict(domain);
+    if (v === undefined) return false;
+    let hash = stop;
+    while (hash < end && buf[hash] !== 0x23) hash++;
+    const comment = hash < end ? Buffer.from(buf.buffer, buf.byteOffset + hash + 1, end - hash - 1).toString('utf8') : '';
+    if (allowsSuffix(comment)) return false;
+    const text = Buffer.from(buf.buffer, buf.byteOffset + s, end - s)
+      .toString('utf8')
+      .trim();
+    this.problems.push({ line: this.line, text, message: `${v.message}; ${ALLOW_SUFFIX_HINT}`, code: v.kind });
+    return true;
   }
 
   finish(): LoadedDomains {
     this.set.self.trim();
     this.set.below.trim();
-    return { set: this.set, problems: this.problems, rules: this.rules };
+    return { set: this.set, problems: this.problems, rules: this.rules, bytes: this.bytes, ...(this.garbage ? { garbage: this.garbage } : {}) };
   }
 }
 

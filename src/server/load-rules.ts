@@ -2,7 +2,8 @@
 // Used at start, on every reload, and by the CLI (so `sluice check` sees what the server sees).
 import { createHash } from 'node:crypto';
 import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.js';
-import { loadLists, type LoadedLists } from '../lists/list-loader.js';
+import { describeServing, loadLists, type LoadedLists } from '../lists/list-loader.js';
+import { acceptedPath, listStateDir, readSavedState, saveGoodState } from '../lists/list-state.js';
 import type { Logger } from '../logging/logger.js';
 import { DomainSet } from '../policy/domain-set.js';
 import { RuleSet } from '../pipeline/resolver.js';
@@ -34,8 +35,13 @@ export function policyVersion(loaded: LoadedRules, editsHash = ''): string {
   return h.digest('hex').slice(0, 12);
 }
 
+export interface LoadRuleSetOptions {
+  /** What this process enforces now (a reload): a list file's change is judged against it. */
+  previous?: LoadedRules;
+}
+
 /** Load a config file and its lists. Throws LoadError listing every problem. */
-export async function loadRuleSet(configFile: string, logger: Logger): Promise<LoadedRules> {
+export async function loadRuleSet(configFile: string, logger: Logger, opts: LoadRuleSetOptions = {}): Promise<LoadedRules> {
   let loaded: LoadedConfig;
   try {
     loaded = readConfigFile(configFile);
@@ -43,11 +49,17 @@ export async function loadRuleSet(configFile: string, logger: Logger): Promise<L
     if (err instanceof ConfigError) throw new LoadError(err.message.split('\n'));
     throw err;
   }
-  const lists = await loadLists(loaded);
+  const lists = await loadLists(loaded, opts.previous ? { previous: opts.previous.lists.lists } : {});
   if (lists.errors.length > 0) throw new LoadError(lists.errors);
   const sets = new Map<string, DomainSet>();
   for (const l of lists.lists) {
     sets.set(l.def.name, l.set);
+    if (l.refused) {
+      logger.error(
+        { list: l.def.name, file: l.def.file, reason: l.refused.reason, serving: l.refused.serving, entries: l.set.size },
+        `${l.def.file}: list ${l.def.name} not activated: ${l.refused.reason}; ${describeServing(l)}. Fix the file, or run \`sluice lists accept ${l.def.name}\` if the change is meant`,
+      );
+    }
     for (const p of l.problems.slice(0, 20)) logger.warn({ file: l.def.file, line: p.line, text: p.text }, `${l.def.file}:${p.line}: ${p.message} (line skipped)`);
     if (l.problems.length > 20) logger.warn({ file: l.def.file, count: l.problems.length }, `${l.def.file}: ${l.problems.length} lines skipped in all`);
   }
@@ -59,4 +71,27 @@ export async function loadRuleSet(configFile: string, logger: Logger): Promise<L
   const result: LoadedRules = { rules: new RuleSet(loaded.config, sets), loaded, lists, sets, version: '' };
   result.version = policyVersion(result);
   return result;
+}
+
+/**
+ * After `loaded` went into service: remember each local list's activated state in state_dir, so
+ * that the next start judges the files against it (and has a copy to serve should one be refused).
+ */
+export async function saveActivated(loaded: LoadedRules, logger: Logger): Promise<void> {
+  const dir = listStateDir(loaded.loaded.config, loaded.loaded.baseDir);
+  for (const l of loaded.lists.lists) {
+    if (l.def.url !== undefined || l.refused || !l.good) continue;
+    if (readSavedState(dir, l.def.name)?.sha256 === l.good.sha256) continue;
+    try {
+      await saveGoodState(dir, l.def.name, l.def.file, l.good.sha256, l.good.entries, new Date(l.good.since ?? Date.now()));
+    } catch (err) {
+      logger.warn({ list: l.def.name, err: (err as Error).message }, `cannot save the state of list ${l.def.name} in ${dir}: a restart cannot fall back on it`);
+    }
+  }
+}
+
+/** The files `sluice lists accept` writes: a change of one reloads, so that an accept applies at once. */
+export function stateFilesToWatch(loaded: LoadedRules): string[] {
+  const dir = listStateDir(loaded.loaded.config, loaded.loaded.baseDir);
+  return [...loaded.lists.resolved.lists.values()].filter((d) => d.url === undefined).map((d) => acceptedPath(dir, d.name));
 }
