@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { stateDir } from '../lists/catalog.js';
 import type { LoadedRules } from '../server/load-rules.js';
 import { EXIT, fail } from './output.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export const DEFAULT_CONFIG = 'config/sluice.yaml';
 
@@ -28,4 +28,9 @@ export async function loadForCli(cmd: Command): Promise<LoadedRules | undefined>
 
 export function auditLogPath(r: LoadedRules): string {
   return join(stateDir(r.loaded.config, r.loaded.baseDir), 'audit.log');
+}
+
+/** Where `sluice lists new` puts the site's lists (`site_dir`), apart from the catalog a release replaces. */
+export function siteDir(r: LoadedRules): string {
+  return resolve(r.loaded.baseDir, r.loaded.config.site_dir);
 }

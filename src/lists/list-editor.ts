@@ -1,51 +1,333 @@
-// Edits of list files that never lose what the admin wrote: comments and order are kept, every write
-// goes to a temporary file that is renamed over the original (readers see the old or the new file,
-// never half of one), concurrent edits are serialised by a lock, and each edit is appended to the
-// audit log.
+// Edits of list files that never lose what the admin wrote, nor say what did not happen:
+//  - comments and order are kept;
+//  - every write goes to a temporary file that is renamed over the original (readers see the old or
+//    the new file, never half of one), with the original's mode and owner;
+//  - concurrent edits are serialised by a lock; the lock and temporary files of an editor that was
+//    killed are removed by the next edit, without waiting for the lock to go stale;
+//  - the audit record is written ahead: the new text is written and fsynced to the temporary file,
+//    then the record is appended and fsynced, and only then is the file renamed into place. A full
+//    disk or a permission error at either step leaves the list as it was and no record. A crash
+//    between the record and the rename (or a failed rename, which is recorded as such) is the one
+//    case in which a record names a change that is not in the file.
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { userInfo } from 'node:os';
+import { hostname, userInfo } from 'node:os';
 import { createRequire } from 'node:module';
 import type * as Lockfile from 'proper-lockfile';
 import { normaliseDomain, parseRule, type ListFormat } from './formats.js';
 
-/** Write `text` to `file` atomically: temp file in the same directory, fsync, rename, fsync dir. */
-export async function atomicWrite(file: string, text: string): Promise<void> {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  const dir = await open(dirname(file), 'r');
-  try {
-    await dir.sync();
-  } catch {
-    // some filesystems do not fsync directories; the rename is still atomic
-  } finally {
-    await dir.close();
+const FS_REASONS: Record<string, string> = {
+  ENOSPC: 'disk full',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+};
+
+/** A write that failed and was undone: `file` is the file the edit was for, not its temporary copy. */
+export class WriteFailure extends Error {
+  readonly code: string | undefined;
+  constructor(
+    readonly file: string,
+    override readonly cause: unknown,
+  ) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    super(`${code !== undefined && FS_REASONS[code] ? FS_REASONS[code] : ((cause as Error | undefined)?.message ?? String(cause))} writing ${file}`);
+    this.name = 'WriteFailure';
+    this.code = code;
   }
 }
 
-/** Run `fn` holding an exclusive lock on `file` (waits up to ~10 s for another editor). */
+/**
+ * One line for an error of the file system ("disk full writing /etc/sluice/lists/x.txt"), or
+ * undefined for an error that is not one (a bug, which should keep its stack trace).
+ */
+export function describeFsError(err: unknown): string | undefined {
+  if (err instanceof WriteFailure) return err.message;
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e?.code === 'ELOCKED') return `${(e as { file?: string }).file ?? 'the file'} is being edited by another process; try again`;
+  if (e?.code !== undefined && FS_REASONS[e.code]) return `${FS_REASONS[e.code]} writing ${e.path ?? 'a file'}`;
+  return undefined;
+}
+
+/** Where atomicWrite stages the new text of `file`: `.<base>.<pid>.<random>.tmp` beside it. */
+export function tempPathFor(file: string): string {
+  return join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** The new text of a file, written and fsynced beside it; `commit` renames it into place. */
+export interface StagedWrite {
+  tmp: string;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/** Give `fh` the owner and mode of `st`, as far as this process may (only root can give a file away). */
+async function copyOwnerAndMode(fh: FileHandle, st: { uid: number; gid: number; mode: number }): Promise<void> {
+  if (st.uid !== process.getuid?.() || st.gid !== process.getgid?.()) {
+    try {
+      await fh.chown(st.uid, st.gid);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+      // Not root: keep at least the group (a list shared by group sluice stays shared).
+      await fh.chown(-1, st.gid).catch(() => {});
+    }
+  }
+  // After chown, which clears set-id bits.
+  await fh.chmod(st.mode & 0o7777);
+}
+
+/** A new file run as root belongs to its directory's owner: a list root creates in site_dir stays editable by the service user. */
+async function ownLikeDirectory(fh: FileHandle, file: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const dir = await stat(dirname(file));
+  if (dir.uid !== 0 || dir.gid !== 0) await fh.chown(dir.uid, dir.gid);
+}
+
+/** Stage `text` for `file`: temp file in the same directory with the original's owner and mode, fsynced. */
+export async function stageWrite(file: string, text: string): Promise<StagedWrite> {
+  const tmp = tempPathFor(file);
+  let fh: FileHandle | undefined;
+  try {
+    const original = await stat(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    // A new file gets 0644 less the umask: lists and the config are read by the service user.
+    fh = await open(tmp, 'wx', 0o644);
+    if (original) await copyOwnerAndMode(fh, original);
+    else await ownLikeDirectory(fh, file);
+    await fh.writeFile(text);
+    await fh.sync();
+    const closing = fh;
+    fh = undefined;
+    await closing.close();
+  } catch (err) {
+    await fh?.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw new WriteFailure(file, err);
+  }
+  return {
+    tmp,
+    async commit() {
+      try {
+        await rename(tmp, file);
+      } catch (err) {
+        await unlink(tmp).catch(() => {});
+        throw new WriteFailure(file, err);
+      }
+      const dir = await open(dirname(file), 'r');
+      try {
+        await dir.sync();
+      } catch {
+        // some filesystems do not fsync directories; the rename is still atomic
+      } finally {
+        await dir.close();
+      }
+    },
+    abort: () => unlink(tmp).catch(() => {}),
+  };
+}
+
+/** Create `file` with `text`, exclusively (EEXIST if it is there): nothing is left behind when the write fails. */
+export async function createFile(file: string, text: string): Promise<void> {
+  const fh = await open(file, 'wx', 0o644);
+  try {
+    await ownLikeDirectory(fh, file);
+    await fh.writeFile(text);
+    await fh.sync();
+    await fh.close();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await unlink(file).catch(() => {});
+    throw new WriteFailure(file, err);
+  }
+}
+
+/** Write `text` to `file` atomically: temp file in the same directory, fsync, rename, fsync dir. */
+export async function atomicWrite(file: string, text: string): Promise<void> {
+  await (await stageWrite(file, text)).commit();
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+// A PID names a process only in its PID namespace (a container's `docker exec` and the host see
+// different ones) and on its host (a list directory on NFS): an owner is judged dead only when both
+// are ours.
+let pidNamespace: string | undefined;
+export function ownerTag(): string {
+  if (pidNamespace === undefined) {
+    try {
+      pidNamespace = /\d+/.exec(readlinkSync('/proc/self/ns/pid'))?.[0] ?? 'x';
+    } catch {
+      pidNamespace = 'x';
+    }
+  }
+  return `${pidNamespace}@${hostname()}`;
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The lock of `file` is the directory `<file>.lock` (proper-lockfile); its owner is named by an
+ * empty file `<file>.lock.pid-<pid>.<tag>` beside it (not inside: proper-lockfile watches the
+ * directory's mtime and removes it with rmdir). An empty file costs no data block, so it can be
+ * created on a full disk.
+ */
+function ownerFiles(file: string): { name: string; pid: number; tag: string }[] {
+  const re = new RegExp(`^${escapeRe(basename(file))}\\.lock\\.pid-(\\d+)\\.(.+)$`);
+  let names: string[];
+  try {
+    names = readdirSync(dirname(file));
+  } catch {
+    return [];
+  }
+  return names.flatMap((name) => {
+    const m = re.exec(name);
+    return m ? [{ name: join(dirname(file), name), pid: Number(m[1]), tag: m[2]! }] : [];
+  });
+}
+
+/**
+ * Remove the lock of `file` when its owner is a dead process of this host and PID namespace.
+ * The owner file is claimed by a rename first, so of several editors finding the same dead lock
+ * exactly one removes it; and only if the lock directory is still the one it saw.
+ */
+export function reapDeadLock(file: string): boolean {
+  const lockDir = `${file}.lock`;
+  const tag = ownerTag();
+  for (const o of ownerFiles(file)) {
+    if (o.tag !== tag || alive(o.pid)) continue;
+    let before;
+    try {
+      before = statSync(lockDir);
+    } catch {
+      // no lock: the owner file is a leftover; the next lock holder removes it
+      continue;
+    }
+    const claimed = `${o.name}.reaping-${process.pid}`;
+    try {
+      renameSync(o.name, claimed);
+    } catch {
+      continue; // another editor claimed it
+    }
+    try {
+      const now = statSync(lockDir);
+      if (now.ino === before.ino && now.mtimeMs === before.mtimeMs) {
+        rmdirSync(lockDir);
+        return true;
+      }
+    } catch {
+      // gone meanwhile
+    } finally {
+      try {
+        unlinkSync(claimed);
+      } catch {
+        // already gone
+      }
+    }
+  }
+  return false;
+}
+
+/** Remove temporary files of `file` (atomicWrite's) whose writer is no longer running. Called under the lock. */
+export function removeStaleTemps(file: string): string[] {
+  const re = new RegExp(`^\\.${escapeRe(basename(file))}\\.(\\d+)\\.[0-9a-f]+\\.tmp$`);
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dirname(file));
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = re.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    try {
+      unlinkSync(join(dirname(file), name));
+      removed.push(name);
+    } catch {
+      // removed by someone else
+    }
+  }
+  return removed;
+}
+
+const LOCK_WAIT_MS = 20_000;
+
+/** Run `fn` holding an exclusive lock on `file` (waits up to 20 s for another editor that is alive). */
 export async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
-  if (!existsSync(file)) writeFileSync(file, '', { flag: 'a' });
+  try {
+    if (!existsSync(file)) writeFileSync(file, '', { flag: 'a' });
+  } catch (err) {
+    throw new WriteFailure(file, err);
+  }
   // Loaded on first use: only edits need it, and the server loads this module at every start.
   const lockfile = createRequire(import.meta.url)('proper-lockfile') as typeof Lockfile;
-  const release = await lockfile.lock(file, { retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }, stale: 15000, realpath: false });
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let release: () => Promise<void>;
+  for (let pause = 20; ; pause = Math.min(pause * 2, 200)) {
+    try {
+      release = await lockfile.lock(file, { stale: 15000, realpath: false, lockfilePath: `${file}.lock` });
+      break;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // The lock directory could not be made (a read-only or full directory): the edit cannot be made either.
+      if (code !== 'ELOCKED') throw code !== undefined && FS_REASONS[code] ? new WriteFailure(file, err) : err;
+      if (Date.now() > deadline) throw err;
+      if (reapDeadLock(file)) continue;
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+  // Owner files of earlier holders are leftovers (we hold the lock now): remove them, then name us.
+  for (const o of ownerFiles(file)) {
+    try {
+      unlinkSync(o.name);
+    } catch {
+      // claimed by a reaper
+    }
+  }
+  const owner = `${file}.lock.pid-${process.pid}.${ownerTag()}`;
   try {
+    writeFileSync(owner, '', { flag: 'wx' });
+  } catch {
+    // without it a killed editor's lock goes stale after 15 s, as before
+  }
+  try {
+    removeStaleTemps(file);
     return await fn();
   } finally {
+    try {
+      unlinkSync(owner);
+    } catch {
+      // never written
+    }
     await release();
   }
 }
@@ -58,6 +340,8 @@ export interface AuditRecord {
   domains: string[];
   reason?: string;
   result?: string;
+  /** Policy exceptions the edit was allowed to defeat (`--override-exception`). */
+  overrides?: string[];
   /** `log erase`: whose events, and before when. */
   client?: string;
   before?: string;
@@ -71,11 +355,111 @@ export function currentUser(): string {
   }
 }
 
-/** One JSON line per edit. O_APPEND writes of one line do not interleave between processes. */
+function auditLine(rec: Omit<AuditRecord, 'time' | 'user'>, now: Date): string {
+  const full: AuditRecord = { time: now.toISOString(), user: currentUser(), ...rec };
+  return JSON.stringify(full) + '\n';
+}
+
+/** Whether the file open as `fd` (size `size`) ends a line; a torn last line is closed by the next record. */
+function endsLine(fd: number, size: number): boolean {
+  if (size === 0) return true;
+  const b = Buffer.alloc(1);
+  readSync(fd, b, 0, 1, size - 1);
+  return b[0] === 0x0a;
+}
+
+/**
+ * One JSON line per edit, fsynced. O_APPEND writes of one line do not interleave between processes.
+ * For records written after the fact (downloads, erasures); list edits use writeAudit.
+ */
 export function appendAudit(file: string, rec: Omit<AuditRecord, 'time' | 'user'>, now = new Date()): void {
   mkdirSync(dirname(file), { recursive: true });
-  const full: AuditRecord = { time: now.toISOString(), user: currentUser(), ...rec };
-  appendFileSync(file, JSON.stringify(full) + '\n');
+  const fd = openSync(file, 'a+');
+  try {
+    const line = auditLine(rec, now);
+    const buf = Buffer.from(endsLine(fd, fstatSync(fd).size) ? line : '\n' + line);
+    for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The write-ahead audit record of an edit: appended and fsynced, or not there at all. Appenders
+ * are serialised by a lock on the log, so a write that fails half-way (disk full) can be cut back
+ * without touching another's record.
+ */
+export async function writeAudit(file: string, rec: Omit<AuditRecord, 'time' | 'user'>, now = new Date()): Promise<void> {
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await withLock(file, async () => {
+      const fh = await open(file, 'a+');
+      try {
+        const { size } = await fh.stat();
+        const line = auditLine(rec, now);
+        let text = line;
+        if (size > 0) {
+          const { buffer } = await fh.read(Buffer.alloc(1), 0, 1, size - 1);
+          if (buffer[0] !== 0x0a) text = '\n' + line;
+        }
+        try {
+          await fh.writeFile(text);
+          await fh.sync();
+        } catch (err) {
+          await fh.truncate(size).catch(() => {});
+          await fh.sync().catch(() => {});
+          throw err;
+        }
+      } finally {
+        await fh.close();
+      }
+    });
+  } catch (err) {
+    if (err instanceof WriteFailure) throw new WriteFailure(file, err.cause);
+    if ((err as NodeJS.ErrnoException).code === 'ELOCKED') throw err;
+    throw new WriteFailure(file, err);
+  }
+}
+
+export interface AuditedEdit<R> {
+  /** The audit log. */
+  file: string;
+  /** The record of the edit's result (written before the edit is applied); undefined: none. */
+  record: (result: R) => Omit<AuditRecord, 'time' | 'user'> | undefined;
+}
+
+/**
+ * Edit `file` under its lock: `compute` gives the new text from the current one; the audit record
+ * is written ahead of the change (see the top of this file). Throws WriteFailure (nothing changed)
+ * when the temporary file or the record cannot be written.
+ */
+export async function editFile<R>(file: string, compute: (text: string) => { text: string; changed: boolean; result: R }, audit?: AuditedEdit<R>): Promise<R> {
+  return withLock(file, async () => {
+    const { text, changed, result } = compute(existsSync(file) ? await readFile(file, 'utf8') : '');
+    const record = audit?.record(result);
+    if (!changed) {
+      if (record) await writeAudit(audit!.file, record);
+      return result;
+    }
+    const staged = await stageWrite(file, text);
+    if (record) {
+      try {
+        await writeAudit(audit!.file, record);
+      } catch (err) {
+        await staged.abort();
+        throw err;
+      }
+    }
+    try {
+      await staged.commit();
+    } catch (err) {
+      // The record says the edit was made: say it was not.
+      if (record) await writeAudit(audit!.file, { ...record, result: `failed: ${(err as Error).message}` }).catch(() => {});
+      throw err;
+    }
+    return result;
+  });
 }
 
 export class InvalidDomainError extends Error {
@@ -150,20 +534,29 @@ export function removeRulesFromText(text: string, rules: string[]): { text: stri
   return { text: out.join('\n'), removed: rules.filter((r) => found.has(r)), missing: rules.filter((r) => !found.has(r)) };
 }
 
-export async function addRules(file: string, rules: string[], comment?: string) {
-  return withLock(file, async () => {
-    const r = addRulesToText(existsSync(file) ? readFileSync(file, 'utf8') : '', rules, comment);
-    if (r.added.length > 0) await atomicWrite(file, r.text);
-    return r;
-  });
+export type AddResult = ReturnType<typeof addRulesToText>;
+export type RemoveResult = ReturnType<typeof removeRulesFromText>;
+
+export async function addRules(file: string, rules: string[], comment?: string, audit?: AuditedEdit<AddResult>): Promise<AddResult> {
+  return editFile(
+    file,
+    (text) => {
+      const result = addRulesToText(text, rules, comment);
+      return { text: result.text, changed: result.added.length > 0, result };
+    },
+    audit,
+  );
 }
 
-export async function removeRules(file: string, rules: string[]) {
-  return withLock(file, async () => {
-    const r = removeRulesFromText(readFileSync(file, 'utf8'), rules);
-    if (r.removed.length > 0) await atomicWrite(file, r.text);
-    return r;
-  });
+export async function removeRules(file: string, rules: string[], audit?: AuditedEdit<RemoveResult>): Promise<RemoveResult> {
+  return editFile(
+    file,
+    (text) => {
+      const result = removeRulesFromText(text, rules);
+      return { text: result.text, changed: result.removed.length > 0, result };
+    },
+    audit,
+  );
 }
 
 /** Pure: rules rendered in a list format, with a header comment. */

@@ -16,6 +16,8 @@ const catalog = parseYaml(readFileSync(join(REPO, 'blocklists/catalog.yaml'), 'u
 const catalogNames = Object.keys(catalog.lists);
 const expectedUser = process.env.SUDO_USER || userInfo().username;
 const today = () => new Date().toISOString().slice(0, 10);
+/** The reference config's site list (site_dir is lists/ beside the config). */
+const SITE = 'config/lists/local-additions.txt';
 
 // Tests run concurrently: `ws` is only read; a test that edits works on a fresh copy of its own.
 let ws: Workspace;
@@ -75,7 +77,7 @@ describe.concurrent('sluice lists', () => {
       expect(l.origin).toBe('catalog');
       expect(l.updated).toBe(statSync(file).mtime.toISOString());
     }
-    expect(byName.get('local-additions')).toMatchObject({ origin: 'config', entries: 0, source: 'blocklists/local-additions.txt' });
+    expect(byName.get('local-additions')).toMatchObject({ origin: 'config', entries: 0, source: 'config/lists/local-additions.txt' });
   });
 
   it('show prints the rules of a list in file order', async () => {
@@ -113,11 +115,12 @@ describe.concurrent('sluice lists', () => {
 describe.concurrent('sluice lists add / remove', () => {
   it('add appends the domains with the reason as a comment and keeps every existing byte', async () => {
     const ws = fresh();
-    const before = ws.read('blocklists/temu.txt');
-    const r = await ws.sluice('lists', 'add', 'temu', 'temu-extra.example', 'Cdn.Temu-Extra.Example.', '--reason', 'ticket 4711');
+    ws.write(SITE, `${ws.read(SITE)}# reviewed 2026-11\nkept.example  # ticket 4700\n`);
+    const before = ws.read(SITE);
+    const r = await ws.sluice('lists', 'add', 'local-additions', 'temu-extra.example', 'Cdn.Temu-Extra.Example.', '--reason', 'ticket 4711');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('+ temu-extra.example\n+ cdn.temu-extra.example\n');
-    const after = ws.read('blocklists/temu.txt');
+    const after = ws.read(SITE);
     expect(after.startsWith(before)).toBe(true);
     const comment = `  # added ${today()} by ${expectedUser}: ticket 4711`;
     expect(after.slice(before.length)).toBe(`temu-extra.example${comment}\ncdn.temu-extra.example${comment}\n`);
@@ -126,11 +129,12 @@ describe.concurrent('sluice lists add / remove', () => {
 
   it('add of a domain that is listed already reports "already listed" and leaves the file alone', async () => {
     const ws = fresh();
-    const before = readFileSync(ws.path('blocklists/temu.txt'));
-    const r = await ws.sluice('lists', 'add', 'temu', 'TEMU.com');
+    ws.write(SITE, `${ws.read(SITE)}listed.example\n`);
+    const before = readFileSync(ws.path(SITE));
+    const r = await ws.sluice('lists', 'add', 'local-additions', 'LISTED.example');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toBe('  temu.com already listed\n');
-    expect(readFileSync(ws.path('blocklists/temu.txt')).equals(before)).toBe(true);
+    expect(r.stdout).toBe('  listed.example already listed\n');
+    expect(readFileSync(ws.path(SITE)).equals(before)).toBe(true);
   });
 
   it('an invalid domain refuses the whole edit with exit 1 and leaves the file byte-identical', async () => {
@@ -150,39 +154,41 @@ describe.concurrent('sluice lists add / remove', () => {
 
   it('remove drops the domain\'s line and keeps comments and the order of the rest', async () => {
     const ws = fresh();
-    const before = ws.read('blocklists/pinduoduo.txt');
-    const r = await ws.sluice('lists', 'remove', 'pinduoduo', 'pddpic.com', 'not-there.example', '--reason', 'false positive');
+    ws.write(SITE, `${ws.read(SITE)}# shop\nshop-a.example  # ticket 1\nshop-b.example  # ticket 2\n# end\nshop-c.example\n`);
+    const before = ws.read(SITE);
+    const r = await ws.sluice('lists', 'remove', 'local-additions', 'shop-b.example', 'not-there.example', '--reason', 'false positive');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toBe('- pddpic.com\n  not-there.example not in the list\n');
+    expect(r.stdout).toBe('- shop-b.example\n  not-there.example not in the list\n');
     const expected = before
       .split('\n')
-      .filter((l) => !l.startsWith('pddpic.com '))
+      .filter((l) => !l.startsWith('shop-b.example '))
       .join('\n');
-    expect(ws.read('blocklists/pinduoduo.txt')).toBe(expected);
+    expect(ws.read(SITE)).toBe(expected);
   });
 
   it('removing one domain from a hosts line with several keeps the others and the comment', async () => {
     const ws = fresh();
-    const header = ws.read('blocklists/local-additions.txt');
-    ws.write('blocklists/local-additions.txt', `${header}0.0.0.0 one.example two.example three.example  # trio\nfour.example\n`);
+    const header = ws.read(SITE);
+    ws.write(SITE, `${header}0.0.0.0 one.example two.example three.example  # trio\nfour.example\n`);
     const r = await ws.sluice('lists', 'remove', 'local-additions', 'two.example');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('- two.example\n');
-    const after = ws.read('blocklists/local-additions.txt');
+    const after = ws.read(SITE);
     expect(after).toBe(`${header}0.0.0.0 one.example three.example  # trio\nfour.example\n`);
     expect(parseList(after).entries.map((e) => e.domain)).toEqual(['one.example', 'three.example', 'four.example']);
   });
 
   it('add and remove understand *.domain as subdomains only, distinct from the domain itself', async () => {
     const ws = fresh();
-    const header = ws.read('blocklists/local-additions.txt');
-    ws.write('blocklists/local-additions.txt', `${header}four.example\n`);
+    const header = ws.read(SITE);
+    ws.write(SITE, `${header}four.example\n`);
     const add = await ws.sluice('lists', 'add', 'local-additions', '*.four.example', '*.wild.example');
     expect(add.code, add.stderr).toBe(0);
-    expect(add.stdout).toBe('+ *.four.example\n+ *.wild.example\n');
+    // four.example covers what *.four.example names: said, and added as asked
+    expect(add.stdout).toBe('note: *.four.example is already blocked by list local-additions (rule four.example; profile staff)\n+ *.four.example\n+ *.wild.example\n');
     const rm = await ws.sluice('lists', 'remove', 'local-additions', '*.four.example');
     expect(rm.stdout).toBe('- *.four.example\n');
-    const rules = parseList(ws.read('blocklists/local-additions.txt')).entries.map((e) => (e.subdomainsOnly ? `*.${e.domain}` : e.domain));
+    const rules = parseList(ws.read(SITE)).entries.map((e) => (e.subdomainsOnly ? `*.${e.domain}` : e.domain));
     expect(rules).toEqual(['four.example', '*.wild.example']);
   });
 });
@@ -197,14 +203,14 @@ describe.concurrent('concurrent edits', () => {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toBe(`+ ${domains[i]}\n`);
     });
-    const text = ws2.read('blocklists/local-additions.txt');
+    const text = ws2.read(SITE);
     const parsed = parseList(text);
     expect(parsed.problems).toEqual([]);
     expect(parsed.entries.map((e) => e.domain).sort()).toEqual([...domains].sort());
     // the two header comment lines are still first
-    expect(text.split('\n').slice(0, 2)).toEqual(ws.read('blocklists/local-additions.txt').split('\n').slice(0, 2));
+    expect(text.split('\n').slice(0, 2)).toEqual(ws.read(SITE).split('\n').slice(0, 2));
     for (const [i, d] of domains.entries()) expect(text).toContain(`${d}  # added ${today()} by ${expectedUser}: run ${i}\n`);
-    expect(readdirSync(ws2.path('blocklists')).filter((f) => !f.endsWith('.txt') && f !== 'catalog.yaml')).toEqual([]);
+    expect(readdirSync(ws2.path('config/lists')).filter((f) => !f.endsWith('.txt'))).toEqual([]);
     const audit = ws2.audit();
     expect(audit).toHaveLength(8);
     expect(audit.flatMap((a) => a.domains as string[]).sort()).toEqual([...domains].sort());
@@ -215,8 +221,8 @@ describe.concurrent('the audit log', () => {
   it('has one JSON line per edit with time, user, command, list, domains and reason', async () => {
     const ws3 = fresh();
     const t0 = Date.now();
-    expect((await ws3.sluice('lists', 'add', 'shein', 'shein-audit.example', '--reason', 'seen in query log')).code).toBe(0);
-    expect((await ws3.sluice('lists', 'remove', 'shein', 'shein.se', '--reason', 'false positive')).code).toBe(0);
+    expect((await ws3.sluice('lists', 'add', 'local-additions', 'shein-audit.example', '--reason', 'seen in query log')).code).toBe(0);
+    expect((await ws3.sluice('lists', 'remove', 'local-additions', 'shein-audit.example', '--reason', 'false positive')).code).toBe(0);
     const t1 = Date.now();
     const lines = ws3.read('var/audit.log').trimEnd().split('\n');
     expect(lines).toHaveLength(2);
@@ -228,8 +234,8 @@ describe.concurrent('the audit log', () => {
       expect(t).toBeLessThanOrEqual(t1 + 1000);
       expect(rec.user).toBe(expectedUser);
     }
-    expect(add).toMatchObject({ command: 'lists add', list: 'shein', domains: ['shein-audit.example'], reason: 'seen in query log' });
-    expect(remove).toMatchObject({ command: 'lists remove', list: 'shein', domains: ['shein.se'], reason: 'false positive' });
+    expect(add).toMatchObject({ command: 'lists add', list: 'local-additions', domains: ['shein-audit.example'], reason: 'seen in query log' });
+    expect(remove).toMatchObject({ command: 'lists remove', list: 'local-additions', domains: ['shein-audit.example'], reason: 'false positive' });
   });
 
   it('names the invoking user from SUDO_USER', async () => {
@@ -237,7 +243,7 @@ describe.concurrent('the audit log', () => {
     const r = await runSluice(['--config', ws4.configFile, 'lists', 'add', 'local-additions', 'sudo.example'], ws4.dir, { SUDO_USER: 'alice' });
     expect(r.code, r.stderr).toBe(0);
     expect(ws4.audit()).toMatchObject([{ user: 'alice', command: 'lists add', list: 'local-additions', domains: ['sudo.example'] }]);
-    expect(ws4.read('blocklists/local-additions.txt')).toContain(`sudo.example  # added ${today()} by alice\n`);
+    expect(ws4.read(SITE)).toContain(`sudo.example  # added ${today()} by alice\n`);
   });
 });
 
@@ -247,15 +253,15 @@ describe.concurrent('sluice lists new', () => {
     const before = ws.read('config/sluice.yaml');
     const r = await ws.sluice('lists', 'new', 'review-2026', '--description', 'Domains found by our own review');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('created blocklists/review-2026.txt');
-    expect(ws.read('blocklists/review-2026.txt')).toMatch(/^# review-2026: Domains found by our own review\n/);
+    expect(r.stdout).toContain('created config/lists/review-2026.txt');
+    expect(ws.read('config/lists/review-2026.txt')).toMatch(/^# review-2026: Domains found by our own review\n/);
     const after = ws.read('config/sluice.yaml');
     const added = after.split('\n').filter((l) => !before.split('\n').includes(l));
-    expect(added).toEqual(['  review-2026: { file: ../blocklists/review-2026.txt, description: Domains found by our own review }']);
+    expect(added).toEqual(['  review-2026: { file: lists/review-2026.txt, description: Domains found by our own review }']);
     // nothing else changed: comments, their alignment and one-line flow sequences stay as written
     expect(after.split('\n').filter((l) => !added.includes(l)).join('\n')).toBe(before);
     expect((parseYaml(after) as { lists: Record<string, unknown> }).lists['review-2026']).toEqual({
-      file: '../blocklists/review-2026.txt',
+      file: 'lists/review-2026.txt',
       description: 'Domains found by our own review',
     });
     const v = await ws.sluice('config', 'validate');
@@ -274,7 +280,7 @@ describe.concurrent('sluice lists new', () => {
     for (const r of runs.filter((x) => x.code === 1)) expect(r.stderr).toMatch(/exists already/);
     const cfg = ws.read('config/sluice.yaml');
     expect(cfg.split('\n').filter((l) => l.trimStart().startsWith('same-name:'))).toHaveLength(1);
-    expect(ws.read('blocklists/same-name.txt')).toMatch(/^# same-name: raced\n/);
+    expect(ws.read('config/lists/same-name.txt')).toMatch(/^# same-name: raced\n/);
     const v = await ws.sluice('config', 'validate');
     expect(v.code, v.stderr).toBe(0);
   });

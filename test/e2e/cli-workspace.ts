@@ -19,7 +19,8 @@ cpSync(join(REPO, 'dist'), join(binRoot, 'dist'), { recursive: true, filter: (sr
 cpSync(join(REPO, 'bin'), join(binRoot, 'bin'), { recursive: true });
 copyFileSync(join(REPO, 'package.json'), join(binRoot, 'package.json'));
 symlinkSync(join(REPO, 'node_modules'), join(binRoot, 'node_modules'), 'dir');
-const BIN = join(binRoot, 'bin/sluice.js');
+/** The private copy of the binary (for tests that start it their own way). */
+export const BIN = join(binRoot, 'bin/sluice.js');
 afterAll(() => rmSync(binRoot, { recursive: true, force: true }));
 
 export interface SluiceRun {

@@ -1,5 +1,21 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { addRulesToText, normaliseRules, removeRulesFromText } from '../../src/lists/list-editor.js';
+import {
+  addRules,
+  addRulesToText,
+  atomicWrite,
+  describeFsError,
+  normaliseRules,
+  ownerTag,
+  reapDeadLock,
+  removeRulesFromText,
+  removeStaleTemps,
+  withLock,
+  WriteFailure,
+} from '../../src/lists/list-editor.js';
 
 describe('removeRulesFromText', () => {
   it.each([
@@ -38,5 +54,125 @@ describe('normaliseRules', () => {
 
   it('refuses the whole input when one name is invalid, naming each bad one', () => {
     expect(() => normaliseRules(['ok.example', 'bad..example', '1.2.3.4'])).toThrow(/"bad\.\.example".*\n.*"1\.2\.3\.4" is an IP address/);
+  });
+});
+
+describe('atomicWrite', () => {
+  it("keeps the original's mode (and owner, as root), and gives a new file 0644 less the umask", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-editor-'));
+    try {
+      const file = join(dir, 'list.txt');
+      writeFileSync(file, 'old\n');
+      chmodSync(file, 0o640);
+      if (process.getuid?.() === 0) chownSync(file, 65534, 65534);
+      await atomicWrite(file, 'new\n');
+      const st = statSync(file);
+      expect(readFileSync(file, 'utf8')).toBe('new\n');
+      expect((st.mode & 0o7777).toString(8)).toBe('640');
+      if (process.getuid?.() === 0) expect([st.uid, st.gid]).toEqual([65534, 65534]);
+      await atomicWrite(join(dir, 'fresh.txt'), 'x\n');
+      expect(statSync(join(dir, 'fresh.txt')).mode & 0o777).toBe(0o644 & ~process.umask());
+      expect(readdirSync(dir).sort()).toEqual(['fresh.txt', 'list.txt']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The PID of a process that has exited (and been reaped). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+describe('what a killed editor leaves', () => {
+  it('removes temporary files of dead writers and keeps those of live ones', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-editor-'));
+    try {
+      const file = join(dir, 'list.txt');
+      const dead = `.list.txt.${deadPid()}.0a1b2c3d.tmp`;
+      const live = `.list.txt.${process.pid}.0a1b2c3d.tmp`;
+      for (const f of [dead, live, '.other.txt.1.0a1b2c3d.tmp', 'list.txt']) writeFileSync(join(dir, f), '');
+      expect(removeStaleTemps(file)).toEqual([dead]);
+      expect(readdirSync(dir).sort()).toEqual([live, '.other.txt.1.0a1b2c3d.tmp', 'list.txt'].sort());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('removes a lock whose owner is dead, keeps one whose owner lives, and then takes the lock at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-editor-'));
+    try {
+      const file = join(dir, 'list.txt');
+      writeFileSync(file, '');
+      const tag = ownerTag();
+      expect(tag).toMatch(new RegExp(`^(\\d+|x)@${hostname()}$`));
+      mkdirSync(`${file}.lock`);
+      writeFileSync(`${file}.lock.pid-${process.pid}.${tag}`, '');
+      expect(reapDeadLock(file)).toBe(false);
+      rmSync(`${file}.lock.pid-${process.pid}.${tag}`);
+      // another PID namespace or host: its PIDs mean nothing here
+      writeFileSync(`${file}.lock.pid-${deadPid()}.1@elsewhere`, '');
+      expect(reapDeadLock(file)).toBe(false);
+      expect(readdirSync(dir)).toContain('list.txt.lock');
+      writeFileSync(`${file}.lock.pid-${deadPid()}.${tag}`, '');
+      const t0 = Date.now();
+      expect(await withLock(file, async () => readdirSync(dir).filter((f) => f.startsWith('list.txt.lock')).length)).toBe(2); // the lock and our owner file
+      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(readdirSync(dir)).toEqual(['list.txt']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the audit record, written ahead', () => {
+  it('is not written, and the list not changed, when the record cannot be written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-editor-'));
+    try {
+      const file = join(dir, 'list.txt');
+      writeFileSync(file, 'a.example\n');
+      writeFileSync(join(dir, 'not-a-dir'), '');
+      const audit = { file: join(dir, 'not-a-dir', 'audit.log'), record: () => ({ command: 'lists add', list: 'l', domains: ['b.example'] }) };
+      await expect(addRules(file, ['b.example'], undefined, audit)).rejects.toBeInstanceOf(WriteFailure);
+      expect(readFileSync(file, 'utf8')).toBe('a.example\n');
+      expect(readdirSync(dir).sort()).toEqual(['list.txt', 'not-a-dir']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is written before the file changes, and a torn last line of the log stays a line of its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-editor-'));
+    try {
+      const file = join(dir, 'list.txt');
+      const log = join(dir, 'audit.log');
+      writeFileSync(file, 'a.example\n');
+      writeFileSync(log, '{"torn');
+      let listWhenRecorded = '';
+      await addRules(file, ['b.example'], 'why', {
+        file: log,
+        record: (r) => {
+          listWhenRecorded = readFileSync(file, 'utf8');
+          return { command: 'lists add', list: 'l', domains: r.added };
+        },
+      });
+      expect(listWhenRecorded).toBe('a.example\n');
+      expect(readFileSync(file, 'utf8')).toBe('a.example\nb.example  # why\n');
+      const lines = readFileSync(log, 'utf8').split('\n');
+      expect(lines[0]).toBe('{"torn');
+      expect(JSON.parse(lines[1]!)).toMatchObject({ command: 'lists add', domains: ['b.example'] });
+      expect(lines[2]).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('describeFsError', () => {
+  it('gives one line for file-system errors and nothing for bugs', () => {
+    expect(describeFsError(new WriteFailure('/l.txt', Object.assign(new Error('x'), { code: 'ENOSPC' })))).toBe('disk full writing /l.txt');
+    expect(describeFsError(Object.assign(new Error('x'), { code: 'EACCES', path: '/s/audit.log' }))).toBe('permission denied writing /s/audit.log');
+    expect(describeFsError(new TypeError('bug'))).toBeUndefined();
   });
 });
