@@ -4,7 +4,7 @@ import { configPath } from './config-file.js';
 import { createLogger } from '../logging/logger.js';
 import { readConfigFile } from '../config/load.js';
 import { LoadError, SluiceServer, loadRuleSet } from '../server/sluice-server.js';
-import { isWorker, reportReady, runPrimary, workerCount } from '../server/cluster.js';
+import { isWorker, reportFailed, reportReady, runPrimary, workerCount } from '../server/cluster.js';
 import { silentLogger } from '../logging/logger.js';
 
 export function registerServe(program: Command): void {
@@ -34,15 +34,25 @@ export function registerServe(program: Command): void {
           process.exitCode = 2;
           return;
         }
-        runPrimary(workers, logger, opts.config);
+        await runPrimary(workers, logger, opts.config);
         return;
       }
+      // Listening before start() returns: a SIGHUP then (a supervisor reloading at once) must not
+      // kill the process with the signal's default action; the reload runs once it is up.
+      let reloadAsked = false;
+      const onHup = () => (reloadAsked = true);
+      process.on('SIGHUP', onHup);
       let server: SluiceServer;
       try {
         server = await SluiceServer.start({ configFile: opts.config, logger });
       } catch (err) {
         const lines = err instanceof LoadError ? err.lines : [(err as Error).message];
         logger.fatal({ problems: lines }, 'cannot start');
+        if (isWorker()) {
+          // The primary says it once for every worker, stops them and exits non-zero.
+          reportFailed(lines, logger);
+          return;
+        }
         logger.flush();
         process.stderr.write(`sluice: cannot start:\n${lines.map((l) => `  ${l}`).join('\n')}\n`);
         process.exitCode = 2;
@@ -50,7 +60,9 @@ export function registerServe(program: Command): void {
       }
       if (isWorker()) reportReady();
       else logger.info({ config: opts.config }, 'sluice started');
+      process.off('SIGHUP', onHup);
       process.on('SIGHUP', () => void server.reload());
+      if (reloadAsked) void server.reload();
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;

@@ -1,14 +1,21 @@
 // Multi-core: `workers: N` runs N processes (node:cluster) that share the listening sockets; the
-// primary only supervises. Node 20 has no SO_REUSEPORT for dgram, so the workers share one UDP
-// socket and the kernel hands each datagram to whichever worker reads first; TCP connections are
-// distributed by the primary. Reload signals are forwarded; a worker that dies is replaced.
+// primary only supervises. With the batched UDP socket each worker binds the port with
+// SO_REUSEPORT; on node:dgram (no SO_REUSEPORT in Node 20) the workers share one socket and the
+// kernel hands each datagram to whichever worker reads first; TCP connections are distributed by
+// the primary. Reload signals are forwarded; a worker that dies is replaced, but one
+// that cannot start (a listener cannot bind) stops them all: it would fail again.
 import cluster, { type Worker } from 'node:cluster';
+import dgram from 'node:dgram';
+import net, { isIPv6 } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import { PrimaryObservability } from './cluster-observability.js';
 import { withNodeFlags } from './node-flags.js';
 import { loadRuleSet } from './load-rules.js';
+import { ListenError, listenError } from './listen-error.js';
+
+const FAILED = 'sluice-failed';
 
 export function workerCount(config: Config): number {
   return config.workers === 'auto' ? availableParallelism() : config.workers;
@@ -31,34 +38,149 @@ export function reportReloaded(): void {
   if (cluster.isWorker && process.send && process.connected) process.send({ type: 'sluice-reloaded' });
 }
 
-export function runPrimary(count: number, logger: Logger, configFile: string): void {
+/**
+ * A worker that cannot start tells the primary why and exits 2. It must exit itself: the IPC
+ * channel alone keeps a worker alive, and a worker that stays up unready looks like a healthy one.
+ * The primary prints the problems once, for every worker.
+ */
+export function reportFailed(problems: string[], logger: Logger): void {
+  const exit = () => process.exit(2);
+  // Whatever happens to the log flush or the channel, the worker goes.
+  setTimeout(exit, 2000).unref();
+  logger.flush(() => {
+    if (process.send && process.connected) process.send({ type: FAILED, problems }, undefined, undefined, exit);
+    else {
+      process.stderr.write(cannotStart(problems));
+      exit();
+    }
+  });
+}
+
+function cannotStart(problems: string[]): string {
+  return `sluice: cannot start:\n${problems.map((l) => `  ${l}`).join('\n')}\n`;
+}
+
+/**
+ * Bind every fixed listener here, without SO_REUSEPORT, all at once (as one process would), and
+ * let go. The workers' batched sockets bind with SO_REUSEPORT, and Linux lets any socket of the
+ * same user that sets it too join the port: a second sluice with workers would start on a port
+ * the first one serves, and take some of its queries. A plain bind fails on it. (Two instances
+ * started at the same instant can still both pass: this check and the workers' binds are not one
+ * step.)
+ */
+async function probeListeners(config: Config): Promise<void> {
+  const held: (() => Promise<void>)[] = [];
+  try {
+    for (const l of config.listeners) {
+      if (l.port === 0) continue; // a port the kernel picks is free
+      for (const proto of l.protocols) {
+        held.push(
+          await probe(l.address, l.port, proto).catch((err: unknown) => {
+            throw listenError(err, l.address, l.port, proto);
+          }),
+        );
+      }
+    }
+  } finally {
+    await Promise.all(held.map((close) => close()));
+  }
+}
+
+/** Bind `address:port/proto`; resolves to what closes it. */
+function probe(address: string, port: number, proto: 'udp' | 'tcp'): Promise<() => Promise<void>> {
+  return new Promise((resolve, reject) => {
+    if (proto === 'udp') {
+      const s = dgram.createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', ipv6Only: isIPv6(address) ? false : undefined });
+      s.once('error', (err) => {
+        s.close();
+        reject(err);
+      });
+      s.bind({ port, address, exclusive: true }, () => resolve(() => new Promise((r) => s.close(() => r()))));
+    } else {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen({ host: address, port, ipv6Only: false, exclusive: true }, () => resolve(() => new Promise((r) => server.close(() => r()))));
+    }
+  });
+}
+
+/**
+ * Run the workers. Resolves once they are forked, or at once when the primary itself cannot start
+ * (a listener or the admin API cannot bind): then `process.exitCode` is 2 and the problem printed.
+ */
+export async function runPrimary(count: number, logger: Logger, configFile: string): Promise<void> {
   const workers = new Set<Worker>();
+  /** Workers that said they serve: health counts these, not processes that are still starting. */
+  const ready = new Set<Worker>();
   let obs: PrimaryObservability | undefined;
+  const primaryLog = logger.child({ role: 'primary' }, { level: 'warn' });
+  const openObservability = async (loaded: Awaited<ReturnType<typeof loadRuleSet>>) => {
+    const o = await PrimaryObservability.open(loaded, () => ready.size, count, logger);
+    try {
+      await o.startAdmin();
+    } catch (err) {
+      await o.close().catch(() => undefined);
+      throw err;
+    }
+    obs = o;
+    for (const w of workers) o.attach(w);
+  };
   const observe = async () => {
     try {
-      const loaded = await loadRuleSet(configFile, logger.child({ role: 'primary' }, { level: 'warn' }));
+      const loaded = await loadRuleSet(configFile, primaryLog);
       if (obs) obs.reconfigure(loaded);
-      else {
-        obs = await PrimaryObservability.open(loaded, () => workers.size, count, logger);
-        for (const w of workers) obs.attach(w);
-        await obs.startAdmin();
-      }
+      else await openObservability(loaded);
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'primary: cannot load the config for the admin server');
     }
   };
-  void observe();
+
+  // Before any worker: the listeners are free and the admin API is ours, or nothing starts.
+  try {
+    const loaded = await loadRuleSet(configFile, primaryLog);
+    await probeListeners(loaded.loaded.config);
+    await openObservability(loaded);
+  } catch (err) {
+    if (!(err instanceof ListenError)) {
+      logger.error({ err: (err as Error).message }, 'primary: cannot load the config for the admin server');
+    } else {
+      logger.fatal({ problems: [err.message] }, 'cannot start');
+      logger.flush();
+      process.stderr.write(cannotStart([err.message]));
+      process.exitCode = 2;
+      return;
+    }
+  }
+
   let stopping = false;
+  let finishing = false;
   const closeObservability = () => (obs ? obs.close().catch((err: Error) => logger.error({ err: err.message }, 'primary: closing the query log failed')) : Promise.resolve());
-  let ready = 0;
+  // The store is written and closed before the primary exits: its last events are durable.
+  const finish = () => {
+    if (finishing) return;
+    finishing = true;
+    void closeObservability().then(() => process.exit(process.exitCode ?? 0));
+  };
   let started = false;
   let reloadTimer: NodeJS.Timeout | undefined;
+
+  /** A worker cannot start: say why once, and stop the others (it would fail again on a respawn). */
+  const failed = (id: number, problems: string[]) => {
+    if (stopping) return;
+    logger.fatal({ worker: id, problems }, 'a worker could not start');
+    process.stderr.write(cannotStart(problems));
+    stop('worker failure', 2);
+  };
 
   const fork = (id: number) => {
     const w = cluster.fork({ SLUICE_WORKER_ID: String(id) });
     workers.add(w);
     obs?.attach(w);
-    w.on('message', (m: { type?: string }) => {
+    w.on('message', (m: { type?: string; problems?: unknown }) => {
+      if (m?.type === FAILED) {
+        failed(id, Array.isArray(m.problems) ? m.problems.map(String) : ['a worker could not start']);
+        return;
+      }
       if (m?.type === 'sluice-reloaded') {
         // Every worker reports its own reload of the same change: one reload of the primary's view.
         clearTimeout(reloadTimer);
@@ -66,27 +188,32 @@ export function runPrimary(count: number, logger: Logger, configFile: string): v
         return;
       }
       if (m?.type !== 'sluice-ready') return;
-      ready++;
-      if (!started && ready === count) {
+      ready.add(w);
+      if (!started && ready.size === count) {
         started = true;
         logger.info({ workers: count }, 'sluice started');
       }
     });
     w.on('exit', (code, signal) => {
       workers.delete(w);
-      if (stopping) {
-        // The store is written and closed before the primary exits: its last events are durable.
-        if (workers.size === 0) void closeObservability().then(() => process.exit(process.exitCode ?? 0));
-        return;
-      }
-      if (!started) {
-        // A worker that cannot start (bad config, port in use) would fail again: give up.
-        logger.fatal({ worker: id, code, signal }, 'a worker could not start');
-        stop('worker failure', 2);
-        return;
-      }
-      logger.error({ worker: id, code, signal }, 'worker died, starting a new one');
-      setTimeout(() => fork(id), 500).unref();
+      ready.delete(w);
+      const decide = () => {
+        if (stopping) {
+          if (workers.size === 0) finish();
+          return;
+        }
+        if (!started) {
+          // Exited before serving without saying why (a crash): a new one would too.
+          failed(id, [`worker ${id} exited before it was serving (${signal ?? `exit code ${code}`})`]);
+          return;
+        }
+        logger.error({ worker: id, code, signal }, 'worker died, starting a new one');
+        setTimeout(() => fork(id), 500).unref();
+      };
+      // The exit can be seen before the worker's last message (why it could not start) is read:
+      // decide once its channel is closed, when every message it sent has arrived.
+      if (w.isConnected()) w.once('disconnect', decide);
+      else decide();
     });
   };
 
@@ -97,7 +224,7 @@ export function runPrimary(count: number, logger: Logger, configFile: string): v
     for (const w of workers) w.process.kill('SIGTERM');
     setTimeout(() => process.exit(exitCode), 8000).unref();
     if (exitCode !== 0) process.exitCode = exitCode;
-    if (workers.size === 0) void closeObservability().then(() => process.exit(exitCode));
+    if (workers.size === 0) finish();
   };
 
   cluster.setupPrimary({ execArgv: withNodeFlags(process.execArgv) });
