@@ -2,6 +2,7 @@
 // need not load the server, the list compiler or the PostgreSQL client, and the start-up of a
 // command (node, its modules, the config) is most of what a report over a small store costs.
 import { Command } from 'commander';
+import { exitQuietlyOnClosedPipe } from './output.js';
 
 type Register = (program: Command) => void;
 
@@ -51,6 +52,11 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
     .option('-c, --config <file>', 'config file (default: $SLUICE_CONFIG, else config/sluice.yaml)')
     .addHelpText('after', '\nExit codes: 0 success, 1 a check failed (blocked name, invalid config, refused edit), 2 usage or start-up error.');
   program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+  // Only when a command runs (not when tests or the docs build the program). Not for `serve`: a
+  // server must not exit 0 because a pipe closed; its log does not go through process.stdout.
+  program.hook('preAction', (_program, action) => {
+    if (action.name() !== 'serve') exitQuietlyOnClosedPipe();
+  });
   for (const register of registers) register(program);
   return program;
 }

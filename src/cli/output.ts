@@ -9,6 +9,22 @@ export const EXIT = {
   USAGE: 2,
 } as const;
 
+/**
+ * Output piped into a reader that stops early (`sluice lists show big | head -1`): once the reader
+ * has gone, exit quietly with the command's status, as a Unix tool killed by SIGPIPE goes. Node
+ * ignores SIGPIPE, so without this the next write throws an unhandled EPIPE with a stack trace.
+ * Exiting here also ends a command that would go on writing (`log tail --follow`); writes made
+ * before the error is seen fail quietly (a destroyed stream reports them, it does not throw).
+ */
+export function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      process.exit(process.exitCode ?? EXIT.OK);
+    });
+  }
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
