@@ -28,6 +28,8 @@ export interface MetricsSources {
   resolver: () => Resolver;
   buffer: () => QueryLogBuffer | undefined;
   listSizes: () => Map<string, number>;
+  /** Local lists: whether the file on disk is refused now (the last good state serves), and refusals so far. */
+  listRefusals?: () => { list: string; refused: boolean; total: number }[];
   now: () => number;
   tcpConnections?: () => number;
   /** Batched UDP sockets: [answers the kernel would not take, datagrams too long for a slot]. */
@@ -100,7 +102,7 @@ export class QueryMetrics {
     r.registerMetric(this.upstreamDuration as unknown as PromClient.Metric);
     // With several workers the primary adds the workers' values up ('sum'); facts every worker
     // holds the same copy of (list sizes, policy states) are taken once ('first').
-    const gauge = (name: string, help: string, read: (g: PromClient.Gauge) => void, labelNames: string[] = [], aggregator: 'sum' | 'first' = 'first') =>
+    const gauge = (name: string, help: string, read: (g: PromClient.Gauge) => void, labelNames: string[] = [], aggregator: 'sum' | 'first' | 'min' | 'max' = 'first') =>
       new client.Gauge({
         name,
         help,
@@ -168,6 +170,22 @@ export class QueryMetrics {
       g.reset();
       for (const [list, n] of src.listSizes()) g.set({ list }, n);
     }, ['list']);
+    gauge('sluice_list_refused', '1 while a local list file is refused (empty, garbage, or lost more than half of its entries) and its last good state is served instead, else 0.', (g) => {
+      g.reset();
+      for (const l of src.listRefusals?.() ?? []) g.set({ list: l.list }, l.refused ? 1 : 0);
+    }, ['list']);
+    // Every worker refuses the same file: 'max', not the sum, is the number of refusals.
+    new client.Counter({
+      name: 'sluice_list_refused_total',
+      help: 'Contents of a local list file refused since the start (each refused content counts once).',
+      labelNames: ['list'],
+      aggregator: 'max',
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const l of src.listRefusals?.() ?? []) this.inc({ list: l.list }, l.total);
+      },
+    });
     gauge('sluice_querylog_dropped_events', 'Query log events dropped because the buffer or a sink could not keep up.', (g) => {
       g.reset();
       const b = src.buffer();
@@ -185,14 +203,24 @@ export class QueryMetrics {
         if (s.reviewInDays !== undefined) g.set({ policy: p.id }, s.reviewInDays);
       }
     }, ['policy']);
-    gauge('sluice_redis_up', 'Whether the connection to Redis is up (shared mode only; 1 in standalone mode means not applicable).', (g) => {
+    // With several workers each has its own connection: the instance is up only if all are (min),
+    // and out of step as much as its worst worker (max).
+    gauge('sluice_redis_up', 'Whether the connection to Redis is up and answering heartbeats (shared mode only; 1 in standalone mode means not applicable).', (g) => {
       const sh = src.shared?.() ?? {};
       g.set(sh.mode === 'shared' ? (sh.redis === 'ready' ? 1 : 0) : 1);
-    }, [], 'sum');
-    gauge('sluice_policy_version_diverged', 'Number of other instances whose policy version differs from this one.', (g) => {
+    }, [], 'min');
+    gauge('sluice_policy_version_diverged', 'Instances out of step: behind the edit log Redis holds, or with config or list files that differ from the others (this one included).', (g) => {
       const sh = src.shared?.() ?? {};
       g.set(Array.isArray(sh.diverged) ? sh.diverged.length : 0);
-    });
+    }, [], 'max');
+    gauge('sluice_shared_edits_behind', 'Shared edits of the log in Redis this instance has not applied yet.', (g) => {
+      const sh = src.shared?.() ?? {};
+      g.set(typeof sh.editsBehind === 'number' ? sh.editsBehind : 0);
+    }, [], 'max');
+    gauge('sluice_redis_heartbeat_seconds', 'How long the last heartbeat round with Redis took, or has been waiting (Redis paused or slow).', (g) => {
+      const sh = src.shared?.() ?? {};
+      g.set(typeof sh.heartbeatSeconds === 'number' ? sh.heartbeatSeconds : 0);
+    }, [], 'max');
     gauge('sluice_policy_version_info', 'The policy version this instance enforces (label), always 1.', (g) => {
       g.reset();
       const v = src.shared?.().version;

@@ -8,7 +8,10 @@ import { typeName, TYPE } from '../dns/codes.js';
 import { normaliseDomain, parseList } from '../lists/formats.js';
 import type { Decision, ExceptionRef, Network, PolicyRef, WouldBlock } from '../policy/policy-engine.js';
 import type { LoadedRules } from '../server/load-rules.js';
+import { effectiveRules } from '../server/effective-rules.js';
+import type { RuntimeEdits } from '../shared/runtime-edits.js';
 import { loadForCli } from './config-file.js';
+import { sharedEditsForCli } from './shared-edits.js';
 import { EXIT, fail, printJson, printTable } from './output.js';
 
 export interface CheckResult {
@@ -29,11 +32,25 @@ export interface CheckResult {
   outsideSchedule?: PolicyRef;
   wouldBlock?: WouldBlock;
   answer?: string;
+  /** The policy version decided under (config, list files and shared edits). */
+  policyVersion?: string;
 }
 
-function ruleSource(r: LoadedRules, list: string, rule: string): string | undefined {
+// One answer per (list, rule): "every network" asks for the same rule once per network, and each
+// answer reads and parses the list file (with 5,000 networks that took minutes).
+const sources = new Map<string, string | undefined>();
+
+function ruleSource(r: LoadedRules, list: string, rule: string, edits: RuntimeEdits): string | undefined {
+  const key = `${list}\n${rule}`;
+  if (!sources.has(key)) sources.set(key, findRuleSource(r, list, rule, edits));
+  return sources.get(key);
+}
+
+function findRuleSource(r: LoadedRules, list: string, rule: string, edits: RuntimeEdits): string | undefined {
   const def = r.lists.resolved.lists.get(list);
   if (!def) return undefined;
+  const shared = [...edits.log].reverse().find((e) => e.list === list && e.op === 'add' && e.rules.includes(rule));
+  if (shared && edits.lists[list]?.add.includes(rule)) return `shared edit ${shared.version}${shared.user ? ` by ${shared.user}` : ''}, ${new Date(shared.time).toISOString().slice(0, 16).replace('T', ' ')}`;
   const wildcard = rule.startsWith('*.');
   const domain = wildcard ? rule.slice(2) : rule;
   try {
@@ -52,7 +69,7 @@ function allowSource(r: LoadedRules, profile: string, rule: string): string | un
   return `${relative(process.cwd(), p.file)}:${p.line ?? '?'} ${p.path}`;
 }
 
-function describe(r: LoadedRules, domain: string, type: number, network: Network, via: string, now: number, client?: string): CheckResult {
+function describe(r: LoadedRules, edits: RuntimeEdits, domain: string, type: number, network: Network, via: string, now: number, client?: string): CheckResult {
   const d: Decision = r.rules.engine.decide(network, domain, now, client);
   const base = { domain, type: typeName(type), network: network.name, via, profile: network.profile.name };
   if (d.kind === 'blocked') {
@@ -63,7 +80,7 @@ function describe(r: LoadedRules, domain: string, type: number, network: Network
       ...(d.policy ? { policy: d.policy } : {}),
       list: d.list,
       rule: d.rule,
-      ruleSource: ruleSource(r, d.list, d.rule),
+      ruleSource: ruleSource(r, d.list, d.rule, edits),
       answer: mode === 'nxdomain' ? `NXDOMAIN, TTL ${d.response.ttl}` : mode === 'refused' ? 'REFUSED' : `${mode} answer, TTL ${d.response.ttl}`,
     };
   }
@@ -111,8 +128,14 @@ export function registerCheck(program: Command): void {
       const type = (TYPE as Record<string, number>)[typeUpper] ?? (/^TYPE\d+$/.test(typeUpper) ? Number(typeUpper.slice(4)) : NaN);
       if (Number.isNaN(type)) return fail(`unknown query type "${opts.type}"`, EXIT.USAGE);
       if (opts.client !== undefined && isIP(opts.client) === 0) return fail(`--client: "${opts.client}" is not an IP address`, EXIT.USAGE);
-      const r = await loadForCli(cmd);
-      if (!r) return;
+      const files = await loadForCli(cmd);
+      if (!files) return;
+      // Decide as the server does: the files with the shared edits on top (Redis, else the snapshot).
+      const shared = await sharedEditsForCli(files);
+      if (shared.note) process.stderr.write(`note: ${shared.note}\n`);
+      const effective = effectiveRules(files, shared.edits);
+      const r: LoadedRules = { ...files, rules: effective.rules };
+      const edits = shared.edits;
       const engine = r.rules.engine;
       const results: CheckResult[] = [];
       if (opts.client !== undefined) {
@@ -120,17 +143,19 @@ export function registerCheck(program: Command): void {
         if (!hit) {
           results.push({ domain: n.domain, type: typeUpper, network: '-', via: `${opts.client} is in no network`, profile: '-', decision: 'refused', answer: 'REFUSED (never an open resolver)' });
         } else {
-          results.push(describe(r, n.domain, type, hit.network, `${opts.client} in ${hit.cidr}`, now, opts.client));
+          results.push(describe(r, edits, n.domain, type, hit.network, `${opts.client} in ${hit.cidr}`, now, opts.client));
         }
       } else if (opts.network !== undefined) {
         const net = engine.networks.get(opts.network);
         if (!net) return fail(`no network named "${opts.network}"; networks: ${[...engine.networks.keys()].join(', ')}`, EXIT.USAGE);
-        results.push(describe(r, n.domain, type, net, '--network', now));
+        results.push(describe(r, edits, n.domain, type, net, '--network', now));
       } else {
-        for (const net of engine.networks.values()) results.push(describe(r, n.domain, type, net, 'every network', now));
+        for (const net of engine.networks.values()) results.push(describe(r, edits, n.domain, type, net, 'every network', now));
       }
       const blocked = results.some((x) => x.decision !== 'allowed');
       process.exitCode = blocked ? EXIT.FAILED : EXIT.OK;
+      for (const x of results) x.policyVersion = effective.version;
+      const versionText = `${effective.version}${shared.from === 'none' ? '' : ` (list files + ${edits.version} shared edit(s) from ${shared.from})`}`;
       if (opts.json) return printJson(results.length === 1 ? results[0] : results);
       if (results.length === 1) {
         const x = results[0]!;
@@ -146,10 +171,12 @@ export function registerCheck(program: Command): void {
           ['schedule', x.outsideSchedule && `policy ${x.outsideSchedule.id} is outside its schedule now`],
           ['dry run', x.wouldBlock && `policy ${x.wouldBlock.policy.id} (dry-run) would block: list ${x.wouldBlock.list}, rule ${x.wouldBlock.rule}`],
           ['answer', x.answer],
+          ['version', versionText],
         ];
         for (const [k, v] of rows) if (v !== undefined) process.stdout.write(`  ${k.padEnd(11)}${v}\n`);
         return;
       }
+      process.stdout.write(`policy version ${versionText}\n`);
       printTable(
         ['NETWORK', 'PROFILE', 'DECISION', 'POLICY', 'LIST', 'RULE', 'WHY'],
         results.map((x) => [x.network, x.profile, x.decision, x.policy?.id ?? '-', x.list ?? '-', x.rule ?? '-', why(x)]),

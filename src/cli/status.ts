@@ -1,37 +1,18 @@
 // `sluice status`: every instance sharing the Redis state, its policy version and last heartbeat,
-// and which ones disagree. Standalone: this config's policy version.
+// and which ones are out of step — with the edit log Redis holds, or with the others' config and
+// list files. Standalone: this config's policy version.
 import { Command, Option } from 'commander';
-import { createRedis, redisKeys, withDeadline } from '../shared/redis-connection.js';
-import type { Heartbeat } from '../shared/shared-state.js';
+import { readLog } from '../shared/edit-store.js';
+import { judgeInstances, type Heartbeat } from '../shared/instance-health.js';
+import { describeRedisError, redisKeys, withDeadline } from '../shared/redis-connection.js';
 import { loadForCli } from './config-file.js';
 import { EXIT, fail, printJson, printTable } from './output.js';
-
-export interface InstanceStatus extends Heartbeat {
-  ageSeconds: number;
-  state: 'ok' | 'diverged' | 'stale';
-}
-
-/** Pure: which instances agree. The majority version (ties: the newest heartbeat's) is the reference. */
-export function judgeInstances(beats: Heartbeat[], now: number, staleMs: number): InstanceStatus[] {
-  const fresh = beats.filter((b) => now - b.time < staleMs);
-  const counts = new Map<string, number>();
-  for (const b of fresh) counts.set(b.version, (counts.get(b.version) ?? 0) + 1);
-  const newest = [...fresh].sort((a, b) => b.time - a.time)[0];
-  let reference = newest?.version;
-  for (const [v, n] of counts) if (n > (counts.get(reference ?? '') ?? 0)) reference = v;
-  return beats
-    .map((b) => ({
-      ...b,
-      ageSeconds: Math.round((now - b.time) / 1000),
-      state: (now - b.time >= staleMs ? 'stale' : b.version === reference ? 'ok' : 'diverged') as InstanceStatus['state'],
-    }))
-    .sort((a, b) => a.instance.localeCompare(b.instance));
-}
+import { cliRedis } from './shared-edits.js';
 
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('Instances sharing state in Redis: policy version, last heartbeat, and which disagree. Exit 1 when one diverges.')
+    .description('Instances sharing state in Redis: policy version, last heartbeat, and which are out of step. Exit 1 when one is behind or diverged.')
     .addOption(new Option('--json', 'machine-readable output'))
     .addHelpText('after', '\nExamples:\n  sluice status\n  sluice status --json')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
@@ -43,29 +24,39 @@ export function registerStatus(program: Command): void {
         process.stdout.write(`standalone (no redis section); policy version of this config: ${r.version}\n`);
         return;
       }
-      const redis = createRedis(cfg, { offlineQueue: true });
-      redis.on('error', () => {});
+      const redis = cliRedis(r);
       let all: Record<string, string>;
+      let head: { epoch: string; version: number };
       try {
-        all = await withDeadline(redis.hgetall(redisKeys(cfg.key_prefix).instances), 5000);
+        [all, head] = await withDeadline(Promise.all([redis.hgetall(redisKeys(cfg.key_prefix).instances), readLog(redis, cfg.key_prefix, Number.MAX_SAFE_INTEGER)]), 5000);
       } catch (err) {
-        return fail(`redis: ${(err as Error).message}`, EXIT.USAGE);
+        return fail(describeRedisError(err, cfg, redis), EXIT.USAGE);
       } finally {
         redis.disconnect();
       }
       const beats = Object.values(all).flatMap((j) => {
         try {
-          return [JSON.parse(j) as Heartbeat];
+          const b = JSON.parse(j) as Heartbeat;
+          return typeof b.rulesVersion === 'string' ? [b] : [];
         } catch {
           return [];
         }
       });
-      const statuses = judgeInstances(beats, Date.now(), cfg.heartbeat_ms * 5);
-      if (statuses.some((s) => s.state === 'diverged')) process.exitCode = EXIT.FAILED;
-      if (opts.json) return printJson({ mode: 'shared', redis: 'up', instances: statuses });
+      const statuses = judgeInstances(beats, { epoch: head.epoch, version: head.version }, Date.now(), cfg.heartbeat_ms * 5);
+      if (statuses.some((s) => s.state === 'behind' || s.state === 'diverged')) process.exitCode = EXIT.FAILED;
+      if (opts.json) return printJson({ mode: 'shared', redis: 'up', edits: { epoch: head.epoch, version: head.version }, instances: statuses });
+      process.stdout.write(`redis holds ${head.version} shared edit(s)${head.epoch ? ` (log ${head.epoch.slice(0, 8)})` : ''}\n`);
       printTable(
         ['INSTANCE', 'HOST', 'PID', 'VERSION', 'EDITS', 'HEARTBEAT', 'STATE'],
-        statuses.map((s) => [s.instance, s.host, s.pid, s.version, s.editsVersion, `${s.ageSeconds}s ago`, s.state === 'ok' ? 'ok' : s.state.toUpperCase()]),
+        statuses.map((s) => [
+          s.worker === undefined ? s.instance : `${s.instance}#${s.worker}`,
+          s.host,
+          s.pid,
+          s.version,
+          s.editsVersion,
+          `${s.ageSeconds}s ago`,
+          s.state === 'ok' ? 'ok' : `${s.state.toUpperCase()}: ${s.detail ?? ''}`,
+        ]),
       );
     });
 }

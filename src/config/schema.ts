@@ -389,8 +389,28 @@ export const redisSchema = z
       .describe('Redis Sentinel for high availability.'),
     cluster: z.strictObject({ nodes: z.array(hostPort).min(1) }).optional().describe('Redis Cluster seed nodes.'),
     key_prefix: z.string().default('sluice:').describe('Prefix of every key and channel sluice uses.'),
-    tls: z.boolean().default(false).describe('Connect with TLS.'),
-    password_env: z.string().default('SLUICE_REDIS_PASSWORD').describe('Environment variable holding the password (never in the config).'),
+    username: z.string().min(1).optional().describe('ACL user (Redis 6+); also possible in the URL, "redis://sluice@10.0.0.20:6379".'),
+    password_env: z.string().default('SLUICE_REDIS_PASSWORD').describe('Environment variable holding the password (never in the config); it wins over a password in the URL.'),
+    tls: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          ca_file: z.string().optional().describe('PEM file of the CA that signed the server certificate (default: the system CAs).'),
+          cert_file: z.string().optional().describe('PEM client certificate, for a server that asks for one.'),
+          key_file: z.string().optional().describe('PEM key of the client certificate.'),
+          server_name: z.string().optional().describe('Name to check in the server certificate (and send as SNI), when it differs from the host.'),
+        }),
+      ])
+      .default(false)
+      .describe('Connect with TLS: true, or the files to use. A rediss:// URL turns it on too.'),
+    unhealthy_after_ms: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        'Report this instance unhealthy when Redis has been unreachable this long (0: never). Every instance loses Redis at once, and each still answers from its last state, so by default an outage does not take the resolvers out of a load balancer.',
+      ),
     stream_maxlen: z.number().int().min(1000).default(1_000_000).describe('Approximate length bound of the shared query log stream.'),
     buffer_events: z.number().int().min(0).default(100_000).describe('Query log events kept while Redis is away, replayed on reconnect; beyond this they are dropped and counted.'),
     heartbeat_ms: z.number().int().min(200).default(2000).describe('How often an instance publishes its policy version.'),
@@ -402,6 +422,10 @@ export const redisSchema = z
       ),
   })
   .refine((r) => [r.url, r.sentinel, r.cluster].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of url, sentinel or cluster', path: ['url'] })
+  .refine((r) => !r.cluster || /\{[^}]+\}/.test(r.key_prefix), {
+    message: 'with a Redis Cluster, key_prefix needs a hash tag, e.g. "{sluice}:", so that an edit and its version change in one transaction',
+    path: ['key_prefix'],
+  })
   .describe('Shared state for several resolvers: runtime list edits, the query log, policy versions.');
 
 export const hardeningSchema = z
@@ -450,6 +474,13 @@ export const configSchema = z
       .string()
       .default('state')
       .describe('Where sluice keeps what it writes: downloaded lists, the audit log, locks. Relative to the config file.'),
+    site_dir: z
+      .string()
+      .default('lists')
+      .describe(
+        "Where the site's own lists live: `sluice lists new` creates them here, beside the config (with the default, `/etc/sluice/lists` for `/etc/sluice/sluice.yaml`), " +
+          "never in the curated catalog's directory, which an upgrade replaces. Relative to the config file.",
+      ),
     workers: z
       .union([z.literal('auto'), z.number().int().min(1).max(256)])
       .default('auto')

@@ -19,6 +19,12 @@ import { LogOwner } from './log-owner.js';
 import { listStatuses, startAdmin } from './observability.js';
 
 export const LOG_MESSAGE = 'sluice-log';
+const SHARED_MESSAGE = 'sluice-shared';
+
+/** Worker side: this worker's shared-state status, after every heartbeat round. */
+export function reportShared(status: Record<string, unknown>): void {
+  if (process.send && process.connected) process.send({ type: SHARED_MESSAGE, status });
+}
 
 /** Worker side: batches go to the primary. Refused (counted) when the channel is gone or backed up. */
 export class IpcSink implements QueryLogSink {
@@ -49,6 +55,8 @@ export class PrimaryObservability {
   private readonly aggregator = new (loadPromClient().AggregatorRegistry)();
   /** The primary's own metrics: its store's. */
   private readonly own = new (loadPromClient().Registry)();
+  /** Each worker's last shared-state status (shared mode). */
+  private readonly shared = new Map<Worker, Record<string, unknown>>();
 
   private constructor(
     private loaded: LoadedRules,
@@ -68,12 +76,28 @@ export class PrimaryObservability {
   }
 
   attach(w: Worker): void {
-    w.on('message', (m: { type?: string; batch?: unknown; lost?: unknown }) => {
+    w.on('exit', () => this.shared.delete(w));
+    w.on('message', (m: { type?: string; batch?: unknown; lost?: unknown; status?: Record<string, unknown> }) => {
+      if (m?.type === SHARED_MESSAGE && m.status) {
+        this.shared.set(w, m.status);
+        return;
+      }
       if (m?.type !== LOG_MESSAGE) return;
       if (typeof m.lost === 'number' && m.lost > 0) this.owner.lost(m.lost);
       const events = decodeEventBatch(m.batch);
       if (events) this.owner.write(events);
     });
+  }
+
+  /** Healthy when every worker runs and none reports trouble with the shared state. */
+  health(): { ok: boolean; [k: string]: unknown } {
+    const workers = this.workers();
+    const shared = [...this.shared.values()];
+    const problems = [...new Set(shared.flatMap((s) => (Array.isArray(s.problems) ? (s.problems as string[]) : [])))];
+    if (workers !== this.expected) problems.unshift(`${workers} of ${this.expected} workers running`);
+    const base = { ok: problems.length === 0, problems, workers, expectedWorkers: this.expected };
+    if (shared.length === 0) return base;
+    return { ...base, mode: 'shared', version: shared[0]!.version, redis: shared.every((s) => s.redis === 'ready') ? 'ready' : shared.find((s) => s.redis !== 'ready')!.redis, workersShared: shared };
   }
 
   reconfigure(loaded: LoadedRules): void {
@@ -86,7 +110,7 @@ export class PrimaryObservability {
       this.owner,
       {
         metrics: async () => ({ contentType: this.aggregator.contentType, body: (await this.aggregator.clusterMetrics()) + (await this.own.metrics()) }),
-        health: () => ({ ok: this.workers() === this.expected, workers: this.workers(), expectedWorkers: this.expected }),
+        health: () => this.health(),
         lists: () => listStatuses(this.loaded),
         policies: () => this.loaded.rules.engine.policies.map((p) => policyStatus(p, this.now())),
       },

@@ -21,8 +21,10 @@ import type { QueryLogSink } from '../querylog/buffer.js';
 import { Pseudonymizer } from '../querylog/pseudonymizer.js';
 import { QueryLog, pseudonymKey } from '../querylog/query-log.js';
 import type { LoadedRules } from './load-rules.js';
+import { describeServing } from '../lists/list-loader.js';
 import { IpcSink, exposeWorkerMetrics } from './cluster-observability.js';
 import type { LogOwner } from './log-owner.js';
+import { listenError } from './listen-error.js';
 
 /** The admin token: config, else the environment variable, else one generated once in state_dir. */
 export function adminToken(config: Config, baseDir: string): string {
@@ -68,6 +70,8 @@ export async function startAdmin(loaded: LoadedRules, owner: LogOwner, parts: Ad
     metrics: () => parts.metrics(),
     health: () => ({
       ...parts.health(),
+      // A refused list file is for the admin to look at, not a reason to restart: ok stays as it is.
+      lists: { refused: parts.lists().flatMap((l) => (l.refused !== undefined ? [{ name: l.name, source: l.source, reason: l.refused }] : [])) },
       instance: owner.instance,
       uptimeSeconds: Math.round((now() - startedAt) / 1000),
       ...(owner.store ? { store: owner.store.health() } : {}),
@@ -76,7 +80,9 @@ export async function startAdmin(loaded: LoadedRules, owner: LogOwner, parts: Ad
     policies: () => parts.policies(),
     logStats: () => ({ accepted: owner.accepted, dropped: owner.dropped }),
   };
-  return startAdminServer(c.admin.address, c.admin.port, () => backend, log);
+  return startAdminServer(c.admin.address, c.admin.port, () => backend, log).catch((err: unknown) => {
+    throw listenError(err, c.admin.address, c.admin.port, 'tcp', 'admin API');
+  });
 }
 
 export class Observability {
@@ -110,6 +116,7 @@ export class Observability {
       resolver,
       buffer: () => this.queryLog.buffer,
       listSizes: () => new Map(this.loaded.lists.lists.map((l) => [l.def.name, l.set.size])),
+      listRefusals: () => this.loaded.lists.lists.filter((l) => l.def.url === undefined).map((l) => ({ list: l.def.name, refused: l.refused !== undefined, total: l.refusals })),
       now,
       shared: () => this.sharedStatus(),
       tcpConnections: () => this.tcpConnections(),
@@ -141,8 +148,7 @@ export class Observability {
         metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.metrics() }),
         health: () => {
           const shared = this.sharedStatus();
-          const diverged = Array.isArray(shared.diverged) && shared.diverged.length > 0;
-          return { ok: !diverged, ...shared };
+          return { ...shared, ok: shared.ok !== false };
         },
         lists: () => listStatuses(this.loaded),
         policies: () => this.resolver().ruleSet.engine.policies.map((p) => policyStatus(p, this.now())),
@@ -167,5 +173,6 @@ export function listStatuses(loaded: LoadedRules): ListStatus[] {
     source: l.def.url ?? l.def.file,
     app: l.def.meta?.app ?? null,
     vendor: l.def.meta?.vendor ?? null,
+    ...(l.refused ? { refused: `${l.refused.reason}; ${describeServing(l)}` } : {}),
   }));
 }

@@ -6,7 +6,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { Resolver } from '../pipeline/resolver.js';
-import { LoadError, loadRuleSet, type LoadedRules } from './load-rules.js';
+import { LoadError, loadRuleSet, saveActivated, stateFilesToWatch, type LoadedRules } from './load-rules.js';
 import { FileWatcher } from './file-watcher.js';
 import { policyState } from '../policy/policy.js';
 import { RemoteRefresher } from './remote-refresher.js';
@@ -14,14 +14,14 @@ import { Observability } from './observability.js';
 import { LogOwner } from './log-owner.js';
 import { instanceName } from '../querylog/query-log.js';
 import { isWorker, reportReloaded } from './cluster.js';
+import { reportShared } from './cluster-observability.js';
 import { join } from 'node:path';
 import { stateDir } from '../lists/catalog.js';
-import { RuleSet } from '../pipeline/resolver.js';
 import { SharedState } from '../shared/shared-state.js';
 import { answerMessage, scanAnswer } from '../dns/answer-bytes.js';
 import { skipName } from '../dns/wire.js';
-import { editsHash, overlay } from '../shared/runtime-edits.js';
-import { policyVersion } from './load-rules.js';
+import { effectiveRules } from './effective-rules.js';
+import { listenError } from './listen-error.js';
 import { TcpListener } from './tcp.js';
 import { BatchedUdpListener, createUdpListener, type ListenerHooks, type UdpListener } from './udp.js';
 
@@ -94,6 +94,7 @@ export class SluiceServer {
       throw err;
     }
     server.afterLoad(loaded);
+    await saveActivated(loaded, opts.logger);
     return server;
   }
 
@@ -105,10 +106,20 @@ export class SluiceServer {
       return;
     }
     const instance = this.observability.queryLog.instance;
-    this.shared = new SharedState(c.redis, instance, join(stateDir(c, loaded.loaded.baseDir), 'redis-snapshot.json'), {
-      edits: () => this.applyRules(this.loadedRules),
-      remoteEvents: (batch) => this.observability.owner?.writeRemote(batch),
-    }, this.opts.logger);
+    const worker = isWorker() ? Number(process.env.SLUICE_WORKER_ID ?? 0) : undefined;
+    this.shared = new SharedState(
+      c.redis,
+      instance,
+      join(stateDir(c, loaded.loaded.baseDir), worker === undefined ? 'redis-snapshot.json' : `redis-snapshot.${worker}.json`),
+      {
+        edits: () => this.applyRules(this.loadedRules),
+        remoteEvents: (batch) => this.observability.owner?.writeRemote(batch),
+        // A worker's health is its own: the primary's /healthz and metrics combine them.
+        beat: () => reportShared(this.sharedStatus()),
+      },
+      this.opts.logger,
+      { worker, baseDir: loaded.loaded.baseDir, ...(this.opts.clock ? { now: this.opts.clock } : {}) },
+    );
     this.shared.loadSnapshot();
     if (c.redis.shared_cache) {
       this.shared.cacheHooks = {
@@ -129,20 +140,26 @@ export class SluiceServer {
   /** Swap in the rules of `loaded` with the runtime edits on top. */
   private applyRules(loaded: LoadedRules): void {
     const edits = this.shared?.currentEdits;
-    const rules = edits && edits.version > 0 ? new RuleSet(loaded.loaded.config, overlay(loaded.sets, edits)) : loaded.rules;
+    const effective = effectiveRules(loaded, edits);
+    const rules = effective.rules;
     this.resolver.swap(rules);
     // The shared cache writes every new answer behind to Redis (the cache may be new after a swap).
     const shared = this.shared;
     this.resolver.cache.onStore = shared?.cacheHooks ? (key, a) => shared.publishCache(key, answerMessage(a), a.cacheTtl * 1000) : undefined;
-    this.version = policyVersion(loaded, edits && edits.version > 0 ? editsHash(edits) : '');
-    if (this.shared) this.shared.version = this.version;
+    this.version = effective.version;
+    if (this.shared) {
+      this.shared.version = this.version;
+      if (this.shared.rulesVersion !== loaded.version) this.shared.rulesSince = (this.opts.clock ?? Date.now)();
+      this.shared.rulesVersion = loaded.version;
+    }
     if (edits && edits.version > 0) this.opts.logger.info({ editsVersion: edits.version, version: this.version }, 'runtime edits applied');
   }
 
   sharedStatus(): Record<string, unknown> {
     const s = this.shared;
     if (!s) return { mode: 'standalone', version: this.version };
-    return { mode: 'shared', version: this.version, redis: s.state, diverged: s.diverged, editsVersion: s.currentEdits.version, droppedEvents: s.droppedEvents };
+    const e = s.currentEdits;
+    return { mode: 'shared', version: this.version, rulesVersion: s.rulesVersion, editsEpoch: e.epoch, editsVersion: e.version, droppedEvents: s.droppedEvents, ...s.health() };
   }
 
   private onDone(ctx: RequestContext): void {
@@ -180,7 +197,7 @@ export class SluiceServer {
   private afterLoad(loaded: LoadedRules): void {
     const { config } = loaded.loaded;
     if (config.watch) {
-      const files = [this.opts.configFile, ...[...loaded.lists.resolved.lists.values()].map((d) => d.file)];
+      const files = [this.opts.configFile, ...[...loaded.lists.resolved.lists.values()].map((d) => d.file), ...stateFilesToWatch(loaded)];
       if (loaded.lists.resolved.catalog) files.push(loaded.lists.resolved.catalog.file);
       this.watcher.setFiles(files);
     } else {
@@ -223,7 +240,9 @@ export class SluiceServer {
                 maxConnectionsPerClient: this.config.tcp.max_connections_per_client,
               }));
             started.push(listener);
-            const a = await listener.start();
+            const a = await listener.start().catch((err: unknown) => {
+              throw listenError(err, l.address, port, proto);
+            });
             port = a.port;
             bound.push({ protocol: proto, ...a, io: listener instanceof TcpListener ? undefined : listener.io, note });
           }
@@ -269,7 +288,7 @@ export class SluiceServer {
     const run = async (): Promise<boolean> => {
       const log = this.opts.logger;
       try {
-        const loaded = await loadRuleSet(this.opts.configFile, log);
+        const loaded = await loadRuleSet(this.opts.configFile, log, { previous: this.loadedRules });
         const { rules } = loaded;
         if (JSON.stringify(rules.config.listeners) !== JSON.stringify(this.config.listeners) || rules.config.udp.io !== this.config.udp.io) {
           log.warn('listener changes (listeners, udp.io) take effect at the next restart');
@@ -280,6 +299,7 @@ export class SluiceServer {
         log.level = rules.config.logging.level;
         this.afterLoad(loaded);
         this.observability.reconfigure(loaded);
+        await saveActivated(loaded, log);
         log.info({ config: this.opts.configFile }, 'reloaded');
         reportReloaded();
         return true;

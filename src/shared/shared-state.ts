@@ -1,28 +1,24 @@
-// One instance's view of the shared state in Redis: it applies runtime edits as they are announced,
-// publishes its policy version with a heartbeat and reads everyone else's, sends its query log
-// events to the shared stream and reads the other instances' events from it. Redis is never on a
-// query's path: when it is away the instance keeps serving from its last state (also kept in a
-// local snapshot file for a start without Redis), buffers log events up to a bound, and on reconnect
-// resynchronises and replays what it buffered.
+// One instance's view of the shared state in Redis: it applies the shared edit log (announced on
+// a channel, and read again on every heartbeat so a lost announcement is repaired within one),
+// publishes its heartbeat and judges its own health against Redis and the others, sends its query
+// log events to the shared stream and reads the other instances' events from it. Redis is never on
+// a query's path: when it is away the instance keeps serving from its last state (also kept in a
+// local snapshot file for a start without Redis), buffers log events up to a bound, and on
+// reconnect merges its edits back, resynchronises and replays what it buffered in slices.
 import { hostname } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { RedisConfig } from '../config/schema.js';
 import { atomicWrite } from '../lists/list-editor.js';
 import type { Logger } from '../logging/logger.js';
 import type { QueryLogSink } from '../querylog/buffer.js';
 import { eventJson, type QueryEvent } from '../querylog/event.js';
-import { readEdits, reseed } from './edit-store.js';
-import { createRedis, redisKeys, type RedisClient } from './redis-connection.js';
-import { NO_EDITS, type RuntimeEdits } from './runtime-edits.js';
+import { mergeInto, readLog } from './edit-store.js';
+import { editsBehind, judgeInstances, type Heartbeat, type InstanceStatus, type LogHead } from './instance-health.js';
+import { classifyRedisError, createRedis, redisKeys, type RedisClient, type RedisProblem } from './redis-connection.js';
+import { extendLog, foldLog, NO_EDITS, parseSnapshot, type RuntimeEdits } from './runtime-edits.js';
 
-export interface Heartbeat {
-  instance: string;
-  version: string;
-  time: number;
-  host: string;
-  pid: number;
-  editsVersion: number;
-}
+export type { Heartbeat } from './instance-health.js';
 
 export interface SharedCacheHooks {
   /** Put an answer resolved by another instance into the local cache. */
@@ -32,12 +28,30 @@ export interface SharedCacheHooks {
 }
 
 const CACHE_WRITE_QUEUE = 10_000;
+/** Buffered log events go back to Redis in slices this big, each awaited, so answers keep flowing. */
+const REPLAY_SLICE = 100;
 
 export interface SharedStateEvents {
   /** New runtime edits to apply (rebuild the rules). */
   edits(e: RuntimeEdits): void;
   /** Events of other instances, read from the shared stream. */
   remoteEvents(batch: QueryEvent[]): void;
+  /** A heartbeat round finished (workers tell the primary their health). */
+  beat?(): void;
+}
+
+/** What this instance says about its shared state, in health and metrics. */
+export interface SharedHealth {
+  ok: boolean;
+  /** Why not ok, for people (empty when ok). */
+  problems: string[];
+  redis: string;
+  /** Edits of Redis's log this instance lacks. */
+  editsBehind: number;
+  /** Instances (by name: workers count once) out of step with Redis or with the others, this one included. */
+  diverged: string[];
+  /** Seconds the last heartbeat round took, or has been waiting (Redis paused or slow). */
+  heartbeatSeconds: number;
 }
 
 export class SharedState implements QueryLogSink {
@@ -51,9 +65,22 @@ export class SharedState implements QueryLogSink {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private lastId = '$';
+  private syncing: Promise<void> | undefined;
+  private syncAgain = false;
+  private beatStarted: number | undefined;
+  private lastBeatSeconds = 0;
+  private behindRounds = 0;
+  private downSince: number | undefined;
+  private problem: RedisProblem | undefined;
+  private readonly loggedProblem = new Map<string, number>();
+  private replaying = false;
+  /** The log head Redis held at the last read. */
+  head: LogHead | undefined;
   version = '';
-  /** Instances whose version differs from ours, as of the last heartbeat round. */
-  diverged: string[] = [];
+  rulesVersion = '';
+  rulesSince = Date.now();
+  /** Every instance's state as of the last heartbeat round. */
+  instances: InstanceStatus[] = [];
   peers: Heartbeat[] = [];
   droppedEvents = 0;
   replayedEvents = 0;
@@ -61,6 +88,10 @@ export class SharedState implements QueryLogSink {
   private cacheTimer: NodeJS.Timeout | undefined;
   cacheHooks: SharedCacheHooks | undefined;
   warmed = 0;
+  /** The heartbeat's field: the instance name, and the worker's number with several workers. */
+  private readonly member: string;
+  private readonly worker: number | undefined;
+  private readonly now: () => number;
 
   constructor(
     private readonly cfg: RedisConfig,
@@ -68,17 +99,26 @@ export class SharedState implements QueryLogSink {
     private readonly snapshotFile: string,
     private readonly on: SharedStateEvents,
     private readonly log: Logger,
+    opts: { worker?: number; baseDir?: string; now?: () => number } = {},
   ) {
+    this.worker = opts.worker;
+    this.now = opts.now ?? Date.now;
+    const worker = opts.worker;
+    this.member = worker === undefined ? instance : `${instance}#${worker}`;
     this.keys = redisKeys(cfg.key_prefix);
-    this.redis = createRedis(cfg);
-    this.sub = createRedis(cfg);
-    this.reader = createRedis(cfg);
-    for (const c of [this.redis, this.sub, this.reader]) c.on('error', () => {}); // state changes are logged below
+    const conn = { baseDir: opts.baseDir };
+    this.redis = createRedis(cfg, conn);
+    this.sub = createRedis(cfg, conn);
+    this.reader = createRedis(cfg, conn);
+    for (const c of [this.sub, this.reader]) c.on('error', () => {}); // the main connection reports for all three
+    this.redis.on('error', (err: Error) => this.onError(err));
     this.redis.on('ready', () => void this.onReady());
     this.redis.on('close', () => {
-      if (!this.closed) this.log.warn({ redis: 'down' }, 'redis connection lost; serving from the last shared state');
+      this.downSince ??= this.now();
+      if (!this.closed && !this.problem) this.log.warn({ redis: 'down' }, 'redis connection lost; serving from the last shared state');
     });
-    this.sub.on('ready', () => void this.sub.subscribe(this.keys.channel).catch(() => {}));
+    // Announcements made while the subscriber was away are lost: read the log once it listens again.
+    this.sub.on('ready', () => void this.sub.subscribe(this.keys.channel).then(() => this.sync(), () => {}));
     this.sub.on('message', (_channel: string, message: string) => {
       try {
         const m = JSON.parse(message) as { type?: string };
@@ -88,6 +128,7 @@ export class SharedState implements QueryLogSink {
       }
     });
     this.reader.on('ready', () => void this.readLoop());
+    this.downSince = this.now();
   }
 
   get up(): boolean {
@@ -95,6 +136,8 @@ export class SharedState implements QueryLogSink {
   }
 
   get state(): string {
+    if (this.problem && !this.up) return this.problem.kind === 'connection' ? this.redis.status : `${this.problem.kind}-failed`;
+    if (this.up && this.beatStarted !== undefined && this.now() - this.beatStarted > 2 * this.cfg.heartbeat_ms) return 'stalled';
     return this.redis.status;
   }
 
@@ -105,18 +148,33 @@ export class SharedState implements QueryLogSink {
   /** The last snapshot on disk (for a start while Redis is down). */
   loadSnapshot(): RuntimeEdits {
     try {
-      if (existsSync(this.snapshotFile)) this.edits = JSON.parse(readFileSync(this.snapshotFile, 'utf8')) as RuntimeEdits;
+      if (existsSync(this.snapshotFile)) this.edits = parseSnapshot(readFileSync(this.snapshotFile, 'utf8'));
     } catch (err) {
       this.log.warn({ err: (err as Error).message, file: this.snapshotFile }, 'unreadable shared-state snapshot ignored');
     }
     return this.edits;
   }
 
+  private onError(err: Error): void {
+    const problem = classifyRedisError(err);
+    this.problem = problem;
+    if (this.closed) return;
+    // Once a minute per kind: a wrong password is retried every few seconds.
+    const last = this.loggedProblem.get(problem.kind) ?? -Infinity;
+    if (this.now() - last < 60_000) return;
+    this.loggedProblem.set(problem.kind, this.now());
+    if (problem.kind === 'connection') this.log.warn({ redis: 'down', err: problem.message }, `redis unreachable: ${problem.message}`);
+    else this.log.error({ redis: problem.kind, err: problem.message }, `redis ${problem.kind === 'auth' ? 'refused the credentials' : 'TLS failed'}: ${problem.message}`);
+  }
+
   private async onReady(): Promise<void> {
+    this.problem = undefined;
+    this.downSince = undefined;
+    this.loggedProblem.clear();
     this.log.info({ redis: 'up' }, 'redis connected; synchronising shared state');
     await this.sync();
-    await this.replay();
     this.heartbeat();
+    await this.replay();
     if (this.cacheHooks) void this.warmCache();
   }
 
@@ -168,55 +226,122 @@ export class SharedState implements QueryLogSink {
     }
   }
 
-  /** Read every runtime edit; apply when the version moved. */
-  async sync(): Promise<void> {
+  /** Reconcile with the log in Redis; one at a time (WATCH state is per connection), again if asked meanwhile. */
+  sync(): Promise<void> {
+    if (this.syncing) {
+      this.syncAgain = true;
+      return this.syncing;
+    }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false;
+        await this.reconcile();
+      } while (this.syncAgain && !this.closed);
+    })().finally(() => (this.syncing = undefined));
+    return this.syncing;
+  }
+
+  private async reconcile(): Promise<void> {
     try {
-      const e = await readEdits(this.redis, this.cfg.key_prefix);
-      if (e.version < this.edits.version) {
-        // Redis came back without the state (restarted without persistence, or failed over to an
-        // empty replica): put back what we enforce rather than dropping the admin's edits.
-        await reseed(this.redis, this.cfg.key_prefix, this.edits);
-        this.log.warn({ version: this.edits.version }, 'redis had lost the shared edits; restored them from this instance');
-        return;
+      const held = this.edits;
+      const read = await readLog(this.redis, this.cfg.key_prefix, held.epoch === '' ? 0 : held.version);
+      this.head = { epoch: read.epoch, version: read.version };
+      let next: RuntimeEdits | undefined;
+      if (read.epoch === held.epoch && read.version >= held.version) {
+        next = extendLog(held, read.epoch, read.entries) ?? foldLog(read.epoch, (await readLog(this.redis, this.cfg.key_prefix)).entries);
+      } else if (held.log.length === 0) {
+        next = foldLog(read.epoch, held.epoch === '' ? read.entries : (await readLog(this.redis, this.cfg.key_prefix)).entries);
+      } else {
+        // Redis holds another log than ours (it restarted empty, or failed over to a replica that
+        // lagged): merge, so that neither what we enforce nor what was acknowledged since is lost.
+        const merged = await mergeInto(this.redis, this.cfg.key_prefix, held);
+        next = merged.edits;
+        this.head = { epoch: next.epoch, version: next.version };
+        if (merged.wrote) this.log.warn({ edits: next.version, held: held.version }, 'redis held another shared edit log; merged it with the edits this instance holds');
       }
-      if (e.version === this.edits.version && JSON.stringify(e.lists) === JSON.stringify(this.edits.lists)) return;
-      this.edits = e;
-      this.on.edits(e);
-      await atomicWrite(this.snapshotFile, JSON.stringify(e));
+      if (next === held) return;
+      this.edits = next;
+      this.on.edits(next);
+      await atomicWrite(this.snapshotFile, JSON.stringify({ epoch: next.epoch, log: next.log }));
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'shared state sync failed; will retry on reconnect or the next announcement');
+      this.log.warn({ err: (err as Error).message }, 'shared state sync failed; will retry at the next heartbeat');
     }
   }
 
-  /** Publish our heartbeat and read the others', on a timer. */
+  /** Publish our heartbeat and read the others', on a timer; each round also reconciles the edit log. */
   heartbeat(): void {
     clearTimeout(this.heartbeatTimer);
     if (this.closed) return;
-    const beat: Heartbeat = { instance: this.instance, version: this.version, time: Date.now(), host: hostname(), pid: process.pid, editsVersion: this.edits.version };
-    void (async () => {
-      try {
-        await this.redis.hset(this.keys.instances, this.instance, JSON.stringify(beat));
-        const all = await this.redis.hgetall(this.keys.instances);
-        this.peers = Object.values(all).flatMap((j) => {
-          try {
-            return [JSON.parse(j) as Heartbeat];
-          } catch {
-            return [];
-          }
-        });
-        const fresh = this.peers.filter((p) => Date.now() - p.time < this.cfg.heartbeat_ms * 5);
-        this.diverged = fresh.filter((p) => p.version !== this.version).map((p) => p.instance);
-      } catch {
-        // Redis away: the next beat tries again
-      }
-    })();
+    // A round still waiting means Redis is paused or slow: do not pile up another (state says "stalled").
+    if (this.beatStarted === undefined && this.up) void this.beat();
+    else this.on.beat?.(); // down or stalled: say so (a worker's primary keeps its last word)
     this.heartbeatTimer = setTimeout(() => this.heartbeat(), this.cfg.heartbeat_ms);
     this.heartbeatTimer.unref();
   }
 
+  private async beat(): Promise<void> {
+    const started = (this.beatStarted = this.now());
+    try {
+      await this.sync();
+      const beat: Heartbeat = {
+        instance: this.instance,
+        ...(this.worker !== undefined ? { worker: this.worker } : {}),
+        host: hostname(),
+        pid: process.pid,
+        time: this.now(),
+        version: this.version,
+        rulesVersion: this.rulesVersion,
+        rulesSince: this.rulesSince,
+        epoch: this.edits.epoch,
+        editsVersion: this.edits.version,
+      };
+      const res = await this.redis.pipeline().hset(this.keys.instances, this.member, JSON.stringify(beat)).hgetall(this.keys.instances).exec();
+      const all = (res?.[1]?.[1] ?? {}) as Record<string, string>;
+      this.peers = Object.values(all).flatMap((j) => {
+        try {
+          const b = JSON.parse(j) as Heartbeat;
+          return typeof b.rulesVersion === 'string' ? [b] : [];
+        } catch {
+          return [];
+        }
+      });
+      this.instances = judgeInstances(this.peers, this.head, this.now(), this.cfg.heartbeat_ms * 5);
+      this.behindRounds = this.head && editsBehind({ epoch: this.edits.epoch, editsVersion: this.edits.version }, this.head) > 0 ? this.behindRounds + 1 : 0;
+    } catch {
+      // Redis away: the next beat tries again
+    } finally {
+      this.lastBeatSeconds = (this.now() - started) / 1000;
+      this.beatStarted = undefined;
+    }
+    this.on.beat?.();
+  }
+
+  /** Health as a load balancer should see it: only this instance's own trouble makes it unhealthy. */
+  health(): SharedHealth {
+    const problems: string[] = [];
+    const state = this.state;
+    if (this.problem && this.problem.kind !== 'connection' && !this.up) problems.push(`redis ${this.problem.kind === 'auth' ? 'refused the credentials' : 'TLS failed'}: ${this.problem.message}`);
+    const down = this.downSince === undefined ? 0 : this.now() - this.downSince;
+    if (!this.up && this.cfg.unhealthy_after_ms > 0 && down > this.cfg.unhealthy_after_ms) problems.push(`redis unreachable for ${Math.round(down / 1000)} s`);
+    const behind = this.head ? editsBehind({ epoch: this.edits.epoch, editsVersion: this.edits.version }, this.head) : 0;
+    // One round behind is an edit on its way; two means this instance failed to catch up.
+    if (this.behindRounds >= 2) problems.push(`${behind} shared edit(s) behind redis (version ${this.head?.version})`);
+    const me = this.instances.find((i) => i.instance === this.instance && i.worker === this.worker);
+    if (me?.state === 'diverged' && this.up) problems.push(me.detail ?? 'diverged');
+    const pending = this.beatStarted === undefined ? 0 : (this.now() - this.beatStarted) / 1000;
+    return {
+      ok: problems.length === 0,
+      problems,
+      redis: state,
+      editsBehind: behind,
+      diverged: [...new Set(this.instances.filter((i) => i.state === 'behind' || i.state === 'diverged').map((i) => i.instance))],
+      heartbeatSeconds: Math.max(pending, this.lastBeatSeconds),
+    };
+  }
+
   /** QueryLogSink: our events go to the shared stream, or wait in a bounded buffer while Redis is away. */
   write(batch: QueryEvent[]): boolean {
-    if (!this.up) {
+    if (!this.up || this.replaying) {
       const room = this.cfg.buffer_events - this.pending.length;
       if (room <= 0) {
         this.droppedEvents += batch.length;
@@ -226,25 +351,36 @@ export class SharedState implements QueryLogSink {
       this.pending.push(...batch.slice(0, room));
       return true;
     }
-    this.xadd(batch);
+    void this.xadd(batch);
     return true;
   }
 
-  private xadd(batch: QueryEvent[]): void {
+  private xadd(batch: QueryEvent[]): Promise<unknown> {
     const p = this.redis.pipeline();
-    for (const e of batch) p.xadd(this.keys.queryLog, 'MAXLEN', '~', String(this.cfg.stream_maxlen), '*', 'e', eventJson(e));
-    p.exec().catch(() => {
+    // The instance as a field of its own: readers skip their own events without parsing them.
+    for (const e of batch) p.xadd(this.keys.queryLog, 'MAXLEN', '~', String(this.cfg.stream_maxlen), '*', 'i', e.instance, 'e', eventJson(e));
+    return p.exec().catch(() => {
       this.pending.push(...batch.slice(0, Math.max(0, this.cfg.buffer_events - this.pending.length)));
     });
   }
 
+  /** Send what was buffered while Redis was away, a slice at a time, yielding to answers between. */
   private async replay(): Promise<void> {
-    while (this.pending.length > 0 && this.up) {
-      const batch = this.pending.splice(0, 1000);
-      this.xadd(batch);
-      this.replayedEvents += batch.length;
+    if (this.replaying) return;
+    this.replaying = true;
+    let sent = 0;
+    try {
+      while (this.pending.length > 0 && this.up && !this.closed) {
+        const batch = this.pending.splice(0, REPLAY_SLICE);
+        await this.xadd(batch);
+        sent += batch.length;
+        await yieldToLoop();
+      }
+    } finally {
+      this.replaying = false;
     }
-    if (this.replayedEvents > 0) this.log.info({ events: this.replayedEvents }, 'replayed query log events buffered while redis was away');
+    this.replayedEvents += sent;
+    if (sent > 0) this.log.info({ events: sent }, 'replayed query log events buffered while redis was away');
   }
 
   /** Read other instances' events from the stream into the local log. */
@@ -257,7 +393,8 @@ export class SharedState implements QueryLogSink {
         for (const [, entries] of res) {
           for (const [id, fields] of entries) {
             this.lastId = id;
-            const json = fields[1];
+            if (fields[0] === 'i' && fields[1] === this.instance) continue;
+            const json = fields[fields.length - 1];
             if (!json) continue;
             try {
               const e = JSON.parse(json) as QueryEvent;

@@ -85,6 +85,8 @@ describe('workers', () => {
       const blocked = [...metrics.matchAll(/^sluice_queries_total\{[^}]*decision="blocked"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
       expect(blocked).toBe(40);
       expect(metrics).toMatch(/^sluice_list_entries\{list="tiktok"\} 3$/m);
+      // A gauge whose sum is wrong is combined otherwise: standalone, "up" is 1, not 1 per worker.
+      expect(metrics).toMatch(/^sluice_redis_up 1$/m);
       writeFileSync(join(dir, 'lists', 'tiktok.txt'), referenceLists.tiktok + 'temu.com\n');
       child.kill('SIGHUP');
       await waitFor(/"msg":"reloaded"/, 2);

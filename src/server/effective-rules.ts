@@ -1,0 +1,21 @@
+// The rules an instance enforces: its config and list files with the shared edits on top. The
+// server swaps these in; `sluice check` and `sluice lists show` compute them the same way, so the
+// CLI explains what the server does.
+import { RuleSet } from '../pipeline/resolver.js';
+import type { DomainSet } from '../policy/domain-set.js';
+import { editsHash, overlay, type RuntimeEdits } from '../shared/runtime-edits.js';
+import { policyVersion, type LoadedRules } from './load-rules.js';
+
+export interface EffectiveRules {
+  rules: RuleSet;
+  /** Each list's set as enforced (files, plus and minus the shared edits). */
+  sets: ReadonlyMap<string, DomainSet>;
+  /** The policy version: equal versions decide every query the same way. */
+  version: string;
+}
+
+export function effectiveRules(loaded: LoadedRules, edits: RuntimeEdits | undefined): EffectiveRules {
+  if (!edits || edits.version === 0) return { rules: loaded.rules, sets: loaded.sets, version: loaded.version };
+  const sets = overlay(loaded.sets, edits);
+  return { rules: new RuleSet(loaded.loaded.config, sets), sets, version: policyVersion(loaded, editsHash(edits)) };
+}
