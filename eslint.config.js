@@ -1,4 +1,5 @@
-// Lint: typescript-eslint's recommended rules on src/ and test/.
+// Lint: typescript-eslint's recommended rules, and on TypeScript the type-aware rules about
+// promises (a floating or misused promise loses its error, or runs an async handler unawaited).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -28,6 +29,15 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
     },
   },
 );
