@@ -35,8 +35,14 @@ s.on('message', (q, rinfo) => {
   q.copy(r, 0, 0, end); // header + question; EDNS and anything after is dropped
   r[2] = (q[2] & 0x79) | 0x80; // QR=1, keep opcode and RD
   r[3] = 0x80; // RA=1, NOERROR
-  r[4] = 0; r[5] = 1; r[6] = 0; r[7] = 1; // QD=1 AN=1
-  r[8] = 0; r[9] = 0; r[10] = 0; r[11] = 0; // NS=0 AR=0
+  r[4] = 0;
+  r[5] = 1;
+  r[6] = 0;
+  r[7] = 1; // QD=1 AN=1
+  r[8] = 0;
+  r[9] = 0;
+  r[10] = 0;
+  r[11] = 0; // NS=0 AR=0
   ANS.copy(r, end);
   s.send(r, rinfo.port, rinfo.address);
 });

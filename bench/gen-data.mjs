@@ -34,17 +34,43 @@ function prng(seed) {
   };
 }
 
-const words = ('ads track stat pixel metric beacon cdn img static media video play news shop deal promo ' +
+const words = (
+  'ads track stat pixel metric beacon cdn img static media video play news shop deal promo ' +
   'cloud edge sync data api log telemetry push notify app game bet casino click offer coupon ' +
-  'mail web net host srv node link go my best top free hot fast smart').split(' ');
-const tlds = [...Array(40).fill('com'), ...Array(12).fill('net'), ...Array(6).fill('org'), ...Array(4).fill('io'),
-  ...Array(5).fill('cn'), ...Array(3).fill('ru'), ...Array(3).fill('de'),
-  ...['info', 'biz', 'co', 'xyz', 'app', 'top', 'online', 'site', 'nl', 'be', 'fr', 'uk', 'tk'].flatMap((t) => [t, t])];
+  'mail web net host srv node link go my best top free hot fast smart'
+).split(' ');
+const tlds = [
+  ...Array(40).fill('com'),
+  ...Array(12).fill('net'),
+  ...Array(6).fill('org'),
+  ...Array(4).fill('io'),
+  ...Array(5).fill('cn'),
+  ...Array(3).fill('ru'),
+  ...Array(3).fill('de'),
+  ...['info', 'biz', 'co', 'xyz', 'app', 'top', 'online', 'site', 'nl', 'be', 'fr', 'uk', 'tk'].flatMap((t) => [t, t]),
+];
 const subs = ['www', 'api', 'cdn', 'm', 'static', 'img', 'log', 't', 'stats', 'ads', 'edge', 'v16', 'p16', 'sf', 'us', 'eu'];
 // The banned apps' core domains: www.tiktok.com is the probe for "the list is loaded".
-const apps = ['tiktok.com', 'tiktokv.com', 'tiktokcdn.com', 'tiktokcdn-us.com', 'bytedance.com', 'byteoversea.com',
-  'ibytedtos.com', 'musical.ly', 'capcut.com', 'lemon8-app.com', 'temu.com', 'shein.com', 'wechat.com',
-  'camscanner.com', 'pinduoduo.com', 'ucweb.com', 'ushareit.com', 'turbovpn.com'];
+const apps = [
+  'tiktok.com',
+  'tiktokv.com',
+  'tiktokcdn.com',
+  'tiktokcdn-us.com',
+  'bytedance.com',
+  'byteoversea.com',
+  'ibytedtos.com',
+  'musical.ly',
+  'capcut.com',
+  'lemon8-app.com',
+  'temu.com',
+  'shein.com',
+  'wechat.com',
+  'camscanner.com',
+  'pinduoduo.com',
+  'ucweb.com',
+  'ushareit.com',
+  'turbovpn.com',
+];
 
 function synthList(n, seed) {
   const rnd = prng(seed);
@@ -81,6 +107,9 @@ if (!wanted.every(fresh)) {
   const cached = [];
   for (let i = 0; i < 100000; i++) cached.push(`host${Math.floor(rnd() * 100)}.allowed-example.org A`);
   write('q_cached.txt', cached);
-  write('q_cached_prime.txt', Array.from({ length: 100 }, (_, i) => `host${i}.allowed-example.org A`));
+  write(
+    'q_cached_prime.txt',
+    Array.from({ length: 100 }, (_, i) => `host${i}.allowed-example.org A`),
+  );
 }
 if (want1m && !fresh('block1m.txt')) write('block1m.txt', synthList(1000000, 1000003));

@@ -156,7 +156,9 @@ async function ingest(url) {
     failures: h2.failures,
     seconds: Number(runSeconds.toFixed(1)),
   };
-  log(`ingest: offered ${r.offeredPerSecond}/s for ${r.seconds} s; committed ${r.writtenPerSecond}/s during the run (slowest 5 s: ${r.minPer5s}/s), backlog ${r.backlogAtEnd} at the end (flushed in ${r.flushSeconds} s); ${r.refused} refused, ${r.failures} failures`);
+  log(
+    `ingest: offered ${r.offeredPerSecond}/s for ${r.seconds} s; committed ${r.writtenPerSecond}/s during the run (slowest 5 s: ${r.minPer5s}/s), backlog ${r.backlogAtEnd} at the end (flushed in ${r.flushSeconds} s); ${r.refused} refused, ${r.failures} failures`,
+  );
   for (const w of warnings) log(`  warn: ${w}`);
   return r;
 }

@@ -51,9 +51,10 @@ if (Number.isFinite(qps('none', 'blocked'))) {
   console.log('');
   const dm = num(r['sat.store.dropped_metrics']);
   const dc = num(r['sat.store.covers_dropped']);
-  const over = r['sat.overflow.seconds'] !== undefined
-    ? ` (of them ${int(r['sat.overflow.dropped'])} in the ${r['sat.overflow.seconds']} s overflow run, cached at ${int(r['sat.overflow.qps'])} QPS, which found ${int(r['sat.overflow.pending_before'])} events in the spill and wrote ${int(r['sat.overflow.written'])})`
-    : '';
+  const over =
+    r['sat.overflow.seconds'] !== undefined
+      ? ` (of them ${int(r['sat.overflow.dropped'])} in the ${r['sat.overflow.seconds']} s overflow run, cached at ${int(r['sat.overflow.qps'])} QPS, which found ${int(r['sat.overflow.pending_before'])} events in the spill and wrote ${int(r['sat.overflow.written'])})`
+      : '';
   target(
     'events the store dropped at saturation, reported in `covers`',
     `${int(dm)} dropped${over}, from /metrics (stages buffer + store); after the stop (${int(r['sat.store.stop_ms'])} ms, spill written), \`sluice log query --json\` covers.dropped = ${int(dc)}, ${int(r['sat.store.covers_total'])} stored`,
@@ -64,7 +65,9 @@ if (Number.isFinite(qps('none', 'blocked'))) {
 // ---- fixed rate (one or two mixes; keys fixed.store.MIX.* and fixed.none.MIX.*)
 if (r['fixed.auto_reason']) console.log(`Fixed-rate mix: ${r['fixed.auto_reason']}.\n`);
 if (r['fixed.floor.p99_ms'] !== undefined) {
-  console.log(`The machine's floor: the C responder alone on the server's core at the same rate, ${r['fixed.floor.seconds']} s: p50 ${fix(num(r['fixed.floor.p50_ms']), 3)} ms, p99 ${fix(num(r['fixed.floor.p99_ms']), 3)} ms.\n`);
+  console.log(
+    `The machine's floor: the C responder alone on the server's core at the same rate, ${r['fixed.floor.seconds']} s: p50 ${fix(num(r['fixed.floor.p50_ms']), 3)} ms, p99 ${fix(num(r['fixed.floor.p99_ms']), 3)} ms.\n`,
+  );
 }
 for (let n = 0; r[`fixed.mix${n}`] !== undefined; n++) {
   const mix = r[`fixed.mix${n}`];
@@ -80,9 +83,10 @@ for (let n = 0; r[`fixed.mix${n}`] !== undefined; n++) {
     Number.isFinite(rows_) ? rows_ >= completed && dropped === 0 : undefined,
   );
   const p99 = num(f('p99_ms'));
-  const ctl = c('p99_ms') !== undefined
-    ? `; log level none, same mix and rate, ${c('seconds')} s: p99 ${fix(num(c('p99_ms')), 3)} ms, p50 ${fix(num(c('p50_ms')), 3)} ms, ${int(c('achieved'))} q/s, server CPU ${c('server_cpu')} %`
-    : '';
+  const ctl =
+    c('p99_ms') !== undefined
+      ? `; log level none, same mix and rate, ${c('seconds')} s: p99 ${fix(num(c('p99_ms')), 3)} ms, p50 ${fix(num(c('p50_ms')), 3)} ms, ${int(c('achieved'))} q/s, server CPU ${c('server_cpu')} %`
+      : '';
   target(
     `${int(f('rate'))} q/s (${mix} mix): answer p99 ≤ 1 ms`,
     `p99 ${fix(p99, 3)} ms (p99.9 ${fix(num(f('p999_ms')), 3)}), p50 ${fix(num(f('p50_ms')), 3)} ms, avg ${fix(num(f('avg_ms')), 3)} ms, achieved ${int(f('achieved'))} q/s, server CPU ${f('server_cpu')} %, lost ${int(f('lost'))}${ctl}`,
@@ -107,7 +111,11 @@ if (ing) {
     raw.perSecondInStore >= 150_000,
   );
   const disk = ing.disk;
-  target('bytes per event on disk (SQLite) ≤ 64', `${fix(disk.bytesPerEvent, 1)} (${int(disk.bytes)} bytes / ${int(disk.events)} events after wal_checkpoint(TRUNCATE); events table and index alone ${fix(disk.eventsTableAndIndexPerEvent, 1)})`, disk.bytesPerEvent <= 64);
+  target(
+    'bytes per event on disk (SQLite) ≤ 64',
+    `${fix(disk.bytesPerEvent, 1)} (${int(disk.bytes)} bytes / ${int(disk.events)} events after wal_checkpoint(TRUNCATE); events table and index alone ${fix(disk.eventsTableAndIndexPerEvent, 1)})`,
+    disk.bytesPerEvent <= 64,
+  );
 }
 
 // ---- reports
@@ -132,10 +140,18 @@ for (const n of sizes) {
 const pg = json('pg.json');
 if (pg?.ingest) {
   const i = pg.ingest;
-  target('PostgreSQL ingest ≥ 50k events/s for 60 s', `offered ${int(i.offeredPerSecond)}/s for ${i.seconds} s: committed ${int(i.writtenPerSecond)}/s (slowest 5 s ${int(i.minPer5s)}/s), backlog ${int(i.backlogAtEnd)}, ${int(i.refused)} refused`, i.writtenPerSecond >= 50_000 && i.refused === 0);
+  target(
+    'PostgreSQL ingest ≥ 50k events/s for 60 s',
+    `offered ${int(i.offeredPerSecond)}/s for ${i.seconds} s: committed ${int(i.writtenPerSecond)}/s (slowest 5 s ${int(i.minPer5s)}/s), backlog ${int(i.backlogAtEnd)}, ${int(i.refused)} refused`,
+    i.writtenPerSecond >= 50_000 && i.refused === 0,
+  );
 }
 for (const d of pg?.devices ?? []) {
-  target(`PostgreSQL devices report over ${int(d.events)} events, ${int(d.blocked)} blocked ≤ 1 s`, `${int(d.devicesMs)} ms (${int(d.rows)} rows; last 10 days, one policy ${int(d.devicesHalfRangeMs)} ms)`, d.devicesMs <= 1000);
+  target(
+    `PostgreSQL devices report over ${int(d.events)} events, ${int(d.blocked)} blocked ≤ 1 s`,
+    `${int(d.devicesMs)} ms (${int(d.rows)} rows; last 10 days, one policy ${int(d.devicesHalfRangeMs)} ms)`,
+    d.devicesMs <= 1000,
+  );
 }
 if (fs.existsSync(file('env.txt')) && /postgres: not reachable/.test(fs.readFileSync(file('env.txt'), 'utf8'))) {
   target('PostgreSQL ingest ≥ 50k/s, devices ≤ 1 s', 'PostgreSQL not reachable', undefined);

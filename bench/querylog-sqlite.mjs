@@ -109,9 +109,25 @@ export function eventFactory(seed = 1) {
       const [list, rule, hosts] = BLOCKED[Math.floor(rnd() * rnd() * BLOCKED.length)];
       const c = staff[Math.floor(rnd() * 400) % staff.length];
       return {
-        time, instance: 'dns1', client: c.addr, network: 'internal', profile: 'staff', policy: 'app-ban', list, rule,
-        name: hosts[Math.floor(rnd() * hosts.length)], type: rnd() < 0.7 ? 'A' : 'AAAA', decision: 'blocked',
-        wouldBlock: false, exception: false, cache: false, upstream: null, rcode: 3, answers: 0, durationMs: 0.03, transport: 'udp',
+        time,
+        instance: 'dns1',
+        client: c.addr,
+        network: 'internal',
+        profile: 'staff',
+        policy: 'app-ban',
+        list,
+        rule,
+        name: hosts[Math.floor(rnd() * hosts.length)],
+        type: rnd() < 0.7 ? 'A' : 'AAAA',
+        decision: 'blocked',
+        wouldBlock: false,
+        exception: false,
+        cache: false,
+        upstream: null,
+        rcode: 3,
+        answers: 0,
+        durationMs: 0.03,
+        transport: 'udp',
       };
     }
     const c = clients[pickClient()];
@@ -119,10 +135,25 @@ export function eventFactory(seed = 1) {
     const name = rnd() < 0.1 ? `x${(uniq++).toString(36)}${Math.floor(rnd() * 1e9).toString(36)}.cdn${uniq % 50}.example.net` : names[pickName()];
     const nx = rnd() < 0.03;
     return {
-      time, instance: 'dns1', client: c.addr, network: c.network, profile: c.profile, policy: null, list: null, rule: null,
-      name, type: types[Math.floor(rnd() * types.length)], decision: 'allowed', wouldBlock: false, exception: false, cache,
-      upstream: cache ? null : upstreams[rnd() < 0.8 ? 0 : 1], rcode: nx ? 3 : 0, answers: nx ? 0 : 1 + Math.floor(rnd() * 3),
-      durationMs: cache ? Math.round(20 + rnd() * 60) / 1000 : Math.round(Math.exp(rnd() * 4) * 1000) / 1000, transport: rnd() < 0.01 ? 'tcp' : 'udp',
+      time,
+      instance: 'dns1',
+      client: c.addr,
+      network: c.network,
+      profile: c.profile,
+      policy: null,
+      list: null,
+      rule: null,
+      name,
+      type: types[Math.floor(rnd() * types.length)],
+      decision: 'allowed',
+      wouldBlock: false,
+      exception: false,
+      cache,
+      upstream: cache ? null : upstreams[rnd() < 0.8 ? 0 : 1],
+      rcode: nx ? 3 : 0,
+      answers: nx ? 0 : 1 + Math.floor(rnd() * 3),
+      durationMs: cache ? Math.round(20 + rnd() * 60) / 1000 : Math.round(Math.exp(rnd() * 4) * 1000) / 1000,
+      transport: rnd() < 0.01 ? 'tcp' : 'udp',
     };
   };
 }
@@ -163,7 +194,13 @@ function onDisk(file) {
   }
   db.close();
   const bytes = statSync(file).size;
-  return { events, bytes, bytesPerEvent: events ? Math.round((bytes / events) * 10) / 10 : null, eventsTableAndIndexPerEvent: tables && events ? Math.round((((tables.events ?? 0) + (tables.events_marked ?? 0) + (tables.events_blocked_by_client ?? 0)) / events) * 10) / 10 : null, tables };
+  return {
+    events,
+    bytes,
+    bytesPerEvent: events ? Math.round((bytes / events) * 10) / 10 : null,
+    eventsTableAndIndexPerEvent: tables && events ? Math.round((((tables.events ?? 0) + (tables.events_marked ?? 0) + (tables.events_blocked_by_client ?? 0)) / events) * 10) / 10 : null,
+    tables,
+  };
 }
 
 async function ingest(dir) {
@@ -223,7 +260,9 @@ async function ingest(dir) {
       flushSeconds: +((performance.now() - f0) / 1000).toFixed(2),
       warnings,
     };
-    say(`threaded: offered ${out.threaded.offeredPerSecond}/s, written ${out.threaded.writtenPerSecond}/s, refused ${refused} (${(out.threaded.refusedShare * 100).toFixed(1)} %), backlog ${h.pending} at the end`);
+    say(
+      `threaded: offered ${out.threaded.offeredPerSecond}/s, written ${out.threaded.writtenPerSecond}/s, refused ${refused} (${(out.threaded.refusedShare * 100).toFixed(1)} %), backlog ${h.pending} at the end`,
+    );
     rmSync(join(dir, 'threaded.db'), { force: true });
     rmSync(join(dir, 'threaded.db-wal'), { force: true });
     rmSync(join(dir, 'threaded.db-shm'), { force: true });
@@ -277,7 +316,7 @@ async function seed(file, n) {
   const since = Date.now() - 30 * DAY + 15 * 60_000; // inside `--since 30d` for a while
   const step = (until - since) / n;
   const t0 = performance.now();
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     const k = Math.min(RAW_BATCH, n - i);
     const b = new Array(k);
     for (let j = 0; j < k; j++, i++) b[j] = make(Math.floor(since + i * step));
@@ -291,7 +330,17 @@ async function seed(file, n) {
   const db = new Database(file, { readonly: true });
   const blocked = db.prepare('SELECT count(*) FROM events WHERE mark = 1').pluck().get();
   db.close();
-  return { events: disk.events, blocked, seconds: +seconds.toFixed(1), perSecond: Math.round(n / seconds), bytesPerEvent: disk.bytesPerEvent, eventsTableAndIndexPerEvent: disk.eventsTableAndIndexPerEvent, since, until, warnings };
+  return {
+    events: disk.events,
+    blocked,
+    seconds: +seconds.toFixed(1),
+    perSecond: Math.round(n / seconds),
+    bytesPerEvent: disk.bytesPerEvent,
+    eventsTableAndIndexPerEvent: disk.eventsTableAndIndexPerEvent,
+    since,
+    until,
+    warnings,
+  };
 }
 
 async function devices(file) {

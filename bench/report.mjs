@@ -29,8 +29,10 @@ if (fs.existsSync(path.join(dir, 'env.txt'))) {
   console.log(fs.readFileSync(path.join(dir, 'env.txt'), 'utf8').trim());
   console.log('```\n');
 }
-console.log('| server | queries | QPS median (all runs) | ÷ dnsmasq | ÷ Node ceiling | server CPU % | ' +
-  'rate for latency | avg ms | p99 ms | lost at peak | lost at ½ peak | 1M list: load s | 1M list: RSS MB |');
+console.log(
+  '| server | queries | QPS median (all runs) | ÷ dnsmasq | ÷ Node ceiling | server CPU % | ' +
+    'rate for latency | avg ms | p99 ms | lost at peak | lost at ½ peak | 1M list: load s | 1M list: RSS MB |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 const seen = new Set();
 // a measurement during which other processes on the machine used more than OTHER_MAX % of a CPU
@@ -42,17 +44,21 @@ for (const r of results) {
   const first = !seen.has(r.server);
   seen.add(r.server);
   const l = first ? load[r.server] : undefined;
-  console.log(`| ${r.server} | ${r.kind} | **${int(q)}**${busy(r.other_pct)} (${r.qps_runs.split(',').map(int).join(', ')}) | ` +
-    `${fix(dm)} | ${fix(q / ceiling)} | ${r.cpu_pct} | ${int(r.lat_rate)}/s | ${r.lat_avg_ms} | ${r.lat_p99_ms}${busy(r.lat_other_pct)} | ` +
-    `${r.sat_lost} | ${r.lat_lost} of ${int(r.lat_sent)} | ${l ? fix(num(l.load_ms_median) / 1000, 1) : ''} | ${l ? l.rss_mb : ''} |`);
+  console.log(
+    `| ${r.server} | ${r.kind} | **${int(q)}**${busy(r.other_pct)} (${r.qps_runs.split(',').map(int).join(', ')}) | ` +
+      `${fix(dm)} | ${fix(q / ceiling)} | ${r.cpu_pct} | ${int(r.lat_rate)}/s | ${r.lat_avg_ms} | ${r.lat_p99_ms}${busy(r.lat_other_pct)} | ` +
+      `${r.sat_lost} | ${r.lat_lost} of ${int(r.lat_sent)} | ${l ? fix(num(l.load_ms_median) / 1000, 1) : ''} | ${l ? l.rss_mb : ''} |`,
+  );
 }
 for (const l of loads) {
   if (!seen.has(l.server)) console.log(`| ${l.server} | – | | | | | | | | | | ${fix(num(l.load_ms_median) / 1000, 1)} | ${l.rss_mb} |`);
 }
-console.log('\nQPS: `dnsperf -c 4 -q 100 -t 1` at full speed, median of the runs. Latency and "lost at ½ peak": ' +
-  'one run at half the median QPS (`dnsperf -Q`), p99 over every query. ⚠: other processes used more ' +
-  `than ${otherMax} % of a CPU during that measurement (the bench waited and repeated, then gave up).` +
-  (loads.length ? ` 1M list: exec to the first blocked answer (median of ${loads[0].load_ms_runs.split(',').length}), RSS 1 s later.` : ''));
+console.log(
+  '\nQPS: `dnsperf -c 4 -q 100 -t 1` at full speed, median of the runs. Latency and "lost at ½ peak": ' +
+    'one run at half the median QPS (`dnsperf -Q`), p99 over every query. ⚠: other processes used more ' +
+    `than ${otherMax} % of a CPU during that measurement (the bench waited and repeated, then gave up).` +
+    (loads.length ? ` 1M list: exec to the first blocked answer (median of ${loads[0].load_ms_runs.split(',').length}), RSS 1 s later.` : ''),
+);
 if (loads.length) {
   console.log('\n| server | 1M list: load ms (runs) | RSS MB | peak RSS MB |\n|---|---|---|---|');
   for (const l of loads) console.log(`| ${l.server} | ${l.load_ms_median} (${l.load_ms_runs}) | ${l.rss_mb} | ${l.hwm_mb} |`);
@@ -73,16 +79,13 @@ check('cache miss within 20% of Unbound', Number.isFinite(vsUb) ? vsUb >= 0.8 : 
 const ls = load[sluice];
 const ld = load.dnsmasq;
 if (ls && ld) {
-  check('1M list loaded in at most dnsmasq\'s time', num(ls.load_ms_median) <= num(ld.load_ms_median),
-    `${ls.load_ms_median} ms vs ${ld.load_ms_median} ms`);
-  check('1M list RSS at most 1.5x dnsmasq\'s', num(ls.rss_mb) <= 1.5 * num(ld.rss_mb),
-    `${ls.rss_mb} MB vs ${ld.rss_mb} MB (${fix(num(ls.rss_mb) / num(ld.rss_mb))}x)`);
+  check("1M list loaded in at most dnsmasq's time", num(ls.load_ms_median) <= num(ld.load_ms_median), `${ls.load_ms_median} ms vs ${ld.load_ms_median} ms`);
+  check("1M list RSS at most 1.5x dnsmasq's", num(ls.rss_mb) <= 1.5 * num(ld.rss_mb), `${ls.rss_mb} MB vs ${ld.rss_mb} MB (${fix(num(ls.rss_mb) / num(ld.rss_mb))}x)`);
 } else {
   check('1M list load vs dnsmasq', undefined, 'not measured');
 }
 for (const r of results.filter((x) => x.server === sluice)) {
-  check(`${r.kind}: p99 < 2 ms at half peak`, Number.isFinite(num(r.lat_p99_ms)) ? num(r.lat_p99_ms) < 2 : undefined,
-    `${r.lat_p99_ms} ms at ${int(r.lat_rate)}/s`);
+  check(`${r.kind}: p99 < 2 ms at half peak`, Number.isFinite(num(r.lat_p99_ms)) ? num(r.lat_p99_ms) < 2 : undefined, `${r.lat_p99_ms} ms at ${int(r.lat_rate)}/s`);
   check(`${r.kind}: no lost queries at half peak`, r.lat_lost === '0', `${r.lat_lost} of ${int(r.lat_sent)}`);
 }
 console.log(`\nTargets (${sluice}):`);

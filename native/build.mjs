@@ -38,17 +38,15 @@ try {
   if (existsSync(target) && statSync(target).mtimeMs >= statSync(source).mtimeMs) process.exit(0);
   const include = headerDir();
   if (!include) {
-    say("no Node headers (node_api.h, uv.h) found; UDP goes through node:dgram. Install them (NodeSource's nodejs and the official tarballs ship them in include/node; Debian's own nodejs: libnode-dev) and run `npm run build`.");
+    say(
+      "no Node headers (node_api.h, uv.h) found; UDP goes through node:dgram. Install them (NodeSource's nodejs and the official tarballs ship them in include/node; Debian's own nodejs: libnode-dev) and run `npm run build`.",
+    );
     process.exit(0);
   }
   const cc = process.env.CC || 'cc';
   mkdirSync(dirname(target), { recursive: true });
   try {
-    execFileSync(
-      cc,
-      ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-DNODE_GYP_MODULE_NAME=udp_batch', `-I${include}`, source, '-o', tmp],
-      { stdio: ['ignore', 'inherit', 'inherit'] },
-    );
+    execFileSync(cc, ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-DNODE_GYP_MODULE_NAME=udp_batch', `-I${include}`, source, '-o', tmp], { stdio: ['ignore', 'inherit', 'inherit'] });
   } catch (err) {
     throw new Error(`could not compile ${source} with ${cc} (${err.message.split('\n')[0]})`);
   }

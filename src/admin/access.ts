@@ -59,7 +59,10 @@ function isReadApi(path: string): boolean {
   } catch {
     return false;
   }
-  const segments = decoded.toLowerCase().split(/[/\\]/).filter((s) => s !== '');
+  const segments = decoded
+    .toLowerCase()
+    .split(/[/\\]/)
+    .filter((s) => s !== '');
   if (segments.some((s) => s === '.' || s === '..')) return false;
   return segments.length >= 2 && segments[0] === 'api' && segments[1] !== 'admin';
 }

@@ -54,8 +54,17 @@ export class QueryMetrics {
   // query.
   private readonly blocked = new Map<string, Map<string, Map<string, { n: number }>>>();
   private readonly blockedByDecision = new WeakMap<BlockedDecision, { network: string; cell: { n: number } }>();
-  private readonly duration = new CountingHistogram('sluice_query_duration_seconds', 'Time from receiving a query to having its answer.', [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
-  private readonly upstreamDuration = new CountingHistogram('sluice_upstream_duration_seconds', 'Time of forwarded queries, by upstream that answered.', [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], 'upstream');
+  private readonly duration = new CountingHistogram(
+    'sluice_query_duration_seconds',
+    'Time from receiving a query to having its answer.',
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
+  private readonly upstreamDuration = new CountingHistogram(
+    'sluice_upstream_duration_seconds',
+    'Time of forwarded queries, by upstream that answered.',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    'upstream',
+  );
 
   constructor(private readonly src: MetricsSources) {}
 
@@ -147,33 +156,58 @@ export class QueryMetrics {
           read(this);
         },
       });
-    perUpstream('sluice_upstream_invalid_replies_total', 'Upstream replies rejected before use (not a response, malformed, compression loop, counts, OPT, rcode), by upstream and reason.', ['upstream', 'reason'], (c) => {
-      for (const [upstream, h] of res().upstreamHealth) for (const [reason, n] of h.invalid) c.inc({ upstream, reason }, n);
-    });
+    perUpstream(
+      'sluice_upstream_invalid_replies_total',
+      'Upstream replies rejected before use (not a response, malformed, compression loop, counts, OPT, rcode), by upstream and reason.',
+      ['upstream', 'reason'],
+      (c) => {
+        for (const [upstream, h] of res().upstreamHealth) for (const [reason, n] of h.invalid) c.inc({ upstream, reason }, n);
+      },
+    );
     perUpstream('sluice_upstream_retries_total', 'Attempts sent again to an upstream already asked for the same query (it was slow or lost the query).', ['upstream'], (c) => {
       for (const [upstream, h] of res().upstreamHealth) if (h.retries > 0) c.inc({ upstream }, h.retries);
     });
-    gauge('sluice_upstream_srtt_seconds', 'Smoothed round-trip time of each upstream (its timeout is this plus four times the variance).', (g) => {
-      g.reset();
-      for (const [upstream, h] of res().upstreamHealth) if (!Number.isNaN(h.srtt)) g.set({ upstream }, h.srtt / 1000);
-    }, ['upstream']);
-    gauge('sluice_upstream_backed_off', '1 while an upstream is skipped after failing (probed by one query at a time), else 0.', (g) => {
-      g.reset();
-      for (const [upstream, h] of res().upstreamHealth) g.set({ upstream }, h.downUntil > 0 ? 1 : 0);
-    }, ['upstream']);
+    gauge(
+      'sluice_upstream_srtt_seconds',
+      'Smoothed round-trip time of each upstream (its timeout is this plus four times the variance).',
+      (g) => {
+        g.reset();
+        for (const [upstream, h] of res().upstreamHealth) if (!Number.isNaN(h.srtt)) g.set({ upstream }, h.srtt / 1000);
+      },
+      ['upstream'],
+    );
+    gauge(
+      'sluice_upstream_backed_off',
+      '1 while an upstream is skipped after failing (probed by one query at a time), else 0.',
+      (g) => {
+        g.reset();
+        for (const [upstream, h] of res().upstreamHealth) g.set({ upstream }, h.downUntil > 0 ? 1 : 0);
+      },
+      ['upstream'],
+    );
     counter('sluice_stale_answers_total', 'Answers served stale from the cache because no upstream answered (RFC 8767).', () => res().counters.stale);
     gauge('sluice_tcp_connections', 'Open DNS-over-TCP connections (bounded by tcp.max_connections).', (g) => g.set(src.tcpConnections?.() ?? 0), [], 'sum');
     counter('sluice_udp_send_errors_total', 'UDP answers the kernel would not take (send buffer full); the client retries.', () => src.udpDrops?.()[0] ?? 0);
     counter('sluice_udp_oversized_total', 'UDP datagrams longer than 16 KiB, dropped unread (no DNS query is that long).', () => src.udpDrops?.()[1] ?? 0);
     counter('sluice_servfail_total', 'Queries answered SERVFAIL because no upstream answered.', () => res().counters.servfail);
-    gauge('sluice_list_entries', 'Rules per list.', (g) => {
-      g.reset();
-      for (const [list, n] of src.listSizes()) g.set({ list }, n);
-    }, ['list']);
-    gauge('sluice_list_refused', '1 while a local list file is refused (empty, garbage, or lost more than half of its entries) and its last good state is served instead, else 0.', (g) => {
-      g.reset();
-      for (const l of src.listRefusals?.() ?? []) g.set({ list: l.list }, l.refused ? 1 : 0);
-    }, ['list']);
+    gauge(
+      'sluice_list_entries',
+      'Rules per list.',
+      (g) => {
+        g.reset();
+        for (const [list, n] of src.listSizes()) g.set({ list }, n);
+      },
+      ['list'],
+    );
+    gauge(
+      'sluice_list_refused',
+      '1 while a local list file is refused (empty, garbage, or lost more than half of its entries) and its last good state is served instead, else 0.',
+      (g) => {
+        g.reset();
+        for (const l of src.listRefusals?.() ?? []) g.set({ list: l.list }, l.refused ? 1 : 0);
+      },
+      ['list'],
+    );
     // Every worker refuses the same file: 'max', not the sum, is the number of refusals.
     new client.Counter({
       name: 'sluice_list_refused_total',
@@ -186,51 +220,96 @@ export class QueryMetrics {
         for (const l of src.listRefusals?.() ?? []) this.inc({ list: l.list }, l.total);
       },
     });
-    gauge('sluice_querylog_dropped_events', 'Query log events dropped because the buffer or a sink could not keep up.', (g) => {
-      g.reset();
-      const b = src.buffer();
-      if (!b) return;
-      g.set({ stage: 'buffer' }, b.dropped);
-      for (const [sink, n] of b.sinkDropped) g.set({ stage: sink }, n);
-      for (const [sink, n] of src.ownerDrops?.() ?? []) g.set({ stage: sink }, n);
-    }, ['stage'], 'sum');
+    gauge(
+      'sluice_querylog_dropped_events',
+      'Query log events dropped because the buffer or a sink could not keep up.',
+      (g) => {
+        g.reset();
+        const b = src.buffer();
+        if (!b) return;
+        g.set({ stage: 'buffer' }, b.dropped);
+        for (const [sink, n] of b.sinkDropped) g.set({ stage: sink }, n);
+        for (const [sink, n] of src.ownerDrops?.() ?? []) g.set({ stage: sink }, n);
+      },
+      ['stage'],
+      'sum',
+    );
     registerStoreMetrics(r, src);
-    gauge('sluice_policy_review_days_left', 'Days until a policy must be reviewed (negative: overdue).', (g) => {
-      g.reset();
-      const now = src.now();
-      for (const p of res().ruleSet.engine.policies) {
-        const s = policyState(p, now);
-        if (s.reviewInDays !== undefined) g.set({ policy: p.id }, s.reviewInDays);
-      }
-    }, ['policy']);
+    gauge(
+      'sluice_policy_review_days_left',
+      'Days until a policy must be reviewed (negative: overdue).',
+      (g) => {
+        g.reset();
+        const now = src.now();
+        for (const p of res().ruleSet.engine.policies) {
+          const s = policyState(p, now);
+          if (s.reviewInDays !== undefined) g.set({ policy: p.id }, s.reviewInDays);
+        }
+      },
+      ['policy'],
+    );
     // With several workers each has its own connection: the instance is up only if all are (min),
     // and out of step as much as its worst worker (max).
-    gauge('sluice_redis_up', 'Whether the connection to Redis is up and answering heartbeats (shared mode only; 1 in standalone mode means not applicable).', (g) => {
-      const sh = src.shared?.() ?? {};
-      g.set(sh.mode === 'shared' ? (sh.redis === 'ready' ? 1 : 0) : 1);
-    }, [], 'min');
-    gauge('sluice_policy_version_diverged', 'Instances out of step: behind the edit log Redis holds, or with config or list files that differ from the others (this one included).', (g) => {
-      const sh = src.shared?.() ?? {};
-      g.set(Array.isArray(sh.diverged) ? sh.diverged.length : 0);
-    }, [], 'max');
-    gauge('sluice_shared_edits_behind', 'Shared edits of the log in Redis this instance has not applied yet.', (g) => {
-      const sh = src.shared?.() ?? {};
-      g.set(typeof sh.editsBehind === 'number' ? sh.editsBehind : 0);
-    }, [], 'max');
-    gauge('sluice_redis_heartbeat_seconds', 'How long the last heartbeat round with Redis took, or has been waiting (Redis paused or slow).', (g) => {
-      const sh = src.shared?.() ?? {};
-      g.set(typeof sh.heartbeatSeconds === 'number' ? sh.heartbeatSeconds : 0);
-    }, [], 'max');
-    gauge('sluice_policy_version_info', 'The policy version this instance enforces (label), always 1.', (g) => {
-      g.reset();
-      const v = src.shared?.().version;
-      if (typeof v === 'string' && v) g.set({ version: v }, 1);
-    }, ['version']);
-    gauge('sluice_policy_state', 'Lifecycle state of each policy (1 for the current state).', (g) => {
-      g.reset();
-      const now = src.now();
-      for (const p of res().ruleSet.engine.policies) g.set({ policy: p.id, state: policyState(p, now).state }, 1);
-    }, ['policy', 'state']);
+    gauge(
+      'sluice_redis_up',
+      'Whether the connection to Redis is up and answering heartbeats (shared mode only; 1 in standalone mode means not applicable).',
+      (g) => {
+        const sh = src.shared?.() ?? {};
+        g.set(sh.mode === 'shared' ? (sh.redis === 'ready' ? 1 : 0) : 1);
+      },
+      [],
+      'min',
+    );
+    gauge(
+      'sluice_policy_version_diverged',
+      'Instances out of step: behind the edit log Redis holds, or with config or list files that differ from the others (this one included).',
+      (g) => {
+        const sh = src.shared?.() ?? {};
+        g.set(Array.isArray(sh.diverged) ? sh.diverged.length : 0);
+      },
+      [],
+      'max',
+    );
+    gauge(
+      'sluice_shared_edits_behind',
+      'Shared edits of the log in Redis this instance has not applied yet.',
+      (g) => {
+        const sh = src.shared?.() ?? {};
+        g.set(typeof sh.editsBehind === 'number' ? sh.editsBehind : 0);
+      },
+      [],
+      'max',
+    );
+    gauge(
+      'sluice_redis_heartbeat_seconds',
+      'How long the last heartbeat round with Redis took, or has been waiting (Redis paused or slow).',
+      (g) => {
+        const sh = src.shared?.() ?? {};
+        g.set(typeof sh.heartbeatSeconds === 'number' ? sh.heartbeatSeconds : 0);
+      },
+      [],
+      'max',
+    );
+    gauge(
+      'sluice_policy_version_info',
+      'The policy version this instance enforces (label), always 1.',
+      (g) => {
+        g.reset();
+        const v = src.shared?.().version;
+        if (typeof v === 'string' && v) g.set({ version: v }, 1);
+      },
+      ['version'],
+    );
+    gauge(
+      'sluice_policy_state',
+      'Lifecycle state of each policy (1 for the current state).',
+      (g) => {
+        g.reset();
+        const now = src.now();
+        for (const p of res().ruleSet.engine.policies) g.set({ policy: p.id, state: policyState(p, now).state }, 1);
+      },
+      ['policy', 'state'],
+    );
     return r;
   }
 

@@ -50,7 +50,8 @@ function findRuleSource(r: LoadedRules, list: string, rule: string, edits: Runti
   const def = r.lists.resolved.lists.get(list);
   if (!def) return undefined;
   const shared = [...edits.log].reverse().find((e) => e.list === list && e.op === 'add' && e.rules.includes(rule));
-  if (shared && edits.lists[list]?.add.includes(rule)) return `shared edit ${shared.version}${shared.user ? ` by ${shared.user}` : ''}, ${new Date(shared.time).toISOString().slice(0, 16).replace('T', ' ')}`;
+  if (shared && edits.lists[list]?.add.includes(rule))
+    return `shared edit ${shared.version}${shared.user ? ` by ${shared.user}` : ''}, ${new Date(shared.time).toISOString().slice(0, 16).replace('T', ' ')}`;
   const wildcard = rule.startsWith('*.');
   const domain = wildcard ? rule.slice(2) : rule;
   try {
@@ -167,7 +168,11 @@ export function registerCheck(program: Command): void {
           ['list', x.list],
           ['rule', x.rule && `${x.rule}${x.ruleSource ? `  (${x.ruleSource})` : ''}`],
           ['allowed by', x.allowRule && `${x.allowRule}${x.allowSource ? `  (${x.allowSource})` : ''}, overriding list ${x.overriddenList}`],
-          ['exception', x.exception && `${x.exception.scope} excepted from policy ${x.exception.policy}: ${x.exception.reason} (approved by ${x.exception.approvedBy}${x.exception.until ? `, until ${x.exception.until}` : ''})`],
+          [
+            'exception',
+            x.exception &&
+              `${x.exception.scope} excepted from policy ${x.exception.policy}: ${x.exception.reason} (approved by ${x.exception.approvedBy}${x.exception.until ? `, until ${x.exception.until}` : ''})`,
+          ],
           ['schedule', x.outsideSchedule && `policy ${x.outsideSchedule.id} is outside its schedule now`],
           ['dry run', x.wouldBlock && `policy ${x.wouldBlock.policy.id} (dry-run) would block: list ${x.wouldBlock.list}, rule ${x.wouldBlock.rule}`],
           ['answer', x.answer],

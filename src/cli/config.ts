@@ -25,8 +25,7 @@ export function registerConfig(program: Command): void {
           return;
         }
         process.stdout.write(
-          `${file}: OK (${c.listeners.length} listeners, ${Object.keys(c.networks).length} networks, ` +
-            `${Object.keys(c.profiles).length} profiles, ${Object.keys(c.lists).length} lists)\n`,
+          `${file}: OK (${c.listeners.length} listeners, ${Object.keys(c.networks).length} networks, ` + `${Object.keys(c.profiles).length} profiles, ${Object.keys(c.lists).length} lists)\n`,
         );
       } catch (err) {
         const lines = err instanceof LoadError ? err.lines : [(err as Error).message];

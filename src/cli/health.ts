@@ -221,12 +221,14 @@ export function registerHealth(program: Command): void {
     .command('health')
     .description('Is the running server healthy? A test DNS query to the first listener and GET /healthz on the admin server. Exit 0 healthy, 1 not.')
     .addOption(new Option('--server <host:port>', 'DNS address to query instead of the first listener (e.g. 127.0.0.1:53, [::1]:53)'))
-    .addOption(new Option('--admin <url>', 'admin server base URL instead of the config\'s admin section (e.g. http://127.0.0.1:8053)'))
-    .addOption(new Option('--timeout <ms>', 'time limit for each probe').default('2000').argParser((v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new Error('--timeout: a whole number of milliseconds');
-      return String(n);
-    }))
+    .addOption(new Option('--admin <url>', "admin server base URL instead of the config's admin section (e.g. http://127.0.0.1:8053)"))
+    .addOption(
+      new Option('--timeout <ms>', 'time limit for each probe').default('2000').argParser((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new Error('--timeout: a whole number of milliseconds');
+        return String(n);
+      }),
+    )
     .addOption(new Option('--json', 'machine-readable output'))
     .addHelpText(
       'after',

@@ -8,18 +8,7 @@ import { ConfigError, parseConfig } from '../config/load.js';
 import { remoteCopyPath, type ListDefinition } from '../lists/catalog.js';
 import { parseList, type ListFormat } from '../lists/formats.js';
 import { loadDomainsFromBytes } from '../lists/list-bytes.js';
-import {
-  addRules,
-  appendAudit,
-  createFile,
-  currentUser,
-  describeFsError,
-  editFile,
-  exportRules,
-  InvalidDomainError,
-  normaliseRules,
-  removeRules,
-} from '../lists/list-editor.js';
+import { addRules, appendAudit, createFile, currentUser, describeFsError, editFile, exportRules, InvalidDomainError, normaliseRules, removeRules } from '../lists/list-editor.js';
 import { isInside, releaseDir, curatedListProblem, type EditAttempt } from '../lists/site-lists.js';
 import { coverage, defeatedExceptions, describeCoverage, describeDefeats, describeException, type Coverage } from '../policy/addition-impact.js';
 import { fetchRemoteList, readCachedMeta } from '../lists/remote.js';
@@ -172,10 +161,21 @@ export function registerLists(program: Command): void {
       const removed = new Set(edits.remove);
       const fromFile = parsed.entries.map((e) => ({ rule: e.subdomainsOnly ? `*.${e.domain}` : e.domain, line: e.line as number | undefined, source: 'file' as 'file' | 'shared' }));
       const inFile = new Set(fromFile.map((e) => e.rule));
-      const rules = [...fromFile.filter((e) => !removed.has(e.rule)), ...edits.add.filter((a) => !inFile.has(a)).map((rule) => ({ rule, line: undefined, source: 'shared' as const }))].filter((e) => !re || re.test(e.rule));
-      if (wantsJson(cmd)) return printJson({ list: name, file: def.file, rules, removedByShared: edits.remove, sharedEdits: shared.from === 'none' ? undefined : { from: shared.from, version: shared.edits.version }, problems: parsed.problems });
+      const rules = [...fromFile.filter((e) => !removed.has(e.rule)), ...edits.add.filter((a) => !inFile.has(a)).map((rule) => ({ rule, line: undefined, source: 'shared' as const }))].filter(
+        (e) => !re || re.test(e.rule),
+      );
+      if (wantsJson(cmd))
+        return printJson({
+          list: name,
+          file: def.file,
+          rules,
+          removedByShared: edits.remove,
+          sharedEdits: shared.from === 'none' ? undefined : { from: shared.from, version: shared.edits.version },
+          problems: parsed.problems,
+        });
       for (const e of rules) process.stdout.write(`${e.rule}\n`);
-      if (edits.add.length + edits.remove.length > 0) process.stderr.write(`${name}: ${edits.add.length} rule(s) added and ${edits.remove.length} removed by shared edits (from ${shared.from}, version ${shared.edits.version})\n`);
+      if (edits.add.length + edits.remove.length > 0)
+        process.stderr.write(`${name}: ${edits.add.length} rule(s) added and ${edits.remove.length} removed by shared edits (from ${shared.from}, version ${shared.edits.version})\n`);
       for (const p of parsed.problems) process.stderr.write(`${def.file}:${p.line}: ${p.message}\n`);
     });
 
@@ -247,7 +247,17 @@ export function registerLists(program: Command): void {
             } catch (err) {
               process.stderr.write(`warning: the edit and its audit record are in redis, but the local audit log could not be written: ${(err as Error).message}\n`);
             }
-            if (wantsJson(cmd)) return printJson({ list: name, redis: true, id: written.id, epoch: written.epoch, version: written.version, appliedBy: seen?.applied ?? [], waitingFor: seen?.waiting ?? [], [verb === 'add' ? 'added' : 'removed']: rules });
+            if (wantsJson(cmd))
+              return printJson({
+                list: name,
+                redis: true,
+                id: written.id,
+                epoch: written.epoch,
+                version: written.version,
+                appliedBy: seen?.applied ?? [],
+                waitingFor: seen?.waiting ?? [],
+                [verb === 'add' ? 'added' : 'removed']: rules,
+              });
             for (const d of rules) process.stdout.write(`${verb === 'add' ? '+' : '-'} ${d}  (shared edit ${written.version})\n`);
             if (!seen) process.stdout.write('stored in redis; could not read which instances applied it\n');
             else if (seen.applied.length + seen.waiting.length === 0) process.stdout.write('stored in redis; no instance is running: each applies it when it starts\n');
@@ -373,10 +383,7 @@ export function registerLists(program: Command): void {
       const release = releaseDir(r.lists.resolved);
       if (release !== undefined && isInside(file, release)) {
         const site = relative(process.cwd(), siteDir(r)) || '.';
-        return fail(
-          `nothing changed: ${relative(process.cwd(), file)} is in the curated catalog's directory, which an upgrade replaces; create site lists in site_dir (${site})`,
-          EXIT.USAGE,
-        );
+        return fail(`nothing changed: ${relative(process.cwd(), file)} is in the curated catalog's directory, which an upgrade replaces; create site lists in site_dir (${site})`, EXIT.USAGE);
       }
       // Created exclusively (O_EXCL): of two admins creating the same list at once, one gets it.
       try {

@@ -44,7 +44,14 @@ export function registerLogErase(log: Command): void {
         return fail(`cannot open the query-log store: ${(err as Error).message}`);
       }
       if (!store) return fail(`query_log.store.kind is none in ${loaded.file}: there is no store to erase from`);
-      const what = { command: 'log erase', list: '-', domains: [], client: opts.client, ...(before !== undefined ? { before: new Date(before).toISOString() } : {}), ...(opts.reason ? { reason: opts.reason } : {}) };
+      const what = {
+        command: 'log erase',
+        list: '-',
+        domains: [],
+        client: opts.client,
+        ...(before !== undefined ? { before: new Date(before).toISOString() } : {}),
+        ...(opts.reason ? { reason: opts.reason } : {}),
+      };
       try {
         // Audited before it applies: a crash in between leaves a line that says it was asked for.
         appendAudit(auditFile, { ...what, result: 'requested' });

@@ -31,13 +31,11 @@ export interface FilterOptions {
 export const sourceOption = () =>
   new Option(
     '--source <source>',
-    'read from the query-log store, the running server\'s admin API, or the JSONL files (default: the store when query_log.store is configured, else the API when the server answers, else the files)',
+    "read from the query-log store, the running server's admin API, or the JSONL files (default: the store when query_log.store is configured, else the API when the server answers, else the files)",
   ).choices(['store', 'api', 'files']);
 
 export const formatOptions = (cmd: Command): Command =>
-  cmd
-    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'))
-    .addOption(new Option('--json', 'same as --format json'));
+  cmd.addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'csv']).default('table')).addOption(new Option('--json', 'same as --format json'));
 
 export function formatOf(opts: { format?: string; json?: boolean }): Format {
   return opts.json ? 'json' : ((opts.format ?? 'table') as Format);
@@ -124,8 +122,25 @@ export const isoTime = (t: number): string => new Date(t).toISOString();
 const shortTime = (t: number): string => isoTime(t).replace('T', ' ').slice(0, 19);
 
 const CSV_FIELDS = [
-  'time', 'instance', 'network', 'client', 'type', 'name', 'decision', 'wouldBlock', 'exception',
-  'profile', 'policy', 'list', 'rule', 'cache', 'upstream', 'rcode', 'answers', 'durationMs', 'transport',
+  'time',
+  'instance',
+  'network',
+  'client',
+  'type',
+  'name',
+  'decision',
+  'wouldBlock',
+  'exception',
+  'profile',
+  'policy',
+  'list',
+  'rule',
+  'cache',
+  'upstream',
+  'rcode',
+  'answers',
+  'durationMs',
+  'transport',
 ] as const;
 
 export function eventsCsv(events: QueryEvent[], header = true): string {
@@ -158,7 +173,15 @@ function tableRow(e: QueryEvent): string[] {
  */
 function renderRows(rows: string[][], widths: number[]): string {
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n').join('');
+  return rows
+    .map(
+      (r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join('  ')
+          .trimEnd() + '\n',
+    )
+    .join('');
 }
 
 const startWidths = (): number[] => [19, 8, 15, 5, 11, 30, 0];
@@ -189,7 +212,7 @@ export function positiveInt(name: string) {
 }
 
 export function registerLog(program: Command): Command {
-  const log = program.command('log').description('Read the query log: its store (SQLite or PostgreSQL), else the running server\'s admin API or the JSONL files.');
+  const log = program.command('log').description("Read the query log: its store (SQLite or PostgreSQL), else the running server's admin API or the JSONL files.");
 
   const tail = log
     .command('tail')

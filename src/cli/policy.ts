@@ -35,9 +35,7 @@ export function policyStatus(p: CompiledPolicy, now: number): PolicyStatus {
     ...(c.review_by !== undefined ? { reviewBy: c.review_by } : {}),
     appliesTo: [...c.networks.map((n) => `network ${n}`), ...c.profiles.map((n) => `profile ${n}`)],
     lists: c.block,
-    ...(c.schedule
-      ? { schedule: `${c.schedule.windows.map((w) => `${w.days.join(',')} ${w.from}-${w.to}`).join('; ')} (${c.schedule.timezone ?? c.timezone})` }
-      : {}),
+    ...(c.schedule ? { schedule: `${c.schedule.windows.map((w) => `${w.days.join(',')} ${w.from}-${w.to}`).join('; ')} (${c.schedule.timezone ?? c.timezone})` } : {}),
     exceptions: p.exceptions.map((e) => ({
       scope: e.network !== undefined ? `network ${e.network}` : `clients ${e.clients!.join(', ')}`,
       lists: e.lists ? [...e.lists].join(',') : 'all',
@@ -86,13 +84,24 @@ export function registerPolicy(program: Command): void {
       }
       printTable(
         ['POLICY', 'STATE', 'MODE', 'APPLIES TO', 'FROM', 'UNTIL', 'REVIEW BY', 'LISTS'],
-        statuses.map((s) => [s.id, describeState(s), s.mode, s.appliesTo.join(', '), s.from, s.until ?? '-', s.reviewBy ?? '-', s.lists.length > 4 ? `${s.lists.slice(0, 4).join(',')} +${s.lists.length - 4}` : s.lists.join(',')]),
+        statuses.map((s) => [
+          s.id,
+          describeState(s),
+          s.mode,
+          s.appliesTo.join(', '),
+          s.from,
+          s.until ?? '-',
+          s.reviewBy ?? '-',
+          s.lists.length > 4 ? `${s.lists.slice(0, 4).join(',')} +${s.lists.length - 4}` : s.lists.join(','),
+        ]),
       );
       for (const s of statuses) {
         process.stdout.write(`\n${s.id}: ${s.title}\n  reference  ${s.reference}\n`);
         if (s.schedule) process.stdout.write(`  schedule   ${s.schedule}\n`);
         for (const e of s.exceptions) {
-          process.stdout.write(`  exception  ${e.scope} (lists: ${e.lists}): ${e.reason}; approved by ${e.approvedBy}; ${e.until ? (e.expired ? `EXPIRED ${e.until}` : `until ${e.until}`) : 'no end date'}\n`);
+          process.stdout.write(
+            `  exception  ${e.scope} (lists: ${e.lists}): ${e.reason}; approved by ${e.approvedBy}; ${e.until ? (e.expired ? `EXPIRED ${e.until}` : `until ${e.until}`) : 'no end date'}\n`,
+          );
         }
       }
     });

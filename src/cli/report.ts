@@ -74,7 +74,7 @@ export function registerReport(program: Command): void {
       'after',
       '\nOnly queries a policy actually blocked count: not dry-run "would block" events, not names a profile\n' +
         'blocks without a policy, not clients an exception lets through. On a network that pseudonymises\n' +
-        'clients the CLIENT column is the device\'s token (p:…), the same token in every report.\n\n' +
+        "clients the CLIENT column is the device's token (p:…), the same token in every report.\n\n" +
         'Examples:\n  sluice report devices --policy app-ban --since 2026-11-01\n  sluice report devices --policy app-ban --network internal --since 7d --format csv > devices.csv\n' +
         '  sluice report devices --json --source files',
     )
@@ -159,7 +159,7 @@ export function registerReport(program: Command): void {
   common(trend)
     .addHelpText(
       'after',
-      '\nFrom the store\'s daily rollup (kept for query_log.store.rollup_retention_days, 400 by default), so a\n' +
+      "\nFrom the store's daily rollup (kept for query_log.store.rollup_retention_days, 400 by default), so a\n" +
         'trend over the whole ban needs no raw events. Weeks start on Monday (ISO 8601); days are UTC.\n\n' +
         'Examples:\n  sluice report trend --policy app-ban --by week\n  sluice report trend --policy app-ban --network internal --since 2026-06-01 --by month --format csv',
     )
@@ -175,7 +175,12 @@ export function registerReport(program: Command): void {
       if (format === 'json') return printJson({ covers, rows: rows.map((r) => ({ ...r, app: apps.get(r.list) ?? null })) });
       if (format === 'csv') {
         printCovers(covers, format);
-        return void process.stdout.write(renderCsv(['period', 'network', 'policy', 'list', 'app', 'blocked', 'clients'], rows.map((r) => [r.period, r.network, r.policy, r.list, apps.get(r.list) ?? null, r.blocked, r.clients])));
+        return void process.stdout.write(
+          renderCsv(
+            ['period', 'network', 'policy', 'list', 'app', 'blocked', 'clients'],
+            rows.map((r) => [r.period, r.network, r.policy, r.list, apps.get(r.list) ?? null, r.blocked, r.clients]),
+          ),
+        );
       }
       if (rows.length === 0) process.stdout.write(`no blocked queries${opts.policy ? ` of policy ${opts.policy}` : ''} in the ${source.description}\n`);
       else

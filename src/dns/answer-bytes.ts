@@ -117,7 +117,8 @@ export function scanAnswer(reply: Buffer, questionEnd: number, clamp: TtlClamp, 
 
   let cacheTtl = 0;
   const negative = rcode === RCODE.NXDOMAIN || (rcode === RCODE.NOERROR && an === 0);
-  if (reply[2]! & 0x02) cacheTtl = 0; // truncated: never cache a partial answer
+  if (reply[2]! & 0x02)
+    cacheTtl = 0; // truncated: never cache a partial answer
   else if (negative) cacheTtl = soaNegativeTtl === undefined ? 0 : Math.min(Math.max(soaNegativeTtl, clamp.minTtl), clamp.negativeMaxTtl);
   else if (rcode === RCODE.NOERROR) cacheTtl = minTtl === Infinity ? 0 : minTtl;
   return { raw, base: 0, length, records, rcode, cacheTtl, answerCount: an, cnames, privateAddress, storedAt: 0, expiresAt: 0 };
@@ -133,7 +134,7 @@ export function replyEdeCode(reply: Buffer, questionEnd: number): number | undef
     const end = nameEnd + 10 + reply.readUInt16BE(nameEnd + 8);
     if (end > reply.length) return undefined;
     if (reply.readUInt16BE(nameEnd) === TYPE.OPT) {
-      for (let o = nameEnd + 10; o + 4 <= end; ) {
+      for (let o = nameEnd + 10; o + 4 <= end;) {
         const code = reply.readUInt16BE(o);
         const len = reply.readUInt16BE(o + 2);
         if (code === EDNS_OPTION_EDE && len >= 2 && o + 6 <= end) return reply.readUInt16BE(o + 4);
@@ -163,7 +164,11 @@ export function readName(msg: Uint8Array, p: number): string | undefined {
     if (l > 63 || p + 1 + l > msg.length) return undefined;
     len += l + 1;
     if (len > 255) return undefined;
-    labels.push(Buffer.from(msg.subarray(p + 1, p + 1 + l)).toString('latin1').toLowerCase());
+    labels.push(
+      Buffer.from(msg.subarray(p + 1, p + 1 + l))
+        .toString('latin1')
+        .toLowerCase(),
+    );
     p += l + 1;
   }
   return labels.join('.');

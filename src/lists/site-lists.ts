@@ -36,8 +36,7 @@ export function curatedListProblem(def: ListDefinition, resolved: ResolvedLists,
   const shown = relative(attempt.cwd, def.file);
   let what: string;
   if (def.origin === 'catalog') what = `list ${def.name} is part of the curated catalog (${shown}), which an upgrade replaces`;
-  else if (release !== undefined && isInside(def.file, release))
-    what = `the file of list ${def.name} (${shown}) is in the curated catalog's directory, which an upgrade replaces`;
+  else if (release !== undefined && isInside(def.file, release)) what = `the file of list ${def.name} (${shown}) is in the curated catalog's directory, which an upgrade replaces`;
   else return undefined;
   if (def.origin === 'config') return `${what}; move it to site_dir and change lists.${def.name}.file in the config`;
   if (attempt.verb === 'remove') return `${what}; to stop blocking a name, add it to the \`allow\` list of the profile in the config`;

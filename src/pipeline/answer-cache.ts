@@ -172,7 +172,10 @@ export class AnswerCache {
   private readonly pageBudget: number;
   private readonly view = new EntryView();
 
-  constructor(maxEntries: number, private readonly now: Clock = Date.now) {
+  constructor(
+    maxEntries: number,
+    private readonly now: Clock = Date.now,
+  ) {
     this.capacity = Math.max(0, maxEntries);
     const n = this.capacity;
     this.hash = new Int32Array(n);

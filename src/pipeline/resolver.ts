@@ -52,9 +52,7 @@ export class RuleSet {
     }
     const trustAd = config.upstreams.trust_ad;
     const expand = (list: string[]): UpstreamAddress[] =>
-      list.flatMap((s) =>
-        s === 'system' ? resolveSystem().map((a) => ({ ...a, trustAd: trustAd ?? false })) : [{ ...parseUpstreamAddress(s)!, trustAd: trustAd ?? true }],
-      );
+      list.flatMap((s) => (s === 'system' ? resolveSystem().map((a) => ({ ...a, trustAd: trustAd ?? false })) : [{ ...parseUpstreamAddress(s)!, trustAd: trustAd ?? true }]));
     for (const z of config.hardening.rebinding_allow) this.rebindingAllow.add(z.toLowerCase().replace(/\.$/, ''));
     this.routes = buildRoutes(
       expand(config.upstreams.default),
@@ -86,10 +84,28 @@ export class Resolver {
   readonly cache: AnswerCache;
   private pool: UpstreamPool;
   private forwarder: Forwarder;
-  readonly counters: ResolverCounters = { queries: 0, malformed: 0, dropped: 0, refused: 0, blocked: 0, forwarded: 0, cacheHits: 0, servfail: 0, truncated: 0, rateLimited: 0, cnameBlocked: 0, rebindingFiltered: 0, stale: 0, prefetched: 0 };
+  readonly counters: ResolverCounters = {
+    queries: 0,
+    malformed: 0,
+    dropped: 0,
+    refused: 0,
+    blocked: 0,
+    forwarded: 0,
+    cacheHits: 0,
+    servfail: 0,
+    truncated: 0,
+    rateLimited: 0,
+    cnameBlocked: 0,
+    rebindingFiltered: 0,
+    stale: 0,
+    prefetched: 0,
+  };
   readonly limiter: RateLimiter;
 
-  constructor(rules: RuleSet, private readonly now: Clock = Date.now) {
+  constructor(
+    rules: RuleSet,
+    private readonly now: Clock = Date.now,
+  ) {
     this.rules = rules;
     this.limiter = new RateLimiter(rules.config.hardening.rate_limit_clients);
     this.cache = new AnswerCache(rules.config.cache.max_entries, now);
@@ -142,7 +158,15 @@ export class Resolver {
     const u = config.upstreams;
     // Upstream sockets are batched whenever the listeners may be (udp.io auto or batched) and the addon is built.
     const batch = config.udp.io === 'dgram' ? undefined : loadBatchBinding().binding;
-    return new UpstreamPool({ backoffMs: config.hardening.upstream_backoff_ms, sockets: u.sockets, socketMaxQueries: u.socket_max_queries, timeoutMs: u.timeout_ms, minTimeoutMs: Math.min(u.min_timeout_ms, u.timeout_ms), totalTimeoutMs: u.total_timeout_ms, batch });
+    return new UpstreamPool({
+      backoffMs: config.hardening.upstream_backoff_ms,
+      sockets: u.sockets,
+      socketMaxQueries: u.socket_max_queries,
+      timeoutMs: u.timeout_ms,
+      minTimeoutMs: Math.min(u.min_timeout_ms, u.timeout_ms),
+      totalTimeoutMs: u.total_timeout_ms,
+      batch,
+    });
   }
 
   private clamp() {
@@ -176,7 +200,11 @@ export class Resolver {
     if (!network || query.qclass !== CLASS_IN) {
       this.counters.refused++;
       ctx.outcome = 'refused';
-      return this.finish(ctx, encodeRcode(msg, RCODE.REFUSED, query.questionEnd, query.edns, network ? undefined : { code: EDE.PROHIBITED, text: 'sluice: client is in no configured network' }), RCODE.REFUSED);
+      return this.finish(
+        ctx,
+        encodeRcode(msg, RCODE.REFUSED, query.questionEnd, query.edns, network ? undefined : { code: EDE.PROHIBITED, text: 'sluice: client is in no configured network' }),
+        RCODE.REFUSED,
+      );
     }
     ctx.network = network;
 
@@ -258,14 +286,26 @@ export class Resolver {
         if (d.kind === 'blocked') {
           this.counters.cnameBlocked++;
           // A copy (the decision is shared by every name under its rule) with the chain in its text.
-          const viaCname = { kind: d.kind, profile: d.profile, list: d.list, rule: d.rule, response: d.response, ruleLabels: 0, reason: `${d.reason} (CNAME target of ${ctx.query.name})`, ...(d.policy ? { policy: d.policy } : {}) };
+          const viaCname = {
+            kind: d.kind,
+            profile: d.profile,
+            list: d.list,
+            rule: d.rule,
+            response: d.response,
+            ruleLabels: 0,
+            reason: `${d.reason} (CNAME target of ${ctx.query.name})`,
+            ...(d.policy ? { policy: d.policy } : {}),
+          };
           return this.blocked(ctx, viaCname);
         }
       }
     }
     if (answer.privateAddress && h.rebinding_protection && !rules.rebindingAllow.match(ctx.query.name)) {
       this.counters.rebindingFiltered++;
-      const empty = encodeAnswer(ctx.msg, ctx.query, RCODE.NOERROR, { an: 0, ns: 0 }, undefined, { code: EDE.FILTERED, text: 'sluice: private address in a public answer removed (rebinding protection)' });
+      const empty = encodeAnswer(ctx.msg, ctx.query, RCODE.NOERROR, { an: 0, ns: 0 }, undefined, {
+        code: EDE.FILTERED,
+        text: 'sluice: private address in a public answer removed (rebinding protection)',
+      });
       return this.finish(ctx, empty, RCODE.NOERROR);
     }
     const bytes = stale

@@ -11,7 +11,8 @@ export function bypassApplies(config: Config, profile: string): boolean {
   const p = config.profiles[profile];
   if (!p || !p.block_bypass) return false;
   if (p.block.length > 0) return true;
-  const networks = Object.entries(config.networks).filter(([, n]) => n.profile === profile).map(([n]) => n);
+  const networks = Object.entries(config.networks)
+    .filter(([, n]) => n.profile === profile)
+    .map(([n]) => n);
   return Object.values(config.policies).some((pol) => pol.profiles.includes(profile) || pol.networks.some((n) => networks.includes(n)));
 }
-

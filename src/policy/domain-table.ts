@@ -161,7 +161,7 @@ export class DomainTable {
       for (let i = off + len; i > off; i--) h = Math.imul(h ^ this.bytes[i]!, FNV_PRIME);
       let i = (h >>> 0) & mask;
       while (slots[i] !== EMPTY) i = (i + 1) & mask;
-      slots[i] = ((h >>> 0 >>> offBits) * scale + off) >>> 0;
+      slots[i] = (((h >>> 0) >>> offBits) * scale + off) >>> 0;
       off += len + 1;
     }
     this.slots = slots;

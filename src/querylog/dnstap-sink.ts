@@ -291,7 +291,8 @@ export class DnstapEncoder {
       2 + // type
       (addr ? 2 + 2 + addr.length : 0) + // socket_family, query_address
       2 + // socket_protocol
-      (1 + varintSize(qsec)) + 5 + // query_time_sec, query_time_nsec
+      (1 + varintSize(qsec)) +
+      5 + // query_time_sec, query_time_nsec
       dnsField + // query_message
       (hasResponse ? 1 + varintSize(rsec) + 5 + dnsField : 0); // response_time_*, response_message
     const dnstapLen = this.prefix.length + 1 + varintSize(msgLen) + msgLen + 2;
@@ -588,7 +589,10 @@ export class DnstapSink implements QueryLogSink {
     const now = this.now();
     // Throttled like the drops: a collector that accepts and hangs up at once must not flood the log.
     if (now - this.lastFailLog >= this.logIntervalMs) {
-      this.opts.log.warn({ dnstap: this.where, reason, failures: this.unloggedFails, retryMs: this.backoff }, wasReady ? 'dnstap: lost the collector; reconnecting' : 'dnstap: cannot reach the collector; retrying');
+      this.opts.log.warn(
+        { dnstap: this.where, reason, failures: this.unloggedFails, retryMs: this.backoff },
+        wasReady ? 'dnstap: lost the collector; reconnecting' : 'dnstap: cannot reach the collector; retrying',
+      );
       this.lastFailLog = now;
       this.unloggedFails = 0;
       this.lossLogged = true;

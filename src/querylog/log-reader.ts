@@ -65,7 +65,7 @@ function windowFilter(o: { network?: string; since?: number; until?: number }): 
 /** The memory ring as a reader: the live tail only, and `covers` says so. */
 export class MemoryReader extends EventListReader {
   readonly source = 'memory';
-  readonly description = 'the server\'s memory (the newest events only)';
+  readonly description = "the server's memory (the newest events only)";
 
   constructor(
     private readonly ring: MemoryStore,

@@ -104,7 +104,10 @@ export class ApiLogSource implements LogSource {
 
   async bypass(o: BypassReportOptions): Promise<BypassRow[]> {
     // The server's store has no catalog to classify names with: classify here, over its events.
-    return bypassReport(await this.all({ ...(o.network !== undefined ? { network: o.network } : {}), ...(o.since !== undefined ? { since: o.since } : {}), ...(o.until !== undefined ? { until: o.until } : {}) }), o);
+    return bypassReport(
+      await this.all({ ...(o.network !== undefined ? { network: o.network } : {}), ...(o.since !== undefined ? { since: o.since } : {}), ...(o.until !== undefined ? { until: o.until } : {}) }),
+      o,
+    );
   }
 
   async summary(filter: QueryFilter): Promise<Summary> {

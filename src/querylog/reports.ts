@@ -83,8 +83,7 @@ function add(groups: Map<string, Group>, key: string, init: Omit<Group, 'count' 
   g.names.add(e.name);
 }
 
-const byNetworkClientList = (a: Group, b: Group): number =>
-  a.network.localeCompare(b.network) || a.client.localeCompare(b.client) || a.policy.localeCompare(b.policy) || a.list.localeCompare(b.list);
+const byNetworkClientList = (a: Group, b: Group): number => a.network.localeCompare(b.network) || a.client.localeCompare(b.client) || a.policy.localeCompare(b.policy) || a.list.localeCompare(b.list);
 
 /**
  * Every client that sent queries blocked by a policy, per app (list): how often, first and last
@@ -138,7 +137,6 @@ export function bypassReport(events: Iterable<QueryEvent>, o: BypassReportOption
     endpoints: [...g.names].sort(),
   }));
 }
-
 
 /**
  * Blocked queries per period, network, policy and list, from events (the memory ring and the

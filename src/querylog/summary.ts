@@ -226,7 +226,16 @@ export function summarize(events: Iterable<QueryEvent>, filter: QueryFilter, opt
       start,
       bucketSeconds: step,
       networks: busiestFirst(perNetwork.values()),
-      upstreamP95Ms: latencyBuckets.map((l) => (l.length === 0 ? null : round(percentile(l.sort((x, y) => x - y), 95)))),
+      upstreamP95Ms: latencyBuckets.map((l) =>
+        l.length === 0
+          ? null
+          : round(
+              percentile(
+                l.sort((x, y) => x - y),
+                95,
+              ),
+            ),
+      ),
     },
     topBlockedDomains: topEntries(blockedDomains, top, (k) => k).map(([name, count]) => ({ name, list: domainList.get(name) ?? null, count })),
     topApps: topEntries(apps, top, (k) => k).map(([list, count]) => ({ list, count, clients: appClients.get(list)?.size ?? 0 })),
@@ -247,8 +256,6 @@ export function summarize(events: Iterable<QueryEvent>, filter: QueryFilter, opt
         };
       })
       .sort((a, b) => b.queries - a.queries || a.upstream.localeCompare(b.upstream)),
-    dryRun: [...dryRun]
-      .map(([policy, d]) => ({ policy, wouldBlock: d.wouldBlock, clients: d.clients.size }))
-      .sort((a, b) => b.wouldBlock - a.wouldBlock || a.policy.localeCompare(b.policy)),
+    dryRun: [...dryRun].map(([policy, d]) => ({ policy, wouldBlock: d.wouldBlock, clients: d.clients.size })).sort((a, b) => b.wouldBlock - a.wouldBlock || a.policy.localeCompare(b.policy)),
   };
 }

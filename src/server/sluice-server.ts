@@ -84,7 +84,16 @@ export class SluiceServer {
     const c = loaded.loaded.config;
     // A worker of several sends its events to the primary, which owns the log.
     const owner = isWorker() ? undefined : await LogOwner.open(c, loaded.loaded.baseDir, instanceName(c), now, opts.logger);
-    server.observability = new Observability(loaded, owner, () => server.resolver, opts.logger, now, () => server.sharedStatus(), () => server.tcpConnections(), () => server.udpDrops());
+    server.observability = new Observability(
+      loaded,
+      owner,
+      () => server.resolver,
+      opts.logger,
+      now,
+      () => server.sharedStatus(),
+      () => server.tcpConnections(),
+      () => server.udpDrops(),
+    );
     try {
       server.startShared(loaded);
       server.adminPort = await server.observability.startAdmin();
@@ -235,8 +244,8 @@ export class SluiceServer {
               ({ listener, note } = createUdpListener(this.config.udp.io, { address: l.address, port, listenerNetwork: l.network, handler, hooks }));
             } else
               listener = new TcpListener(l.address, port, l.network, handler, hooks, () => ({
-                    idleTimeoutMs: this.config.tcp.idle_timeout_ms,
-                    maxConnections: this.config.tcp.max_connections,
+                idleTimeoutMs: this.config.tcp.idle_timeout_ms,
+                maxConnections: this.config.tcp.max_connections,
                 maxConnectionsPerClient: this.config.tcp.max_connections_per_client,
               }));
             started.push(listener);

@@ -88,15 +88,7 @@ redis.call('SET', KEYS[2], #all)
 redis.call('SET', KEYS[1], ARGV[1])
 return missing`;
 
-export async function writeEdit(
-  redis: RedisClient,
-  prefix: string,
-  list: string,
-  op: 'add' | 'remove',
-  rules: string[],
-  audit: AuditRecord,
-  now = Date.now(),
-): Promise<WrittenEdit> {
+export async function writeEdit(redis: RedisClient, prefix: string, list: string, op: 'add' | 'remove', rules: string[], audit: AuditRecord, now = Date.now()): Promise<WrittenEdit> {
   const k = redisKeys(prefix);
   const id = randomUUID();
   const entry = member({ id, version: 0, list, op, rules, time: now, user: audit.user });

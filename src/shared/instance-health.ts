@@ -67,7 +67,13 @@ export function judgeInstances(beats: readonly Heartbeat[], head: LogHead | unde
       const ageSeconds = Math.round((now - b.time) / 1000);
       if (now - b.time >= staleMs) return { ...b, ageSeconds, state: 'stale', detail: `no heartbeat for ${ageSeconds} s` };
       const behind = head ? editsBehind(b, head) : 0;
-      if (behind > 0) return { ...b, ageSeconds, state: 'behind', detail: b.epoch !== head!.epoch ? `holds another edit log than redis (${head!.version} edits)` : `${behind} edit(s) behind redis (version ${head!.version})` };
+      if (behind > 0)
+        return {
+          ...b,
+          ageSeconds,
+          state: 'behind',
+          detail: b.epoch !== head!.epoch ? `holds another edit log than redis (${head!.version} edits)` : `${behind} edit(s) behind redis (version ${head!.version})`,
+        };
       if (b.rulesVersion !== reference) return { ...b, ageSeconds, state: 'diverged', detail: `its config or list files differ (rules ${b.rulesVersion}, the others ${reference})` };
       return { ...b, ageSeconds, state: 'ok' };
     })

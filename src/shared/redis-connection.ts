@@ -88,7 +88,8 @@ export interface RedisProblem {
 export function classifyRedisError(err: Error & { code?: string }): RedisProblem {
   const m = err.message ?? String(err);
   if (/WRONGPASS|NOAUTH|NOPERM|invalid username-password|invalid password|AUTH.*without any password/i.test(m)) return { kind: 'auth', message: m.replace(/^ReplyError: /, '') };
-  if (/^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|ERR_OSSL)/.test(err.code ?? '') || /certificate|SSL routines|TLS|wrong version number|altnames/i.test(m)) return { kind: 'tls', message: m };
+  if (/^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|ERR_OSSL)/.test(err.code ?? '') || /certificate|SSL routines|TLS|wrong version number|altnames/i.test(m))
+    return { kind: 'tls', message: m };
   return { kind: 'connection', message: m };
 }
 

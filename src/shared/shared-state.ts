@@ -118,7 +118,14 @@ export class SharedState implements QueryLogSink {
       if (!this.closed && !this.problem) this.log.warn({ redis: 'down' }, 'redis connection lost; serving from the last shared state');
     });
     // Announcements made while the subscriber was away are lost: read the log once it listens again.
-    this.sub.on('ready', () => void this.sub.subscribe(this.keys.channel).then(() => this.sync(), () => {}));
+    this.sub.on(
+      'ready',
+      () =>
+        void this.sub.subscribe(this.keys.channel).then(
+          () => this.sync(),
+          () => {},
+        ),
+    );
     this.sub.on('message', (_channel: string, message: string) => {
       try {
         const m = JSON.parse(message) as { type?: string };

@@ -144,8 +144,7 @@ export type UpstreamFailure = 'timeout' | 'invalid' | 'backoff' | 'closed';
 
 export type UpstreamResult =
   /** An answer; its rcode may still be SERVFAIL/REFUSED/FORMERR/NOTIMP when every upstream said so. */
-  | { ok: true; reply: Buffer; server: string; address: UpstreamAddress; transport: 'udp' | 'tcp' }
-  | { ok: false; reason: UpstreamFailure; server?: string; problem?: ReplyProblem };
+  { ok: true; reply: Buffer; server: string; address: UpstreamAddress; transport: 'udp' | 'tcp' } | { ok: false; reason: UpstreamFailure; server?: string; problem?: ReplyProblem };
 
 /**
  * What the pool knows of one upstream, as Unbound's infra cache: its smoothed round-trip time and
@@ -586,12 +585,15 @@ class Exchange {
   }
 
   private probeTimeout(a: Attempt): void {
-    const t = setTimeout(() => {
-      if (!a.open) return;
-      a.open = false;
-      a.socket.forget(a.id);
-      this.judgeProbe(a.health, false);
-    }, Math.max(0, a.health.rto - (performance.now() - a.sentAt)));
+    const t = setTimeout(
+      () => {
+        if (!a.open) return;
+        a.open = false;
+        a.socket.forget(a.id);
+        this.judgeProbe(a.health, false);
+      },
+      Math.max(0, a.health.rto - (performance.now() - a.sentAt)),
+    );
     t.unref();
   }
 }

@@ -95,7 +95,14 @@ describe.concurrent('sluice check', () => {
     expect(r.code, r.stderr).toBe(1);
     const all = JSON.parse(r.stdout) as CheckJson[];
     const byNet = new Map(all.map((x) => [x.network, x.decision]));
-    expect(byNet).toEqual(new Map([['internal', 'blocked'], ['guest', 'allowed'], ['school', 'allowed'], ['comms', 'allowed']]));
+    expect(byNet).toEqual(
+      new Map([
+        ['internal', 'blocked'],
+        ['guest', 'allowed'],
+        ['school', 'allowed'],
+        ['comms', 'allowed'],
+      ]),
+    );
   });
 
   it('the Firefox canary use-application-dns.net is blocked with NXDOMAIN', async () => {

@@ -55,6 +55,8 @@ describe('CSV output opened in a spreadsheet', () => {
   it('sluice report devices writes it as text too', async () => {
     const r = await w.sluice('report', 'devices', '--policy', 'app-ban', ...range);
     expect(r.stderr).toBe('');
-    expect(r.stdout.split('\r\n')[1]).toMatch(/^internal,127\.0\.0\.1,app-ban,tiktok,[^,]*,1,2026-12-01T12:00:00\.000Z,2026-12-01T12:00:00\.000Z,"'=HYPERLINK\(""http:\/\/x""\)\+tiktok\.tiktok\.com"$/);
+    expect(r.stdout.split('\r\n')[1]).toMatch(
+      /^internal,127\.0\.0\.1,app-ban,tiktok,[^,]*,1,2026-12-01T12:00:00\.000Z,2026-12-01T12:00:00\.000Z,"'=HYPERLINK\(""http:\/\/x""\)\+tiktok\.tiktok\.com"$/,
+    );
   });
 });

@@ -99,15 +99,7 @@ describe.concurrent('import problems', () => {
 });
 
 describe.concurrent('lists export round trips', () => {
-  const original = [
-    '# round-trip source',
-    'rt-plain.example',
-    '0.0.0.0 rt-hosts-a.example rt-hosts-b.example',
-    '||rt-adblock.example^',
-    '*.sub.rt.example',
-    'xn--bcher-kva.example',
-    '',
-  ].join('\n');
+  const original = ['# round-trip source', 'rt-plain.example', '0.0.0.0 rt-hosts-a.example rt-hosts-b.example', '||rt-adblock.example^', '*.sub.rt.example', 'xn--bcher-kva.example', ''].join('\n');
   const originalRules = parseList(original)
     .entries.map((e) => (e.subdomainsOnly ? `*.${e.domain}` : e.domain))
     .sort();

@@ -32,8 +32,7 @@ const records = (b: Buffer | undefined) =>
 
 /** An audit log of valid records, `size` bytes long: its last page then has room for only a few bytes more. */
 function auditOfSize(size: number): string {
-  const line = (reason: string) =>
-    JSON.stringify({ time: '2026-11-01T00:00:00.000Z', user: 'earlier', command: 'lists add', list: 'local-additions', domains: ['earlier.example'], reason }) + '\n';
+  const line = (reason: string) => JSON.stringify({ time: '2026-11-01T00:00:00.000Z', user: 'earlier', command: 'lists add', list: 'local-additions', domains: ['earlier.example'], reason }) + '\n';
   let text = '';
   while (text.length + line('').length * 2 < size) text += line('x'.repeat(40));
   return text + line('y'.repeat(size - text.length - line('').length));
@@ -68,11 +67,7 @@ describe.concurrent('a full disk', () => {
     expect(earlier.length).toBe(4090);
     ws.write('var/audit.log', earlier);
     const before = readFileSync(ws.path(SITE));
-    const r = await runWithFullDisk(
-      [ws.path('var')],
-      argv(ws, 'lists', 'add', 'local-additions', 'audit-full.example', '--reason', 'a reason long enough to need a second page'),
-      ws.dir,
-    );
+    const r = await runWithFullDisk([ws.path('var')], argv(ws, 'lists', 'add', 'local-additions', 'audit-full.example', '--reason', 'a reason long enough to need a second page'), ws.dir);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toBe(`sluice: nothing changed: disk full writing ${ws.path('var/audit.log')}\n`);
     noStack(r.stderr);

@@ -138,9 +138,7 @@ describe.concurrent('the curated catalog is read-only to the CLI', () => {
     ws.write('blocklists/local-additions.txt', '# old place\n');
     const r = await ws.sluice('lists', 'add', 'local-additions', 'x.example');
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toContain(
-      "the file of list local-additions (blocklists/local-additions.txt) is in the curated catalog's directory, which an upgrade replaces; move it to site_dir",
-    );
+    expect(r.stderr).toContain("the file of list local-additions (blocklists/local-additions.txt) is in the curated catalog's directory, which an upgrade replaces; move it to site_dir");
     expect(ws.read('blocklists/local-additions.txt')).toBe('# old place\n');
   });
 });
@@ -150,9 +148,7 @@ describe.concurrent('sluice lists new and site_dir', () => {
     const ws = fresh();
     const inRelease = await ws.sluice('lists', 'new', 'sneaky', '--file', ws.path('blocklists/sneaky.txt'));
     expect(inRelease.code, inRelease.stderr).toBe(2);
-    expect(inRelease.stderr).toContain(
-      "blocklists/sneaky.txt is in the curated catalog's directory, which an upgrade replaces; create site lists in site_dir (config/lists)",
-    );
+    expect(inRelease.stderr).toContain("blocklists/sneaky.txt is in the curated catalog's directory, which an upgrade replaces; create site lists in site_dir (config/lists)");
     expect(() => readFileSync(ws.path('blocklists/sneaky.txt'))).toThrow();
 
     const elsewhere = join(ws.dir, 'site');

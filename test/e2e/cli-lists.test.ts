@@ -152,7 +152,7 @@ describe.concurrent('sluice lists add / remove', () => {
     expect(ws.audit()).toHaveLength(auditBefore);
   });
 
-  it('remove drops the domain\'s line and keeps comments and the order of the rest', async () => {
+  it("remove drops the domain's line and keeps comments and the order of the rest", async () => {
     const ws = fresh();
     ws.write(SITE, `${ws.read(SITE)}# shop\nshop-a.example  # ticket 1\nshop-b.example  # ticket 2\n# end\nshop-c.example\n`);
     const before = ws.read(SITE);
@@ -259,7 +259,12 @@ describe.concurrent('sluice lists new', () => {
     const added = after.split('\n').filter((l) => !before.split('\n').includes(l));
     expect(added).toEqual(['  review-2026: { file: lists/review-2026.txt, description: Domains found by our own review }']);
     // nothing else changed: comments, their alignment and one-line flow sequences stay as written
-    expect(after.split('\n').filter((l) => !added.includes(l)).join('\n')).toBe(before);
+    expect(
+      after
+        .split('\n')
+        .filter((l) => !added.includes(l))
+        .join('\n'),
+    ).toBe(before);
     expect((parseYaml(after) as { lists: Record<string, unknown> }).lists['review-2026']).toEqual({
       file: 'lists/review-2026.txt',
       description: 'Domains found by our own review',
@@ -268,7 +273,10 @@ describe.concurrent('sluice lists new', () => {
     expect(v.stderr).toBe('');
     expect(v.code, v.stderr).toBe(0);
     const cfg = parseYaml(after) as Record<string, Record<string, unknown>>;
-    expect(v.stdout).toContain(`OK (${Object.keys(cfg.listeners!).length} listeners, ${Object.keys(cfg.networks!).length} networks, ` + `${Object.keys(cfg.profiles!).length} profiles, ${Object.keys(cfg.lists!).length} lists)`);
+    expect(v.stdout).toContain(
+      `OK (${Object.keys(cfg.listeners!).length} listeners, ${Object.keys(cfg.networks!).length} networks, ` +
+        `${Object.keys(cfg.profiles!).length} profiles, ${Object.keys(cfg.lists!).length} lists)`,
+    );
     expect(Object.keys(cfg.lists!)).toHaveLength(Object.keys((parseYaml(before) as { lists: object }).lists).length + 1);
     expect(ws.audit().at(-1)).toMatchObject({ command: 'lists new', list: 'review-2026', reason: 'Domains found by our own review' });
   });

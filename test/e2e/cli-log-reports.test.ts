@@ -27,9 +27,39 @@ const guest = (rows: { client: string }[]) => rows.map((r) => ({ ...r, client: r
 
 const DEVICES = [
   { network: 'guest', client: 'P', policy: 'app-ban', list: 'tiktok', app: null, count: 1, firstSeen: '2026-12-01T12:06:00.000Z', lastSeen: '2026-12-01T12:06:00.000Z', names: ['tiktok.com'] },
-  { network: 'internal', client: '127.0.0.1', policy: 'app-ban', list: 'tiktok', app: null, count: 1, firstSeen: '2026-12-01T12:00:00.000Z', lastSeen: '2026-12-01T12:00:00.000Z', names: ['www.tiktok.com'] },
-  { network: 'internal', client: '127.0.0.1', policy: 'app-ban', list: 'turbovpn', app: null, count: 1, firstSeen: '2026-12-01T12:08:00.000Z', lastSeen: '2026-12-01T12:08:00.000Z', names: ['turbovpn.com'] },
-  { network: 'internal', client: '127.0.0.5', policy: 'app-ban', list: 'tiktok', app: null, count: 1, firstSeen: '2026-12-01T12:04:00.000Z', lastSeen: '2026-12-01T12:04:00.000Z', names: ['v16.tiktokcdn.com'] },
+  {
+    network: 'internal',
+    client: '127.0.0.1',
+    policy: 'app-ban',
+    list: 'tiktok',
+    app: null,
+    count: 1,
+    firstSeen: '2026-12-01T12:00:00.000Z',
+    lastSeen: '2026-12-01T12:00:00.000Z',
+    names: ['www.tiktok.com'],
+  },
+  {
+    network: 'internal',
+    client: '127.0.0.1',
+    policy: 'app-ban',
+    list: 'turbovpn',
+    app: null,
+    count: 1,
+    firstSeen: '2026-12-01T12:08:00.000Z',
+    lastSeen: '2026-12-01T12:08:00.000Z',
+    names: ['turbovpn.com'],
+  },
+  {
+    network: 'internal',
+    client: '127.0.0.5',
+    policy: 'app-ban',
+    list: 'tiktok',
+    app: null,
+    count: 1,
+    firstSeen: '2026-12-01T12:04:00.000Z',
+    lastSeen: '2026-12-01T12:04:00.000Z',
+    names: ['v16.tiktokcdn.com'],
+  },
 ];
 
 const BYPASS = [
@@ -99,10 +129,15 @@ describe('sluice report bypass', () => {
 });
 
 describe('where the reports read from', () => {
-  it('falls back to the files, saying so, when the server\'s API is not reachable', async () => {
+  it("falls back to the files, saying so, when the server's API is not reachable", async () => {
     const port = await closedPort();
     const file = join(f.h.dir, 'down.yaml');
-    writeFileSync(file, noStore(config).replaceAll('@UPSTREAM@', f.upstream.address).replace(ADMIN_LINE, ADMIN_LINE.replace('port: 0', `port: ${port}`)));
+    writeFileSync(
+      file,
+      noStore(config)
+        .replaceAll('@UPSTREAM@', f.upstream.address)
+        .replace(ADMIN_LINE, ADMIN_LINE.replace('port: 0', `port: ${port}`)),
+    );
     const r = await runSluice(['--config', file, 'report', 'devices', '--policy', 'app-ban', '--json'], f.h.dir);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe(`sluice: the admin API at http://127.0.0.1:${port} is not reachable (ECONNREFUSED); reading the log files in ${join(f.h.dir, 'state', 'querylog')}\n`);

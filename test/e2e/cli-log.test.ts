@@ -46,7 +46,10 @@ describe('sluice log query', () => {
       [at(8), '127.0.0.1', 'turbovpn.com', 'A'],
       [at(5), '127.0.0.5', 'dns.google', 'A'],
     ]);
-    const next = JSON.parse((await sluice('log', 'query', '--since', '2026-12-01T12:03:00Z', '--until', '2026-12-01T12:09:00Z', '--network', 'internal', '--limit', '2', '--offset', '2', '--json', '--source', source)).stdout) as typeof out;
+    const next = JSON.parse(
+      (await sluice('log', 'query', '--since', '2026-12-01T12:03:00Z', '--until', '2026-12-01T12:09:00Z', '--network', 'internal', '--limit', '2', '--offset', '2', '--json', '--source', source))
+        .stdout,
+    ) as typeof out;
     expect(next.events.map((e) => e.name)).toEqual(['v16.tiktokcdn.com', 'example.org']);
   });
 
@@ -98,7 +101,10 @@ describe('sluice log tail', () => {
       '',
     ]);
     const jsonl = await sluice('log', 'tail', '--network', 'internal', '--domain', 'example.org', '--format', 'json', '--source', 'files');
-    const events = jsonl.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as QueryEvent);
+    const events = jsonl.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as QueryEvent);
     expect(events.map((e) => [e.time, e.type, e.cache])).toEqual([
       [at(1), 'A', false],
       [at(2), 'A', true],

@@ -195,11 +195,14 @@ function seed(): QueryEvent[] {
     const weekday = ![0, 6].includes(new Date(hourStart).getUTCDay());
     const office = weekday && hour >= 7 && hour < 18;
     const n = (lo: number, spread: number) => lo + Math.floor(rnd() * spread);
-    for (let i = office ? n(6, 7) : n(0, 3); i > 0; i--) events.push(allowed(at(hourStart), `10.0.${n(1, 6)}.${n(10, 60)}`, 'internal', ['intranet.city.example', 'mail.city.example', 'www.belgium.be', 'login.microsoftonline.com'][n(0, 4)]!, rnd));
-    if (weekday && hour >= 8 && hour < 16) for (let i = n(3, 4); i > 0; i--) events.push(allowed(at(hourStart), `10.20.${n(1, 3)}.${n(2, 40)}`, 'school', ['www.wikipedia.org', 'smartschool.example'][n(0, 2)]!, rnd));
+    for (let i = office ? n(6, 7) : n(0, 3); i > 0; i--)
+      events.push(allowed(at(hourStart), `10.0.${n(1, 6)}.${n(10, 60)}`, 'internal', ['intranet.city.example', 'mail.city.example', 'www.belgium.be', 'login.microsoftonline.com'][n(0, 4)]!, rnd));
+    if (weekday && hour >= 8 && hour < 16)
+      for (let i = n(3, 4); i > 0; i--) events.push(allowed(at(hourStart), `10.20.${n(1, 3)}.${n(2, 40)}`, 'school', ['www.wikipedia.org', 'smartschool.example'][n(0, 2)]!, rnd));
     if (office) for (let i = n(1, 2); i > 0; i--) events.push(allowed(at(hourStart), '10.0.4.2', 'comms', 'www.city.example', rnd));
     if (office && hour % 3 === 0) events.push({ ...allowed(at(hourStart), '10.0.4.2', 'comms', 'www.tiktok.com', rnd), policy: 'app-ban', list: 'tiktok', rule: 'tiktok.com', exception: true });
-    if (hour >= 18 && hour < 22 && rnd() < 0.5) events.push({ ...allowed(at(hourStart), 'p:3f9a0c1d22e4b780', 'guest', 'web.wechat.com', rnd), policy: 'guest-trial', list: 'wechat', rule: 'wechat.com', wouldBlock: true });
+    if (hour >= 18 && hour < 22 && rnd() < 0.5)
+      events.push({ ...allowed(at(hourStart), 'p:3f9a0c1d22e4b780', 'guest', 'web.wechat.com', rnd), policy: 'guest-trial', list: 'wechat', rule: 'wechat.com', wouldBlock: true });
     for (const d of DEVICES) {
       if (!d.days(daysAgo, weekday) || !d.hours.includes(hour)) continue;
       for (let i = 0; i < d.times; i++) events.push(blocked(at(hourStart), d.client, d.network, d.policy, d.list, d.names[i % d.names.length]!));

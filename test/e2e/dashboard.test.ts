@@ -18,8 +18,7 @@ const RESULTS = join(import.meta.dirname, '../../test-results');
 const reviewBy = new Date(Date.now() + 40 * 86_400_000).toISOString().slice(0, 10);
 // TikTok on the internal network is banned by a policy, WeChat by the staff profile; the guest
 // Wi-Fi trials a WeChat ban in dry-run.
-const config =
-  referenceConfig(`
+const config = referenceConfig(`
 policies:
   app-ban:
     title: App ban on the internal network

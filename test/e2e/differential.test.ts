@@ -22,15 +22,7 @@ import {
   type ServerAddress,
   type Transport,
 } from '../helpers/dns-client.js';
-import {
-  BOGUS_ADDRESS,
-  SIGNED_ADDRESS,
-  differentialZones,
-  startNsd,
-  startUnbound,
-  type NsdServer,
-  type ReferenceServer,
-} from '../helpers/reference-dns.js';
+import { BOGUS_ADDRESS, SIGNED_ADDRESS, differentialZones, startNsd, startUnbound, type NsdServer, type ReferenceServer } from '../helpers/reference-dns.js';
 import { startSluice, type Harness } from '../helpers/sluice-harness.js';
 
 // ---------------------------------------------------------------------------
@@ -122,13 +114,7 @@ function endpoint(server: ReferenceServer | Harness, transport: Transport): Serv
   return 'udp' in server ? server[transport] : server;
 }
 
-async function ask(
-  server: ReferenceServer | Harness,
-  name: string,
-  type: number | string,
-  flags: QueryFlags = {},
-  transport: Transport = 'udp',
-): Promise<Reply> {
+async function ask(server: ReferenceServer | Harness, name: string, type: number | string, flags: QueryFlags = {}, transport: Transport = 'udp'): Promise<Reply> {
   const query = encodeQuery(name, type, { ...flags, id: 0x5a5a });
   return readReply(await exchange(endpoint(server, transport), query, transport));
 }
@@ -203,12 +189,7 @@ function canonicalData(raw: Buffer, rec: DecodedRecord, start: number): string {
     case TYPE.MX:
       return `${raw.readUInt16BE(start)} ${lower(readName(raw, start + 2).name)}`;
     case TYPE.SRV:
-      return [
-        raw.readUInt16BE(start),
-        raw.readUInt16BE(start + 2),
-        raw.readUInt16BE(start + 4),
-        lower(readName(raw, start + 6).name),
-      ].join(' ');
+      return [raw.readUInt16BE(start), raw.readUInt16BE(start + 2), raw.readUInt16BE(start + 4), lower(readName(raw, start + 6).name)].join(' ');
     case TYPE.CNAME:
     case TYPE.NS:
     case TYPE.PTR:
@@ -227,14 +208,7 @@ function rrText(r: Rr): string {
   return `${r.name} ${typeLabel(r.type)} ${data}`;
 }
 
-const TYPE_LABELS = new Map<number, string>([
-  ...Object.entries(TYPE).map(([k, v]) => [v, k] as const),
-  [257, 'CAA'],
-  [46, 'RRSIG'],
-  [47, 'NSEC'],
-  [48, 'DNSKEY'],
-  [43, 'DS'],
-]);
+const TYPE_LABELS = new Map<number, string>([...Object.entries(TYPE).map(([k, v]) => [v, k] as const), [257, 'CAA'], [46, 'RRSIG'], [47, 'NSEC'], [48, 'DNSKEY'], [43, 'DS']]);
 function typeLabel(t: number): string {
   return TYPE_LABELS.get(t) ?? `TYPE${t}`;
 }
@@ -365,25 +339,7 @@ const VALIDATED_TYPES = ['A', 'AAAA', 'TXT', 'NS', 'SOA', 'DNSKEY'] as const;
 // Comparison
 // ---------------------------------------------------------------------------
 
-type Field =
-  | 'size'
-  | 'rcode'
-  | 'opcode'
-  | 'qr'
-  | 'aa'
-  | 'tc'
-  | 'rd'
-  | 'ra'
-  | 'ad'
-  | 'cd'
-  | 'question'
-  | 'answer'
-  | 'authority'
-  | 'additional'
-  | 'opt'
-  | 'opt.do'
-  | 'opt.version'
-  | 'ede';
+type Field = 'size' | 'rcode' | 'opcode' | 'qr' | 'aa' | 'tc' | 'rd' | 'ra' | 'ad' | 'cd' | 'question' | 'answer' | 'authority' | 'additional' | 'opt' | 'opt.do' | 'opt.version' | 'ede';
 
 interface Difference {
   field: Field;
@@ -421,8 +377,7 @@ const ACCEPTED: AcceptedDifference[] = [
       'NS and glue in a positive answer are optional (RFC 2181 §6.1, RFC 1034 §4.3.2) and it never follows them.',
     applies: (_q, _s, u) => positive(u),
     drop: (r, reply) =>
-      (r.section === 'authority' && (r.type === TYPE.NS || (r.type === TYPE_RRSIG && r.covered === TYPE.NS))) ||
-      (r.section === 'additional' && authorityNsTargets(reply).has(r.name)),
+      (r.section === 'authority' && (r.type === TYPE.NS || (r.type === TYPE_RRSIG && r.covered === TYPE.NS))) || (r.section === 'additional' && authorityNsTargets(reply).has(r.name)),
   },
   {
     id: 'ANY (RFC 8482)',
@@ -457,11 +412,7 @@ const ACCEPTED: AcceptedDifference[] = [
       'When its upstream refuses a name, sluice answers SERVFAIL with EDE 22 naming the upstream and its rcode; ' +
       'Unbound 1.17 gives the same SERVFAIL without an EDE. An EDE is advisory (RFC 8914 §3): clients act on the rcode.',
     applies: (_q, s, u) =>
-      s.msg.rcode === RCODE.SERVFAIL &&
-      u.msg.rcode === RCODE.SERVFAIL &&
-      u.msg.edns !== undefined &&
-      u.msg.edns.ede === undefined &&
-      s.msg.edns?.ede?.infoCode === EDE_NO_REACHABLE_AUTHORITY,
+      s.msg.rcode === RCODE.SERVFAIL && u.msg.rcode === RCODE.SERVFAIL && u.msg.edns !== undefined && u.msg.edns.ede === undefined && s.msg.edns?.ede?.infoCode === EDE_NO_REACHABLE_AUTHORITY,
     ignore: ['ede'],
   },
 ];
@@ -541,24 +492,24 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
  * Ask `queries` of both servers and compare. Returns the differences grouped by kind (a
  * systematic one reads as one line with a count) and the accepted differences nothing needed.
  */
-async function runCorpus(
-  s: Harness,
-  u: ReferenceServer,
-  queries: CorpusQuery[],
-  accepted: AcceptedDifference[],
-): Promise<{ report: string[]; unused: string[] }> {
+async function runCorpus(s: Harness, u: ReferenceServer, queries: CorpusQuery[], accepted: AcceptedDifference[]): Promise<{ report: string[]; unused: string[] }> {
   // Bounded concurrency: fast, without flooding either server's socket buffers. TCP lower:
   // sluice allows 20 connections per client address.
   const run = async (q: CorpusQuery): Promise<{ q: CorpusQuery; s: Reply; u: Reply }> => {
-    const [sr, ur] = await Promise.all([
-      ask(s, q.name, q.type, q.flags, q.transport),
-      ask(u, q.name, q.type, q.flags, q.transport),
-    ]);
+    const [sr, ur] = await Promise.all([ask(s, q.name, q.type, q.flags, q.transport), ask(u, q.name, q.type, q.flags, q.transport)]);
     return { q, s: sr, u: ur };
   };
   const results = [
-    ...(await mapLimit(queries.filter((q) => q.transport === 'udp'), 24, run)),
-    ...(await mapLimit(queries.filter((q) => q.transport === 'tcp'), 6, run)),
+    ...(await mapLimit(
+      queries.filter((q) => q.transport === 'udp'),
+      24,
+      run,
+    )),
+    ...(await mapLimit(
+      queries.filter((q) => q.transport === 'tcp'),
+      6,
+      run,
+    )),
   ];
   const groups = new Map<string, { count: number; examples: string[] }>();
   const used = new Map<string, number>(accepted.map((a) => [a.id, 0]));
@@ -576,13 +527,16 @@ async function runCorpus(
     // A rule is needed when leaving it out shows more differences for some query.
     for (const a of accepted) {
       if (!a.applies(r.q, r.s, r.u)) continue;
-      const without = differences(r.q, r.s, r.u, accepted.filter((x) => x !== a));
+      const without = differences(
+        r.q,
+        r.s,
+        r.u,
+        accepted.filter((x) => x !== a),
+      );
       if (without.length > diffs.length) used.set(a.id, used.get(a.id)! + 1);
     }
   }
-  const report = [...groups.entries()]
-    .sort((x, y) => y[1].count - x[1].count)
-    .map(([key, g]) => `${key} ×${g.count}\n      e.g. ${g.examples.join('\n           ')}`);
+  const report = [...groups.entries()].sort((x, y) => y[1].count - x[1].count).map(([key, g]) => `${key} ×${g.count}\n      e.g. ${g.examples.join('\n           ')}`);
   return { report, unused: [...used.entries()].filter(([, n]) => n === 0).map(([id]) => id) };
 }
 
@@ -827,9 +781,7 @@ const RAW_CASES: RawCase[] = [
     unbound: 'REFUSED',
     accepted: {
       outcome: 'NOTIMP',
-      reason:
-        'Unbound accepts NOTIFY for its auth-zones and refuses others; sluice has no zones and implements no ' +
-        'NOTIFY: NOTIMP says exactly that.',
+      reason: 'Unbound accepts NOTIFY for its auth-zones and refuses others; sluice has no zones and implements no ' + 'NOTIFY: NOTIMP says exactly that.',
     },
   },
   { id: 'opcode UPDATE (5)', packet: rawQuery({ b2: 0x29 }), unbound: 'NOTIMP' },
@@ -844,9 +796,7 @@ const RAW_CASES: RawCase[] = [
     unbound: 'NOERROR',
     accepted: {
       outcome: 'REFUSED',
-      reason:
-        "sluice's networks, lists and cache are class IN only and it refuses every other class; Unbound answers " +
-        'QCLASS * from its IN data.',
+      reason: "sluice's networks, lists and cache are class IN only and it refuses every other class; Unbound answers " + 'QCLASS * from its IN data.',
     },
   },
   { id: 'Z bit set', packet: rawQuery({ b3: 0x40 }), unbound: 'NOERROR' },
@@ -866,8 +816,7 @@ async function outcomeOf(server: ReferenceServer | Harness, c: RawCase): Promise
   const to = endpoint(server, transport);
   try {
     // A drop is only seen as a timeout: 700 ms is ample on loopback, where answers take < 5 ms.
-    const raw =
-      transport === 'tcp' ? (await queryTcp(to, [c.packet], { timeoutMs: 700 }))[0]! : await queryUdp(to, c.packet, { timeoutMs: 700 });
+    const raw = transport === 'tcp' ? (await queryTcp(to, [c.packet], { timeoutMs: 700 }))[0]! : await queryUdp(to, c.packet, { timeoutMs: 700 });
     let reply: DecodedResponse | undefined;
     try {
       reply = decodeResponse(raw);
@@ -896,9 +845,7 @@ describe('malformed and unusual queries: sluice does what Unbound 1.17 does', ()
       return { c, u, s };
     });
     // The reference first: a different Unbound version would make the expectations wrong.
-    const reference = results
-      .filter(({ c, u }) => u.outcome !== c.unbound)
-      .map(({ c, u }) => `${c.id}: Unbound ${u.outcome}, table says ${c.unbound}`);
+    const reference = results.filter(({ c, u }) => u.outcome !== c.unbound).map(({ c, u }) => `${c.id}: Unbound ${u.outcome}, table says ${c.unbound}`);
     expect(reference, 'Unbound 1.17 (the reference) does what the table says').toEqual([]);
     const mismatches: string[] = [];
     for (const { c, u, s } of results) {

@@ -17,8 +17,26 @@ const T0 = Date.parse('2026-11-01T10:00:00Z');
 
 function ev(e: Partial<QueryEvent>): QueryEvent {
   return {
-    time: T0, instance: 'dns1', client: '127.0.0.1', network: 'internal', profile: 'staff', policy: null, list: null, rule: null, name: 'example.org', type: 'A',
-    decision: 'allowed', wouldBlock: false, exception: false, cache: false, upstream: null, rcode: 0, answers: 1, durationMs: 1, transport: 'udp', ...e,
+    time: T0,
+    instance: 'dns1',
+    client: '127.0.0.1',
+    network: 'internal',
+    profile: 'staff',
+    policy: null,
+    list: null,
+    rule: null,
+    name: 'example.org',
+    type: 'A',
+    decision: 'allowed',
+    wouldBlock: false,
+    exception: false,
+    cache: false,
+    upstream: null,
+    rcode: 0,
+    answers: 1,
+    durationMs: 1,
+    transport: 'udp',
+    ...e,
   };
 }
 
@@ -55,7 +73,9 @@ function startCapture(dir: string, listen: DnstapTarget): Promise<Capture> {
 
 function dnstapLdns(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('dnstap-ldns', args, { maxBuffer: 128 * 1024 * 1024 }, (error, stdout, stderr) => (error ? reject(new Error(`dnstap-ldns ${args.join(' ')}: ${error.message} ${stderr}`)) : resolve(stdout)));
+    execFile('dnstap-ldns', args, { maxBuffer: 128 * 1024 * 1024 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`dnstap-ldns ${args.join(' ')}: ${error.message} ${stderr}`)) : resolve(stdout),
+    );
   });
 }
 

@@ -35,8 +35,10 @@ beforeEach(() => {
 
 describe('DNSSEC behind a validating upstream', () => {
   // The fake plays a validating resolver for a tampered zone: bogus data with CD, SERVFAIL + EDE 6 without.
-  const validating = (name: string) => (q: { name: string; cd: boolean }): FakeAnswer | undefined =>
-    q.name !== name ? undefined : q.cd ? { answers: [{ name, type: TYPE.A, ttl: 300, data: '198.51.100.66' }] } : { rcode: RCODE.SERVFAIL, ednsOptions: [ede(6, 'signature mismatch')] };
+  const validating =
+    (name: string) =>
+    (q: { name: string; cd: boolean }): FakeAnswer | undefined =>
+      q.name !== name ? undefined : q.cd ? { answers: [{ name, type: TYPE.A, ttl: 300, data: '198.51.100.66' }] } : { rcode: RCODE.SERVFAIL, ednsOptions: [ede(6, 'signature mismatch')] };
 
   it('an answer fetched with CD=1 is never served to a CD=0 client', async () => {
     upstream.setHandler(validating('www.bogus.example'));
@@ -68,7 +70,16 @@ describe('DNSSEC behind a validating upstream', () => {
   });
 
   it('serves stale when the upstream is unreachable, every record at the stale TTL (RFC 8767)', async () => {
-    upstream.setHandler((q) => (q.name === 'short.example' ? { answers: [{ name: q.name, type: TYPE.A, ttl: 5, data: '192.0.2.5' }, { name: q.name, type: TYPE.A, ttl: 300, data: '192.0.2.6' }] } : undefined));
+    upstream.setHandler((q) =>
+      q.name === 'short.example'
+        ? {
+            answers: [
+              { name: q.name, type: TYPE.A, ttl: 5, data: '192.0.2.5' },
+              { name: q.name, type: TYPE.A, ttl: 300, data: '192.0.2.6' },
+            ],
+          }
+        : undefined,
+    );
     expect((await resolve(h.udp, 'short.example', 'A', { localAddress: CLIENT })).answers).toHaveLength(2);
     now += 60_000;
     upstream.setMode('drop');
@@ -140,7 +151,9 @@ describe('flags and truncation', () => {
     const soa = { mname: 'ns.neg.example', rname: 'hostmaster.neg.example', serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 60 };
     // A DNSSEC client (DO) needs the whole authority section (its proofs): when it cannot fit, TC.
     const proofs = Array.from({ length: 6 }, (_, i) => ({ name: `p${i}.neg.example`, type: TYPE.TXT, ttl: 60, data: ['q'.repeat(200)] }));
-    upstream.setHandler((q) => (q.name === 'proof.neg.example' ? { tc: false, rcode: RCODE.NXDOMAIN, authorities: [{ name: 'neg.example', type: TYPE.SOA, ttl: 60, data: soa }, ...proofs] } : undefined));
+    upstream.setHandler((q) =>
+      q.name === 'proof.neg.example' ? { tc: false, rcode: RCODE.NXDOMAIN, authorities: [{ name: 'neg.example', type: TYPE.SOA, ttl: 60, data: soa }, ...proofs] } : undefined,
+    );
     const r = await resolve(h.udp, 'proof.neg.example', 'A', { localAddress: CLIENT, edns: { do: true, udpSize: 512 } });
     expect(r.flags.tc).toBe(true);
     expect(r.rcode).toBe(RCODE.NXDOMAIN);
@@ -255,7 +268,10 @@ describe('prefetch', () => {
       const r = await resolve(h.udp, 'popular.example', 'A', { localAddress: CLIENT });
       expect(r.answers).toHaveLength(1);
       // A prefetch that started is answered before the clock moves on.
-      await until(`the prefetch to land (second ${s}: asked ${asked()}, prefetched ${c.prefetched - prefetchedBefore}, in flight ${h.server.resolver.forwardsInFlight})`, () => asked() === 1 + (c.prefetched - prefetchedBefore) && h.server.resolver.forwardsInFlight === 0);
+      await until(
+        `the prefetch to land (second ${s}: asked ${asked()}, prefetched ${c.prefetched - prefetchedBefore}, in flight ${h.server.resolver.forwardsInFlight})`,
+        () => asked() === 1 + (c.prefetched - prefetchedBefore) && h.server.resolver.forwardsInFlight === 0,
+      );
       now += 1000;
     }
     expect(h.server.resolver.cache.misses - missesBefore).toBe(1);

@@ -31,11 +31,7 @@ function rng(seed: number): () => number {
 
 function packets(count: number, seed: number): Buffer[] {
   const rand = rng(seed);
-  const seeds = [
-    encodeQuery('www.tiktok.com', 'A', { edns: { do: true } }),
-    encodeQuery('example.org', 'AAAA'),
-    encodeQuery('a.b.c.wechat.com', 'HTTPS', { edns: { udpSize: 4096 } }),
-  ];
+  const seeds = [encodeQuery('www.tiktok.com', 'A', { edns: { do: true } }), encodeQuery('example.org', 'AAAA'), encodeQuery('a.b.c.wechat.com', 'HTTPS', { edns: { udpSize: 4096 } })];
   const out: Buffer[] = [];
   for (let i = 0; i < count; i++) {
     if (i % 4 === 0) {

@@ -197,19 +197,23 @@ describe('Grafana dashboards: structure', () => {
 
     // The query-log dashboard is held to this; the Prometheus one predates the rule (defined for
     // SQL dashboards only, so that no test is reported skipped).
-    if (sqlTargets(d).length > 0) it('every panel has a title, a description and a unit', () => {
-      for (const p of panels.filter((p) => p.type !== 'row')) {
-        expect(p.title.trim().length, `panel ${p.id}`).toBeGreaterThan(0);
-        expect((p.description ?? '').trim().length, `panel ${p.id} "${p.title}" has a description`).toBeGreaterThan(10);
-        if (p.type === 'table') {
-          // Tables: each numeric or time column its unit (an override), or a default one.
-          const units = [p.fieldConfig?.defaults?.unit, ...(p.fieldConfig?.overrides ?? []).flatMap((o) => o.properties.filter((x) => x.id === 'unit').map((x) => x.value))];
-          expect(units.some((u) => typeof u === 'string'), `table ${p.id} "${p.title}" sets units`).toBe(true);
-        } else {
-          expect(p.fieldConfig?.defaults?.unit, `panel ${p.id} "${p.title}" has a unit`).toEqual(expect.any(String));
+    if (sqlTargets(d).length > 0)
+      it('every panel has a title, a description and a unit', () => {
+        for (const p of panels.filter((p) => p.type !== 'row')) {
+          expect(p.title.trim().length, `panel ${p.id}`).toBeGreaterThan(0);
+          expect((p.description ?? '').trim().length, `panel ${p.id} "${p.title}" has a description`).toBeGreaterThan(10);
+          if (p.type === 'table') {
+            // Tables: each numeric or time column its unit (an override), or a default one.
+            const units = [p.fieldConfig?.defaults?.unit, ...(p.fieldConfig?.overrides ?? []).flatMap((o) => o.properties.filter((x) => x.id === 'unit').map((x) => x.value))];
+            expect(
+              units.some((u) => typeof u === 'string'),
+              `table ${p.id} "${p.title}" sets units`,
+            ).toBe(true);
+          } else {
+            expect(p.fieldConfig?.defaults?.unit, `panel ${p.id} "${p.title}" has a unit`).toEqual(expect.any(String));
+          }
         }
-      }
-    });
+      });
 
     it('every variable used in a query or title is defined, and only known Grafana macros are used', () => {
       const texts = [
@@ -218,23 +222,40 @@ describe('Grafana dashboards: structure', () => {
       ];
       const known = new Set(variables.map((v) => v.name));
       for (const text of texts) for (const name of variablesUsed(text)) expect(known.has(name), `$${name} in ${JSON.stringify(text.slice(0, 60))}`).toBe(true);
-      const MACROS = new Set(['__time', '__timeEpoch', '__timeFilter', '__timeFrom', '__timeTo', '__timeGroup', '__timeGroupAlias', '__unixEpochFilter', '__unixEpochFrom', '__unixEpochTo', '__unixEpochNanoFilter', '__unixEpochNanoFrom', '__unixEpochNanoTo', '__unixEpochGroup', '__unixEpochGroupAlias']);
+      const MACROS = new Set([
+        '__time',
+        '__timeEpoch',
+        '__timeFilter',
+        '__timeFrom',
+        '__timeTo',
+        '__timeGroup',
+        '__timeGroupAlias',
+        '__unixEpochFilter',
+        '__unixEpochFrom',
+        '__unixEpochTo',
+        '__unixEpochNanoFilter',
+        '__unixEpochNanoFrom',
+        '__unixEpochNanoTo',
+        '__unixEpochGroup',
+        '__unixEpochGroupAlias',
+      ]);
       for (const { target } of sqlTargets(d)) for (const m of macrosUsed(target.rawSql!)) expect(MACROS.has(m), m).toBe(true);
     });
 
-    if (sqlTargets(d).length > 0) it('SQL targets are raw code queries in table or time-series format; SQL variables are multi-value with an All', () => {
-      for (const { panel, target } of sqlTargets(d)) {
-        expect(target, `${panel.title}`).toMatchObject({ rawQuery: true, editorMode: 'code' });
-        expect(['table', 'time_series']).toContain(target.format);
-        expect(target.refId).toBeDefined();
-      }
-      for (const v of variables.filter(isSqlVariable)) {
-        expect(v, v.name).toMatchObject({ multi: true, includeAll: true });
-        // The All value makes `(col IN ($v) OR '__all' IN ($v))` true for every row, NULLs included.
-        expect(v.allValue, v.name).toBe("'__all'");
-      }
-      for (const name of ['network', 'instance', 'list', 'policy']) expect(byName.get(name)?.type, name).toBe('query');
-    });
+    if (sqlTargets(d).length > 0)
+      it('SQL targets are raw code queries in table or time-series format; SQL variables are multi-value with an All', () => {
+        for (const { panel, target } of sqlTargets(d)) {
+          expect(target, `${panel.title}`).toMatchObject({ rawQuery: true, editorMode: 'code' });
+          expect(['table', 'time_series']).toContain(target.format);
+          expect(target.refId).toBeDefined();
+        }
+        for (const v of variables.filter(isSqlVariable)) {
+          expect(v, v.name).toMatchObject({ multi: true, includeAll: true });
+          // The All value makes `(col IN ($v) OR '__all' IN ($v))` true for every row, NULLs included.
+          expect(v.allValue, v.name).toBe("'__all'");
+        }
+        for (const name of ['network', 'instance', 'list', 'policy']) expect(byName.get(name)?.type, name).toBe('query');
+      });
   });
 });
 
@@ -276,7 +297,7 @@ describe('Grafana macro expansion (PostgreSQL)', () => {
     expect(x('${network:csv}', { network: ['a', 'b'] })).toBe('a,b');
   });
 
-  it('takes a panel\'s relative time over the dashboard range', () => {
+  it("takes a panel's relative time over the dashboard range", () => {
     expect(panelRange({ from: 0, to: 200 * DAY }, { timeFrom: '182d' })).toEqual({ from: 18 * DAY, to: 200 * DAY });
     expect(panelRange({ from: 5, to: 10 }, {})).toEqual({ from: 5, to: 10 });
   });
@@ -308,7 +329,17 @@ const APP_NAMES: Record<string, string[]> = {
   'doh-bypass': ['dns.google', 'mozilla.cloudflare-dns.com', 'use-application-dns.net'],
   'internal-zones': ['dc1.ad.city.example'],
 };
-const RULE: Record<string, string> = { tiktok: 'tiktokv.com', capcut: 'capcut.com', temu: 'temu.com', wechat: 'weixin.qq.com', shein: 'shein.com', lemon8: 'lemon8-app.com', turbovpn: 'turbovpn.com', 'doh-bypass': 'dns.google', 'internal-zones': 'ad.city.example' };
+const RULE: Record<string, string> = {
+  tiktok: 'tiktokv.com',
+  capcut: 'capcut.com',
+  temu: 'temu.com',
+  wechat: 'weixin.qq.com',
+  shein: 'shein.com',
+  lemon8: 'lemon8-app.com',
+  turbovpn: 'turbovpn.com',
+  'doh-bypass': 'dns.google',
+  'internal-zones': 'ad.city.example',
+};
 const ALLOWED_NAMES = ['www.example.org', 'intranet.city.example', 'outlook.office365.com', 'www.gov.example', 'update.microsoft.com', 'teams.microsoft.com'];
 const pseudonym = (i: number): string => `p:${(0x3f9a0c1d22e4b780n + BigInt(i) * 7919n).toString(16).padStart(16, '0')}`;
 
@@ -325,21 +356,50 @@ interface Device {
 
 function devices(): Device[] {
   const out: Device[] = [];
-  const internal = (i: number, apps: Device['apps']): Device => ({ network: 'internal', client: `10.10.1.${i}`, instance: i % 3 === 0 ? 'sluice-b' : 'sluice-a', profile: 'staff', blockedOnly: false, apps });
+  const internal = (i: number, apps: Device['apps']): Device => ({
+    network: 'internal',
+    client: `10.10.1.${i}`,
+    instance: i % 3 === 0 ? 'sluice-b' : 'sluice-a',
+    profile: 'staff',
+    blockedOnly: false,
+    apps,
+  });
   out.push(internal(1, [{ list: 'tiktok', until: 0, how: 'policy' }]));
   out.push(internal(2, [{ list: 'tiktok', until: 12, how: 'policy' }])); // removed the app 12 days ago
-  out.push(internal(3, [{ list: 'temu', until: 0, how: 'policy' }, { list: 'capcut', until: 3, how: 'policy' }]));
+  out.push(
+    internal(3, [
+      { list: 'temu', until: 0, how: 'policy' },
+      { list: 'capcut', until: 3, how: 'policy' },
+    ]),
+  );
   out.push(internal(4, [{ list: 'wechat', until: 0, how: 'policy' }]));
   out.push(internal(5, [{ list: 'shein', until: 20, how: 'policy' }]));
   out.push(internal(6, []));
   out.push(internal(7, [{ list: 'doh-bypass', until: 0, how: 'profile' }])); // hand-configured DoH
   out.push(internal(8, [{ list: 'turbovpn', until: 0, how: 'policy' }]));
   for (let i = 9; i <= 12; i++) out.push(internal(i, []));
-  out.push({ network: 'comms', client: '10.10.40.5', instance: 'sluice-a', profile: 'staff', blockedOnly: false, apps: [{ list: 'tiktok', until: 0, how: 'exception' }, { list: 'temu', until: 5, how: 'policy' }] });
+  out.push({
+    network: 'comms',
+    client: '10.10.40.5',
+    instance: 'sluice-a',
+    profile: 'staff',
+    blockedOnly: false,
+    apps: [
+      { list: 'tiktok', until: 0, how: 'exception' },
+      { list: 'temu', until: 5, how: 'policy' },
+    ],
+  });
   out.push({ network: 'comms', client: '10.10.40.6', instance: 'sluice-b', profile: 'staff', blockedOnly: false, apps: [{ list: 'tiktok', until: 0, how: 'exception' }] });
   out.push({ network: 'lab', client: '172.28.53.1', instance: 'sluice-b', profile: 'staff', blockedOnly: false, apps: [{ list: 'lemon8', until: 0, how: 'policy' }] });
   for (let i = 0; i < 6; i++) {
-    out.push({ network: 'guest', client: pseudonym(i), instance: i % 2 ? 'sluice-b' : 'sluice-a', profile: 'guest', blockedOnly: true, apps: i < 2 ? [{ list: 'internal-zones', until: 0, how: 'profile' }] : [] });
+    out.push({
+      network: 'guest',
+      client: pseudonym(i),
+      instance: i % 2 ? 'sluice-b' : 'sluice-a',
+      profile: 'guest',
+      blockedOnly: true,
+      apps: i < 2 ? [{ list: 'internal-zones', until: 0, how: 'profile' }] : [],
+    });
   }
   for (let i = 10; i < 15; i++) {
     out.push({ network: 'school', client: pseudonym(i), instance: 'sluice-a', profile: 'open', blockedOnly: true, apps: i < 13 ? [{ list: 'tiktok', until: 0, how: 'dry-run' }] : [] });
@@ -420,7 +480,8 @@ function seedEvents(now: number, days: number): QueryEvent[] {
   // Older than the raw retention: kept only in the daily rollup.
   const oldTiktok = devices()[0]!;
   const gone: Device = { ...devices()[8]!, client: '10.10.1.99' }; // a device replaced three months ago
-  for (let day = 40; day <= 170; day += 3) events.push(event(rand, at(day), oldTiktok, { name: 'www.tiktok.com', decision: 'blocked', policy: 'app-ban', list: 'tiktok', rule: 'tiktokv.com', rcode: 3 }));
+  for (let day = 40; day <= 170; day += 3)
+    events.push(event(rand, at(day), oldTiktok, { name: 'www.tiktok.com', decision: 'blocked', policy: 'app-ban', list: 'tiktok', rule: 'tiktokv.com', rcode: 3 }));
   for (let day = 95; day <= 110; day++) events.push(event(rand, at(day), gone, { name: 'www.capcut.com', decision: 'blocked', policy: 'app-ban', list: 'capcut', rule: 'capcut.com', rcode: 3 }));
   return events.sort((a, b) => a.time - b.time);
 }
@@ -485,7 +546,12 @@ function documentedGrants(role: string, database: string): string[] {
     .split(';')
     .map((s) => s.trim())
     .filter((s) => s !== '')
-    .map((s) => s.replaceAll('sluice_grafana', role).replace(/DATABASE sluice\b/, `DATABASE ${database}`).replace(/PASSWORD '[^']*'/, ''));
+    .map((s) =>
+      s
+        .replaceAll('sluice_grafana', role)
+        .replace(/DATABASE sluice\b/, `DATABASE ${database}`)
+        .replace(/PASSWORD '[^']*'/, ''),
+    );
 }
 
 describe.runIf(sqlDashboards.length > 0)('Grafana dashboards: every SQL query against PostgreSQL', () => {
@@ -555,7 +621,10 @@ describe.runIf(sqlDashboards.length > 0)('Grafana dashboards: every SQL query ag
     async function variableOptions(range: TimeRange): Promise<Record<string, string[]>> {
       const out: Record<string, string[]> = {};
       for (const v of variables) {
-        if (v.type === 'custom') out[v.name] = String(v.query).split(',').map((s) => s.trim());
+        if (v.type === 'custom')
+          out[v.name] = String(v.query)
+            .split(',')
+            .map((s) => s.trim());
         const sql = variableSql(v);
         if (sql === undefined || !isSqlVariable(v)) continue;
         const expanded = expandGrafanaSql(sql, { range, intervalMs: INTERVAL, variables, options: out });
@@ -614,7 +683,15 @@ describe.runIf(sqlDashboards.length > 0)('Grafana dashboards: every SQL query ag
           const options = await variableOptions(r);
           for (const selections of [
             { instance: ['sluice-a'], network: ['internal'], list: ['tiktok'], policy: ['app-ban'], decision: ['blocked'], client: ['10.10.1.1'], domain: ['tiktok.com'] },
-            { instance: ['sluice-a', 'sluice-b'], network: ['school', 'guest'], list: ['tiktok', 'doh-bypass'], policy: ['school-pilot'], decision: ['would-block', 'refused'], client: [''], domain: [''] },
+            {
+              instance: ['sluice-a', 'sluice-b'],
+              network: ['school', 'guest'],
+              list: ['tiktok', 'doh-bypass'],
+              policy: ['school-pilot'],
+              decision: ['would-block', 'refused'],
+              client: [''],
+              domain: [''],
+            },
             { client: ["x' OR '1'='1"], domain: ["'; DROP TABLE query_events; --"] },
           ] as Record<string, Selection>[]) {
             await reader.query(expandGrafanaSql(target.rawSql!, { range: r, intervalMs: INTERVAL, variables, selections, options }));
@@ -656,7 +733,10 @@ describe.runIf(sqlDashboards.length > 0)('Grafana dashboards: every SQL query ag
 
       it('the time series add up to the totals, one series per network', async () => {
         const series = await rows('Queries by network');
-        const sum = count(raw.filter((e) => inRange(e)), (e) => e.network ?? '(no network)');
+        const sum = count(
+          raw.filter((e) => inRange(e)),
+          (e) => e.network ?? '(no network)',
+        );
         const got: Record<string, number> = {};
         for (const x of series) got[String(x['metric'])] = (got[String(x['metric'])] ?? 0) + Number(x['queries']);
         expect(got).toEqual(sum);
@@ -682,7 +762,12 @@ describe.runIf(sqlDashboards.length > 0)('Grafana dashboards: every SQL query ag
             w.last = Math.max(w.last, e.time);
           }
         }
-        const got = new Map(table.map((x) => [`${x['Network']}|${x['Device']}|${x['Policy']}|${x['App']}`, { count: Number(x['Blocked queries']), first: (x['First seen'] as Date).getTime(), last: (x['Last seen'] as Date).getTime() }]));
+        const got = new Map(
+          table.map((x) => [
+            `${x['Network']}|${x['Device']}|${x['Policy']}|${x['App']}`,
+            { count: Number(x['Blocked queries']), first: (x['First seen'] as Date).getTime(), last: (x['Last seen'] as Date).getTime() },
+          ]),
+        );
         expect(got).toEqual(want);
         // The device replaced three months ago: only in the rollup, not in the raw events.
         expect(got.get('internal|10.10.1.99|app-ban|capcut')?.count).toBe(16);
@@ -712,7 +797,10 @@ describe.runIf(sqlDashboards.length > 0)('Grafana dashboards: every SQL query ag
       it('top blocked names, and what dry-run policies would block', async () => {
         const top = await rows('Top blocked names');
         expect(top.length).toBeLessThanOrEqual(25);
-        const names = count(raw.filter((e) => inRange(e) && e.decision === 'blocked'), (e) => e.name);
+        const names = count(
+          raw.filter((e) => inRange(e) && e.decision === 'blocked'),
+          (e) => e.name,
+        );
         expect(Number(top[0]!['Blocked'])).toBe(Math.max(...Object.values<number>(names)));
         const would = await rows('Would block: what dry-run policies would change');
         expect(would.map((x) => `${x['Policy']}|${x['Network']}|${x['App']}`)).toEqual(['school-pilot|school|tiktok']);

@@ -10,9 +10,10 @@ let upstream: FakeUpstream;
 let h: Harness;
 let now = 1_800_000_000_000;
 
-const config = referenceConfig()
-  .replace('    cidrs: [127.0.0.2/32]\n    profile: open', '    cidrs: [127.0.0.2/32]\n    profile: open\n    rate_limit: { rate: 20, burst: 20, slip: 2 }')
-  .replace('total_timeout_ms: 1000', 'total_timeout_ms: 600') +
+const config =
+  referenceConfig()
+    .replace('    cidrs: [127.0.0.2/32]\n    profile: open', '    cidrs: [127.0.0.2/32]\n    profile: open\n    rate_limit: { rate: 20, burst: 20, slip: 2 }')
+    .replace('total_timeout_ms: 1000', 'total_timeout_ms: 600') +
   `hardening:\n  rebinding_protection: true\n  rebinding_allow: [corp.example]\ntcp:\n  idle_timeout_ms: 1500\n  max_connections_per_client: 3\n`;
 
 beforeAll(async () => {
@@ -70,7 +71,14 @@ describe('malformed input over the wire', () => {
     ['QDCOUNT 0', (q: Buffer) => q.writeUInt16BE(0, 4), RCODE.FORMERR],
     ['a label longer than 63', (q: Buffer) => (q[12] = 64), RCODE.FORMERR],
     ['a compression pointer in the question', (q: Buffer) => (q[12] = 0xc0), RCODE.FORMERR],
-    ['a pointer past the end', (q: Buffer) => { q[12] = 0xc0; q[13] = 0xff; }, RCODE.FORMERR],
+    [
+      'a pointer past the end',
+      (q: Buffer) => {
+        q[12] = 0xc0;
+        q[13] = 0xff;
+      },
+      RCODE.FORMERR,
+    ],
     ['opcode UPDATE', (q: Buffer) => (q[2] = (q[2]! & 0x87) | (5 << 3)), RCODE.NOTIMP],
   ])('%s → %s', async (_n, mutate, rcode) => {
     const q = encodeQuery('abc.example', 'A', { id: 77 });
@@ -127,16 +135,28 @@ describe('TCP abuse', () => {
 
   it('caps connections per client', async () => {
     const socks = await Promise.all(
-      Array.from({ length: 4 }, () => new Promise<net.Socket>((res) => {
-        const s = net.connect({ port: h.tcp.port, host: '127.0.0.1', localAddress: '127.0.0.9' });
-        s.on('error', () => {});
-        s.once('connect', () => res(s));
-      })),
+      Array.from(
+        { length: 4 },
+        () =>
+          new Promise<net.Socket>((res) => {
+            const s = net.connect({ port: h.tcp.port, host: '127.0.0.1', localAddress: '127.0.0.9' });
+            s.on('error', () => {});
+            s.once('connect', () => res(s));
+          }),
+      ),
     );
-    const closed = await Promise.all(socks.map((s) => new Promise<boolean>((res) => {
-      const t = setTimeout(() => res(false), 300);
-      s.once('close', () => { clearTimeout(t); res(true); });
-    })));
+    const closed = await Promise.all(
+      socks.map(
+        (s) =>
+          new Promise<boolean>((res) => {
+            const t = setTimeout(() => res(false), 300);
+            s.once('close', () => {
+              clearTimeout(t);
+              res(true);
+            });
+          }),
+      ),
+    );
     expect(closed.filter(Boolean)).toHaveLength(1); // the 4th of max 3
     socks.forEach((s) => s.destroy());
   });

@@ -162,20 +162,20 @@ describe('PostgreSQL store', () => {
   });
 
   it('migrations run twice, and concurrently, leave one schema at the latest version', async () => {
-    const clients = await Promise.all([0, 1, 2].map(async () => {
-      const c = new pg.Client({ connectionString: db.url });
-      await c.connect();
-      return c;
-    }));
+    const clients = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const c = new pg.Client({ connectionString: db.url });
+        await c.connect();
+        return c;
+      }),
+    );
     try {
       expect(await Promise.all(clients.map((c) => migratePostgres(c)))).toEqual([SCHEMA_VERSION, SCHEMA_VERSION, SCHEMA_VERSION]);
       expect(await migratePostgres(clients[0]!)).toBe(SCHEMA_VERSION);
       const rows = await sql<{ version: number }>(db.url, 'SELECT version FROM sluice_schema_migrations ORDER BY version');
       expect(rows.map((r) => r.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
       const tables = await sql<{ t: string }>(db.url, `SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'query_%' ORDER BY 1`);
-      expect(tables.map((r) => r.t)).toEqual(
-        expect.arrayContaining(['query_drops', 'query_erasures', 'query_events', 'query_instances', 'query_retention', 'query_rollup_daily']),
-      );
+      expect(tables.map((r) => r.t)).toEqual(expect.arrayContaining(['query_drops', 'query_erasures', 'query_events', 'query_instances', 'query_retention', 'query_rollup_daily']));
     } finally {
       await Promise.all(clients.map((c) => c.end()));
     }
@@ -228,7 +228,21 @@ describe('PostgreSQL store', () => {
         durationMs: 0.05,
         transport: 'tcp',
       }),
-      event({ time: T0 - 1000, client: '2001:db8::1', network: null, profile: null, name: 'odd\tname\nwith\\escapes.ünïcode.example', decision: 'refused', rcode: null, upstream: null, wouldBlock: true, exception: true, cache: true, answers: 12, durationMs: 1234.5 }),
+      event({
+        time: T0 - 1000,
+        client: '2001:db8::1',
+        network: null,
+        profile: null,
+        name: 'odd\tname\nwith\\escapes.ünïcode.example',
+        decision: 'refused',
+        rcode: null,
+        upstream: null,
+        wouldBlock: true,
+        exception: true,
+        cache: true,
+        answers: 12,
+        durationMs: 1234.5,
+      }),
       event({ time: T0, name: 'null.byte\u0000.example', decision: 'malformed', rcode: 1 }),
     ];
     expect(store.write(events)).toBe(true);
@@ -293,7 +307,13 @@ describe('PostgreSQL store', () => {
 
     // The rollup counts whole days: ranges on day boundaries give the pure function's rows.
     const day = Date.parse(`${utcDay(mid)}T00:00:00Z`);
-    for (const o of [{ by: 'day' }, { by: 'week', policy: 'app-ban' }, { by: 'month', since: day }, { by: 'day', since: day, until: day + DAY_MS, list: 'tiktok' }, { by: 'week', network: 'guest' }] as TrendOptions[]) {
+    for (const o of [
+      { by: 'day' },
+      { by: 'week', policy: 'app-ban' },
+      { by: 'month', since: day },
+      { by: 'day', since: day, until: day + DAY_MS, list: 'tiktok' },
+      { by: 'week', network: 'guest' },
+    ] as TrendOptions[]) {
       expect(await store.trend(o), JSON.stringify(o)).toEqual(trendReport(events, o));
     }
     const weeks = await store.trend({ by: 'week' });

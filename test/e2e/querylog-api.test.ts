@@ -53,7 +53,10 @@ describe('admin API authentication', () => {
 describe('GET /api/log', () => {
   it('has every logged query, newest first, and nothing of a network that logs blocked queries only', async () => {
     const page = await log('');
-    const expected = traffic.filter((t) => t[4]).map(([c, n, t]) => `${c} ${n} ${t}`).reverse();
+    const expected = traffic
+      .filter((t) => t[4])
+      .map(([c, n, t]) => `${c} ${n} ${t}`)
+      .reverse();
     // the guest client is pseudonymised
     expect(names(page.events).map((s) => s.replace(/^p:[0-9a-f]{16}/, 'P'))).toEqual(expected.map((s) => s.replace('127.0.0.2', 'P')));
     expect(page.total).toBe(9);
@@ -64,7 +67,17 @@ describe('GET /api/log', () => {
   it('records the decision, policy, list, rule, cache and upstream of each query', async () => {
     const { events } = await log('');
     const byIndex = (i: number) => events.find((e) => e.time === at(i))!;
-    expect(byIndex(0)).toMatchObject({ client: '127.0.0.1', network: 'internal', profile: 'staff', decision: 'blocked', policy: 'app-ban', list: 'tiktok', rule: 'tiktok.com', rcode: 3, transport: 'udp' });
+    expect(byIndex(0)).toMatchObject({
+      client: '127.0.0.1',
+      network: 'internal',
+      profile: 'staff',
+      decision: 'blocked',
+      policy: 'app-ban',
+      list: 'tiktok',
+      rule: 'tiktok.com',
+      rcode: 3,
+      transport: 'udp',
+    });
     expect(byIndex(1)).toMatchObject({ decision: 'allowed', cache: false, upstream: f.upstream.address, policy: null, list: null, answers: 1 });
     expect(byIndex(2)).toMatchObject({ decision: 'allowed', cache: true });
     expect(byIndex(5)).toMatchObject({ decision: 'blocked', policy: null, list: 'doh-bypass', rule: 'dns.google' });

@@ -41,7 +41,6 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-
 const fileText = (dir: string) =>
   readdirSync(dir)
     .sort()
@@ -112,7 +111,7 @@ describe('log files', () => {
       .filter((l) => l !== '')
       .map((l) => (JSON.parse(l) as QueryEvent).name);
 
-  it('writes the events of each day of the server clock to that day\'s file, and deletes files beyond the retention', async () => {
+  it("writes the events of each day of the server clock to that day's file, and deletes files beyond the retention", async () => {
     await queryAndFlush('day1.tiktok.com');
     now += DAY;
     await queryAndFlush('day2.tiktok.com');

@@ -39,7 +39,12 @@ function sharedConfig(url: string, prefix: string, instance: string, redisExtra 
   );
 }
 
-function start(url: string, prefix: string, instance: string, opts: { lists?: Record<string, string>; redisExtra?: string; files?: Record<string, string>; captureLogs?: boolean } = {}): Promise<Harness> {
+function start(
+  url: string,
+  prefix: string,
+  instance: string,
+  opts: { lists?: Record<string, string>; redisExtra?: string; files?: Record<string, string>; captureLogs?: boolean } = {},
+): Promise<Harness> {
   return startSluice({
     config: sharedConfig(url, prefix, instance, opts.redisExtra),
     lists: opts.lists ?? referenceLists,
@@ -288,7 +293,27 @@ describe('replay after an outage', () => {
       await until('connected', () => h.server.shared!.up, 5000);
       await redis.stop();
       await until('down', () => !h.server.shared!.up, 5000);
-      const base: QueryEvent = { time: Date.now(), instance: 'replayer', client: '10.1.2.3', network: 'internal', profile: 'staff', policy: null, list: 'tiktok', rule: 'tiktok.com', name: 'www.tiktok.com', type: 'A', decision: 'blocked', wouldBlock: false, exception: false, cache: false, upstream: null, rcode: 3, answers: 0, durationMs: 0.1, transport: 'udp' };
+      const base: QueryEvent = {
+        time: Date.now(),
+        instance: 'replayer',
+        client: '10.1.2.3',
+        network: 'internal',
+        profile: 'staff',
+        policy: null,
+        list: 'tiktok',
+        rule: 'tiktok.com',
+        name: 'www.tiktok.com',
+        type: 'A',
+        decision: 'blocked',
+        wouldBlock: false,
+        exception: false,
+        cache: false,
+        upstream: null,
+        rcode: 3,
+        answers: 0,
+        durationMs: 0.1,
+        transport: 'udp',
+      };
       const batch = Array.from({ length: 1000 }, (_, i) => ({ ...base, time: base.time + i }));
       for (let i = 0; i < 100; i++) h.server.shared!.write(batch);
       const before = h.server.shared!.replayedEvents;
@@ -304,7 +329,9 @@ describe('replay after an outage', () => {
       expect(h.server.shared!.replayedEvents - before).toBeGreaterThanOrEqual(100_000);
       latencies.sort((x, y) => x - y);
       const p99 = latencies[Math.floor(latencies.length * 0.99)] ?? 0;
-      console.log(`replay of 100k events: ${latencies.length} queries answered meanwhile, p50 ${latencies[latencies.length >> 1]?.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${latencies.at(-1)?.toFixed(2)} ms`);
+      console.log(
+        `replay of 100k events: ${latencies.length} queries answered meanwhile, p50 ${latencies[latencies.length >> 1]?.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${latencies.at(-1)?.toFixed(2)} ms`,
+      );
       expect(latencies.length).toBeGreaterThan(50);
       // The figure in docs/redis.md is from a quiet machine; CI shares its cores with other suites.
       expect(p99).toBeLessThan(50);
@@ -327,7 +354,14 @@ describe('with workers: 2', () => {
     const port = await freePort();
     const adminPort = await freePort();
     const cfg = join(dir, 'sluice.yaml');
-    writeFileSync(cfg, sharedConfig(redis.url, prefix, 'workers').replaceAll('@UPSTREAM@', upstream.address).replace('workers: 1', 'workers: 2').replace('port: 0', `port: ${port}`).replace('admin: { enabled: true, port: 0', `admin: { enabled: true, port: ${adminPort}`));
+    writeFileSync(
+      cfg,
+      sharedConfig(redis.url, prefix, 'workers')
+        .replaceAll('@UPSTREAM@', upstream.address)
+        .replace('workers: 1', 'workers: 2')
+        .replace('port: 0', `port: ${port}`)
+        .replace('admin: { enabled: true, port: 0', `admin: { enabled: true, port: ${adminPort}`),
+    );
     const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'ignore'] });
     const health = async () => {
       const r = await fetch(`http://127.0.0.1:${adminPort}/healthz`).catch(() => undefined);

@@ -21,10 +21,7 @@ const prefix = `t${process.pid}:`;
 
 function sharedConfig(instance: string): string {
   return (
-    referenceConfig() +
-    `redis: { url: "@REDIS@", key_prefix: "${prefix}", heartbeat_ms: 200 }\n` +
-    `query_log: { instance: ${instance} }\n` +
-    `admin: { enabled: true, port: 0, token: "${TOKEN}" }\n`
+    referenceConfig() + `redis: { url: "@REDIS@", key_prefix: "${prefix}", heartbeat_ms: 200 }\n` + `query_log: { instance: ${instance} }\n` + `admin: { enabled: true, port: 0, token: "${TOKEN}" }\n`
   );
 }
 

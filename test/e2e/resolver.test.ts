@@ -146,9 +146,7 @@ describe('cache', () => {
 describe('forwarding', () => {
   it('uses a fresh random ID upstream and ignores a reply whose question does not match', async () => {
     upstream.setHandler((q) =>
-      q.name === 'spoof.example'
-        ? { questionOverride: { name: 'evil.example', type: TYPE.A }, answers: [{ name: 'evil.example', type: TYPE.A, ttl: 300, data: '203.0.113.66' }] }
-        : undefined,
+      q.name === 'spoof.example' ? { questionOverride: { name: 'evil.example', type: TYPE.A }, answers: [{ name: 'evil.example', type: TYPE.A, ttl: 300, data: '203.0.113.66' }] } : undefined,
     );
     const r = await resolve(h.udp, 'spoof.example', 'A', { localAddress: GUEST, id: 7, timeoutMs: 3000 });
     expect(r.rcode).toBe(RCODE.SERVFAIL); // the only reply was not for our question

@@ -16,8 +16,7 @@ const now = 1_800_000_000_000;
 
 beforeAll(async () => {
   upstream = await startFakeUpstream();
-  const start = (io: string) =>
-    startSluice({ config: referenceConfig(`udp: { io: ${io} }\n`), lists: referenceLists, upstream: upstream.address, clock: () => now, captureLogs: true });
+  const start = (io: string) => startSluice({ config: referenceConfig(`udp: { io: ${io} }\n`), lists: referenceLists, upstream: upstream.address, clock: () => now, captureLogs: true });
   batched = await start('batched');
   plain = await start('dgram');
 });

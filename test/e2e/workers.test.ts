@@ -38,7 +38,11 @@ async function startTwoWorkers(watch: boolean) {
   const port = await freePort();
   const adminPort = await freePort();
   const cfg = join(dir, 'sluice.yaml');
-  writeFileSync(cfg, referenceConfig().replaceAll('@UPSTREAM@', upstream.address).replace('workers: 1', 'workers: 2').replace('port: 0', `port: ${port}`) + `watch: ${watch}\nadmin: { enabled: true, port: ${adminPort}, token: "workers-test-token-123" }\n`);
+  writeFileSync(
+    cfg,
+    referenceConfig().replaceAll('@UPSTREAM@', upstream.address).replace('workers: 1', 'workers: 2').replace('port: 0', `port: ${port}`) +
+      `watch: ${watch}\nadmin: { enabled: true, port: ${adminPort}, token: "workers-test-token-123" }\n`,
+  );
   const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -101,7 +105,7 @@ describe('workers', () => {
     }
   });
 
-  it('a reload the workers make by themselves (a watched list changed) reaches the primary\'s admin view', async () => {
+  it("a reload the workers make by themselves (a watched list changed) reaches the primary's admin view", async () => {
     const { dir, port, adminPort, child, output } = await startTwoWorkers(true);
     // /api/lists is the primary's own view (metrics come from the workers' registries).
     const entries = async () => {

@@ -318,7 +318,7 @@ export function formatIPv6(bytes: Buffer): string {
   for (let i = 0; i < 8; i++) groups.push(bytes.readUInt16BE(i * 2));
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -425,7 +425,7 @@ function decodeRdata(buf: Buffer, type: number, start: number, end: number): RDa
     }
     case TYPE.TXT: {
       const strings: string[] = [];
-      for (let p = 0; p < rdata.length; ) {
+      for (let p = 0; p < rdata.length;) {
         const len = rdata[p] ?? 0;
         if (p + 1 + len > rdata.length) throw new Error('TXT string overruns RDATA');
         strings.push(rdata.subarray(p + 1, p + 1 + len).toString('utf8'));
@@ -440,7 +440,7 @@ function decodeRdata(buf: Buffer, type: number, start: number, end: number): RDa
 
 function decodeOptions(rdata: Buffer): EdnsOption[] {
   const options: EdnsOption[] = [];
-  for (let p = 0; p < rdata.length; ) {
+  for (let p = 0; p < rdata.length;) {
     if (p + 4 > rdata.length) throw new Error('truncated EDNS option header');
     const code = rdata.readUInt16BE(p);
     const len = rdata.readUInt16BE(p + 2);
@@ -558,10 +558,7 @@ export function queryUdp(server: ServerAddress, query: Buffer, opts: TransportOp
       if (err) reject(err);
       else resolve(reply as Buffer);
     };
-    const timer = setTimeout(
-      () => finish(new QueryTimeoutError(`UDP query to ${server.host}:${server.port} timed out after ${timeoutMs} ms`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => finish(new QueryTimeoutError(`UDP query to ${server.host}:${server.port} timed out after ${timeoutMs} ms`)), timeoutMs);
     socket.on('error', (err) => finish(err));
     socket.on('message', (msg) => finish(undefined, msg));
     const send = (): void => {
@@ -606,13 +603,7 @@ export function queryTcp(server: ServerAddress, queries: Buffer[], opts: Transpo
       else resolve(replies);
     };
     const timer = setTimeout(
-      () =>
-        finish(
-          new QueryTimeoutError(
-            `TCP query to ${server.host}:${server.port} timed out after ${timeoutMs} ms ` +
-              `(${replies.length}/${queries.length} replies)`,
-          ),
-        ),
+      () => finish(new QueryTimeoutError(`TCP query to ${server.host}:${server.port} timed out after ${timeoutMs} ms ` + `(${replies.length}/${queries.length} replies)`)),
       timeoutMs,
     );
     socket.setNoDelay(true);
@@ -628,14 +619,7 @@ export function queryTcp(server: ServerAddress, queries: Buffer[], opts: Transpo
       if (replies.length >= queries.length) finish();
     });
     socket.on('error', (err) => finish(err));
-    socket.on('close', () =>
-      finish(
-        new IncompleteTcpError(
-          `TCP connection closed after ${replies.length}/${queries.length} replies`,
-          replies,
-        ),
-      ),
-    );
+    socket.on('close', () => finish(new IncompleteTcpError(`TCP connection closed after ${replies.length}/${queries.length} replies`, replies)));
   });
 }
 
@@ -650,12 +634,7 @@ export interface ResolveOptions extends TransportOptions {
 }
 
 /** Encode, send over UDP (default) or TCP, and decode the reply. */
-export async function resolve(
-  server: ServerAddress,
-  name: string,
-  type: number | string,
-  opts: ResolveOptions = {},
-): Promise<DecodedResponse> {
+export async function resolve(server: ServerAddress, name: string, type: number | string, opts: ResolveOptions = {}): Promise<DecodedResponse> {
   const { transport = 'udp', localAddress, timeoutMs, ...queryOpts } = opts;
   const transportOpts: TransportOptions = {};
   if (localAddress !== undefined) transportOpts.localAddress = localAddress;

@@ -6,20 +6,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import {
-  CLASS_IN,
-  RCODE,
-  TYPE,
-  decodeResponse,
-  encodeName,
-  encodeOpt,
-  parseIPv4,
-  parseIPv6,
-  readName,
-  type EdnsOption,
-  type SoaData,
-  type Transport,
-} from './dns-client.js';
+import { CLASS_IN, RCODE, TYPE, decodeResponse, encodeName, encodeOpt, parseIPv4, parseIPv6, readName, type EdnsOption, type SoaData, type Transport } from './dns-client.js';
 
 export const FAKE_UPSTREAM_HOST = '127.0.0.1';
 /** UDP payload size the fake advertises in its own OPT RR. */
@@ -190,9 +177,7 @@ export function encodeRdata(rr: Rr): Buffer {
     case TYPE.SOA: {
       if (!isSoa(data)) throw new Error(`SOA record ${rr.name} needs an SOA object`);
       const nums = Buffer.alloc(20);
-      [data.serial, data.refresh, data.retry, data.expire, data.minimum].forEach((n, i) =>
-        nums.writeUInt32BE(n >>> 0, i * 4),
-      );
+      [data.serial, data.refresh, data.retry, data.expire, data.minimum].forEach((n, i) => nums.writeUInt32BE(n >>> 0, i * 4));
       return Buffer.concat([encodeName(data.mname), encodeName(data.rname), nums]);
     }
     case TYPE.TXT: {
@@ -275,11 +260,7 @@ function header(q: ParsedQuery['fields'], a: FakeAnswer, tc: boolean, counts: [n
  * Build the reply to `query` (raw bytes or already parsed). Without `answer`
  * the built-in zone answers. `raw` and `delayMs` are not applied here.
  */
-export function encodeResponse(
-  query: Buffer | ParsedQuery,
-  answer?: FakeAnswer,
-  opts: { transport?: Transport } = {},
-): Buffer {
+export function encodeResponse(query: Buffer | ParsedQuery, answer?: FakeAnswer, opts: { transport?: Transport } = {}): Buffer {
   const parsed = Buffer.isBuffer(query) ? parseQuery(query) : query;
   const q = parsed.fields;
   const a = answer ?? defaultAnswer(q);
@@ -306,13 +287,7 @@ export function encodeResponse(
       }),
     );
   }
-  const full = Buffer.concat([
-    header(q, a, false, [1, answers.length, authorities.length, additionals.length]),
-    question,
-    ...answers,
-    ...authorities,
-    ...additionals,
-  ]);
+  const full = Buffer.concat([header(q, a, false, [1, answers.length, authorities.length, additionals.length]), question, ...answers, ...authorities, ...additionals]);
 
   if (transport === 'udp') {
     const limit = q.edns ? Math.max(512, q.udpSize ?? 512) : 512;
@@ -394,10 +369,7 @@ class FakeUpstreamServer implements FakeUpstream {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     for (const s of this.sockets) s.destroy();
-    await Promise.all([
-      new Promise<void>((res) => this.udp.close(() => res())),
-      new Promise<void>((res) => this.tcp.close(() => res())),
-    ]);
+    await Promise.all([new Promise<void>((res) => this.udp.close(() => res())), new Promise<void>((res) => this.tcp.close(() => res()))]);
   }
 
   private sleep(ms: number): Promise<void> {

@@ -28,10 +28,7 @@ export function requireReferenceTools(): void {
     }
   });
   if (missing.length > 0) {
-    throw new Error(
-      `reference DNS servers need ${missing.join(', ')}: ` +
-        `.ci/run installs the Debian packages ${REFERENCE_DNS_PACKAGES.join(' ')}`,
-    );
+    throw new Error(`reference DNS servers need ${missing.join(', ')}: ` + `.ci/run installs the Debian packages ${REFERENCE_DNS_PACKAGES.join(' ')}`);
   }
 }
 
@@ -283,7 +280,10 @@ function writeZone(dir: string, z: ZoneSpec): { file: string; signed?: SignedZon
   const signedFile = `${z.origin}.signed`;
   run(LDNS_SIGNZONE, ['-f', signedFile, file, base], dir);
   if (z.tamper) writeFileSync(join(dir, signedFile), z.tamper(readFileSync(join(dir, signedFile), 'utf8')));
-  const ds = readFileSync(join(dir, `${base}.ds`), 'utf8').trim().split(/\s+/).join(' ');
+  const ds = readFileSync(join(dir, `${base}.ds`), 'utf8')
+    .trim()
+    .split(/\s+/)
+    .join(' ');
   return { file: signedFile, signed: { origin: z.origin, ds } };
 }
 

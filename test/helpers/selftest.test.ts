@@ -3,21 +3,7 @@
  * be trusted to point at sluice, not at its test scaffolding.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  EDNS_OPTION_EDE,
-  QueryTimeoutError,
-  RCODE,
-  TYPE,
-  decodeResponse,
-  encodeName,
-  encodeQuery,
-  formatIPv6,
-  parseIPv6,
-  queryTcp,
-  queryUdp,
-  readName,
-  resolve,
-} from './dns-client.js';
+import { EDNS_OPTION_EDE, QueryTimeoutError, RCODE, TYPE, decodeResponse, encodeName, encodeQuery, formatIPv6, parseIPv6, queryTcp, queryUdp, readName, resolve } from './dns-client.js';
 import { encodeResponse, startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 
 const SOA = { mname: 'ns1.example.com', rname: 'hostmaster.example.com', serial: 7, refresh: 1, retry: 2, expire: 3, minimum: 4 };
@@ -57,9 +43,7 @@ describe('wire encoding and decoding', () => {
   it('decodes EDNS with an EDE option and folds the extended rcode', () => {
     const query = encodeQuery('blocked.test', TYPE.A, { edns: { do: true } });
     const ede = Buffer.concat([Buffer.from([0, 15]), Buffer.from('Blocked by policy', 'utf8')]);
-    const d = decodeResponse(
-      encodeResponse(query, { rcode: RCODE.BADVERS, ednsOptions: [{ code: EDNS_OPTION_EDE, data: ede }] }),
-    );
+    const d = decodeResponse(encodeResponse(query, { rcode: RCODE.BADVERS, ednsOptions: [{ code: EDNS_OPTION_EDE, data: ede }] }));
     expect(d.rcode).toBe(RCODE.BADVERS);
     expect(d.edns).toMatchObject({ udpSize: 1232, version: 0, do: true, extendedRcode: 1 });
     expect(d.edns?.ede).toEqual({ infoCode: 15, text: 'Blocked by policy' });
@@ -164,18 +148,13 @@ describe('fake upstream over the network', () => {
 
   it('returns TCP replies in completion order when the handler delays', async () => {
     up.setHandler((q) => (q.name.startsWith('slow') ? { delayMs: 100 } : undefined));
-    const replies = await queryTcp(up, [
-      encodeQuery('slow.example.com', TYPE.A, { id: 1 }),
-      encodeQuery('fast.example.com', TYPE.A, { id: 2 }),
-    ]);
+    const replies = await queryTcp(up, [encodeQuery('slow.example.com', TYPE.A, { id: 1 }), encodeQuery('fast.example.com', TYPE.A, { id: 2 })]);
     expect(replies.map((r) => decodeResponse(r).id)).toEqual([2, 1]);
   });
 
   it('truncates over UDP and sends the full answer over TCP', async () => {
     const big = 'x'.repeat(1000);
-    up.setHandler((q) =>
-      q.type === TYPE.TXT ? { answers: [{ name: q.name, type: TYPE.TXT, ttl: 5, data: [big, big] }] } : undefined,
-    );
+    up.setHandler((q) => (q.type === TYPE.TXT ? { answers: [{ name: q.name, type: TYPE.TXT, ttl: 5, data: [big, big] }] } : undefined));
     // Automatic: 2000+ bytes exceed the 512-byte limit of a non-EDNS query.
     const udp = await resolve(up, 'big.example.com', TYPE.TXT);
     expect(udp.flags.tc).toBe(true);
@@ -206,9 +185,7 @@ describe('fake upstream over the network', () => {
   it('goes silent in drop mode, so queries time out', async () => {
     up.setMode('drop');
     const started = Date.now();
-    await expect(queryUdp(up, encodeQuery('drop.test', TYPE.A), { timeoutMs: 200 })).rejects.toBeInstanceOf(
-      QueryTimeoutError,
-    );
+    await expect(queryUdp(up, encodeQuery('drop.test', TYPE.A), { timeoutMs: 200 })).rejects.toBeInstanceOf(QueryTimeoutError);
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
     await expect(resolve(up, 'drop.test', TYPE.A, { transport: 'tcp', timeoutMs: 200 })).rejects.toThrow(/timed out/);
     expect(up.queries).toHaveLength(2); // still recorded

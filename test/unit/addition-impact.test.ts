@@ -82,9 +82,7 @@ describe('coverage', () => {
     const [c] = coverage(config, sets, 'local-additions', ['www.unused.example']);
     expect(c).toEqual({ rule: 'www.unused.example', list: 'unused', by: 'unused.example', usedBy: [] });
     expect(describeCoverage(c!)).toBe('www.unused.example is already in list unused (rule unused.example), which no profile or policy uses');
-    expect(describeCoverage(coverage(config, sets, 'local-additions', ['tiktokv.eu'])[0]!)).toBe(
-      'tiktokv.eu is already blocked by list tiktok (rule tiktokv.eu; policy app-ban)',
-    );
+    expect(describeCoverage(coverage(config, sets, 'local-additions', ['tiktokv.eu'])[0]!)).toBe('tiktokv.eu is already blocked by list tiktok (rule tiktokv.eu; policy app-ban)');
   });
 });
 
@@ -107,9 +105,7 @@ describe('defeatedExceptions', () => {
       },
     ]);
     const text = describeDefeats('local-additions', d, NOW);
-    expect(text).toContain(
-      `tiktokv.eu on network comms: policy app-ban's exception for network comms (lists tiktok; until 2099-04-30): "Official account", approved by CISO`,
-    );
+    expect(text).toContain(`tiktokv.eu on network comms: policy app-ban's exception for network comms (lists tiktok; until 2099-04-30): "Official account", approved by CISO`);
     expect(text).toContain('--override-exception');
   });
 
@@ -151,9 +147,7 @@ describe('defeatedExceptions', () => {
     const rules = Array.from({ length: 7 }, (_, i) => `n${i}.tiktok.com`);
     const d = defeatedExceptions(config, sets, 'local-additions', rules, NOW);
     expect(d[0]?.names).toEqual(rules);
-    expect(describeDefeats('local-additions', d, NOW)).toContain(
-      'n0.tiktok.com, n1.tiktok.com, n2.tiktok.com, n3.tiktok.com, n4.tiktok.com and 2 more on network comms: ',
-    );
+    expect(describeDefeats('local-additions', d, NOW)).toContain('n0.tiktok.com, n1.tiktok.com, n2.tiktok.com, n3.tiktok.com, n4.tiktok.com and 2 more on network comms: ');
   });
 
   it('finds an exception outside its schedule: the addition blocks at every hour', () => {

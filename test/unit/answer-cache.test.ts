@@ -197,7 +197,13 @@ describe('AnswerCache', () => {
   it('keeps its pages within budget however the answer sizes churn', () => {
     const cache = new AnswerCache(2000);
     const sizes = [1, 3, 6, 12, 24, 48, 90]; // TXT strings of 40 bytes: from ~100 B to ~4 KiB per answer
-    const answers = sizes.map((n) => answerFor('size.example', { type: 'TXT', answers: Array.from({ length: n }, (_, i) => ({ name: 'size.example', type: TYPE.TXT, ttl: 300, data: ['y'.repeat(38) + String(i).padStart(2, '0')] })) }).answer);
+    const answers = sizes.map(
+      (n) =>
+        answerFor('size.example', {
+          type: 'TXT',
+          answers: Array.from({ length: n }, (_, i) => ({ name: 'size.example', type: TYPE.TXT, ttl: 300, data: ['y'.repeat(38) + String(i).padStart(2, '0')] })),
+        }).answer,
+    );
     for (let round = 0; round < 3; round++) {
       for (const [k, a] of answers.entries()) {
         if (a.length + 40 > MAX_ENTRY_BYTES) continue;
@@ -208,7 +214,11 @@ describe('AnswerCache', () => {
     expect(cache.storeBytes).toBeLessThanOrEqual(8 << 20);
     expect(cache.size).toBeGreaterThan(0);
     // Entries moved by the packing keep their bytes.
-    for (const [k, i] of [[5, 2999], [5, 2500], [5, 1001]] as const) {
+    for (const [k, i] of [
+      [5, 2999],
+      [5, 2500],
+      [5, 1001],
+    ] as const) {
       const hit = cache.lookup(`s2-${k}-${i}.example/16/1`);
       expect(hit?.records).toBe(sizes[k]);
       expect(answerMessage(hit!).equals(answerMessage(answers[k]!))).toBe(true);

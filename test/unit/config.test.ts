@@ -62,7 +62,7 @@ describe('config', () => {
     expect(problems('listeners:\n  - address: [\n')[0]).toMatch(/^sluice\.yaml:\d+/);
   });
 
-  it('reads upstream addresses, IPv6 in its one text form (replies are matched by the sender\'s address text)', () => {
+  it("reads upstream addresses, IPv6 in its one text form (replies are matched by the sender's address text)", () => {
     expect(parseUpstreamAddress('192.0.2.53')).toEqual({ host: '192.0.2.53', port: 53 });
     expect(parseUpstreamAddress('192.0.2.53:5353')).toEqual({ host: '192.0.2.53', port: 5353 });
     expect(parseUpstreamAddress('[2001:DB8:0:0::53]:5353')).toEqual({ host: '2001:db8::53', port: 5353 });

@@ -9,16 +9,28 @@ const one = (name: string) => renderCsv(['name'], [[name]]).split('\r\n')[1];
 
 describe('renderCsv', () => {
   it('starts with the header row and ends every record with CRLF', () => {
-    expect(renderCsv(['network', 'client', 'count'], [['internal', '10.1.2.3', 4], ['guest', 'p:0123456789abcdef', 0]])).toBe(
-      'network,client,count\r\ninternal,10.1.2.3,4\r\nguest,p:0123456789abcdef,0\r\n',
-    );
+    expect(
+      renderCsv(
+        ['network', 'client', 'count'],
+        [
+          ['internal', '10.1.2.3', 4],
+          ['guest', 'p:0123456789abcdef', 0],
+        ],
+      ),
+    ).toBe('network,client,count\r\ninternal,10.1.2.3,4\r\nguest,p:0123456789abcdef,0\r\n');
     expect(renderCsv(['a', 'b'], [])).toBe('a,b\r\n');
   });
 
   it('writes normal values as they are: names, addresses, numbers, booleans, empty cells', () => {
-    expect(renderCsv(['name', 'upstream', 'rcode', 'ms', 'cache', 'policy', 'list'], [['v16-webapp.tiktok.com', '[2001:db8::53]:53', 3, 0.25, true, null, undefined], ['x.example', '192.0.2.1:53', 0, 12, false, '', 'tiktok']])).toBe(
-      'name,upstream,rcode,ms,cache,policy,list\r\n' + 'v16-webapp.tiktok.com,[2001:db8::53]:53,3,0.25,true,,\r\n' + 'x.example,192.0.2.1:53,0,12,false,,tiktok\r\n',
-    );
+    expect(
+      renderCsv(
+        ['name', 'upstream', 'rcode', 'ms', 'cache', 'policy', 'list'],
+        [
+          ['v16-webapp.tiktok.com', '[2001:db8::53]:53', 3, 0.25, true, null, undefined],
+          ['x.example', '192.0.2.1:53', 0, 12, false, '', 'tiktok'],
+        ],
+      ),
+    ).toBe('name,upstream,rcode,ms,cache,policy,list\r\n' + 'v16-webapp.tiktok.com,[2001:db8::53]:53,3,0.25,true,,\r\n' + 'x.example,192.0.2.1:53,0,12,false,,tiktok\r\n');
   });
 
   it.each([

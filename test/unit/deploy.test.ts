@@ -100,7 +100,11 @@ describe('Dockerfile', () => {
     const lastRun = finalOps('RUN').at(-1);
     expect(lastRun === undefined || lastRun.line < user.line).toBe(true);
     // The user is created in the image, with a fixed uid so volume ownership is predictable.
-    expect(finalOps('RUN').map((r) => r.args).join(' ')).toMatch(new RegExp(`useradd [^&]*--uid \\d+ [^&]*\\b${user.args.split(':')[0]}\\b`));
+    expect(
+      finalOps('RUN')
+        .map((r) => r.args)
+        .join(' '),
+    ).toMatch(new RegExp(`useradd [^&]*--uid \\d+ [^&]*\\b${user.args.split(':')[0]}\\b`));
   });
 
   it('grants the node binary CAP_NET_BIND_SERVICE and no other capability', () => {
@@ -126,7 +130,9 @@ describe('Dockerfile', () => {
   });
 
   it('keeps config, lists and state on volumes', () => {
-    const volumes = finalOps('VOLUME').map((v) => JSON.parse(v.args) as string[]).flat();
+    const volumes = finalOps('VOLUME')
+      .map((v) => JSON.parse(v.args) as string[])
+      .flat();
     expect(volumes).toEqual(expect.arrayContaining(['/etc/sluice', '/var/lib/sluice']));
     const example = parseConfig(read('deploy/config/sluice.yaml'), 'deploy/config/sluice.yaml').config;
     expect(example.state_dir).toBe('/var/lib/sluice');
@@ -158,7 +164,10 @@ describe('Dockerfile', () => {
 
   it('builds the batched UDP socket in the build stage and ships it (a build without it fails)', () => {
     const build = dockerfile.stages.find((s) => s.instructions.some((i) => i.op === 'RUN' && /npm run build/.test(i.args)))!;
-    const runs = build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    const runs = build.instructions
+      .filter((i) => i.op === 'RUN')
+      .map((i) => i.args)
+      .join('\n');
     expect(runs).toMatch(/apt-get install [^&]*\bgcc\b/);
     expect(runs).toMatch(/npm run build && test -f native\/build\/udp-batch\.node/);
     expect(finalOps('COPY').map((c) => c.args)).toContain(`--from=${build.name} /build/native/build/ native/build/`);
@@ -174,12 +183,20 @@ describe('Dockerfile', () => {
     const sources = dockerfile.stages
       .flatMap((s) => s.instructions)
       .filter((i) => i.op === 'COPY' && !/--from=/.test(i.args))
-      .flatMap((i) => i.args.split(/\s+/).filter((a) => !a.startsWith('--')).slice(0, -1));
+      .flatMap((i) =>
+        i.args
+          .split(/\s+/)
+          .filter((a) => !a.startsWith('--'))
+          .slice(0, -1),
+      );
     expect(sources.length).toBeGreaterThan(5);
     for (const src of sources) {
       const rel = src.replace(/\/+$/, '');
       expect(existsSync(join(REPO, rel)), `${src} exists`).toBe(true);
-      expect(patterns.some((re) => re.test(rel)), `${src} is not in .dockerignore`).toBe(false);
+      expect(
+        patterns.some((re) => re.test(rel)),
+        `${src} is not in .dockerignore`,
+      ).toBe(false);
     }
   });
 });
@@ -228,7 +245,17 @@ describe('systemd unit', () => {
   it('is hardened: read-only system, private tmp and devices, writable only its state directory', () => {
     expect(one('ProtectSystem')).toBe('strict');
     expect(one('StateDirectory')).toBe('sluice');
-    for (const k of ['ProtectHome', 'PrivateTmp', 'PrivateDevices', 'ProtectKernelTunables', 'ProtectKernelModules', 'ProtectControlGroups', 'RestrictNamespaces', 'RestrictSUIDSGID', 'LockPersonality']) {
+    for (const k of [
+      'ProtectHome',
+      'PrivateTmp',
+      'PrivateDevices',
+      'ProtectKernelTunables',
+      'ProtectKernelModules',
+      'ProtectControlGroups',
+      'RestrictNamespaces',
+      'RestrictSUIDSGID',
+      'LockPersonality',
+    ]) {
       expect(one(k), k).toBe('yes');
     }
     expect(service.get('SystemCallFilter')).toContain('@system-service');
@@ -398,7 +425,6 @@ describe('example configs', () => {
     expect(r.loaded.config.listeners[0]).toMatchObject({ address: '0.0.0.0', port: 53 });
     expect(Object.keys(r.loaded.config.networks)).toEqual(expect.arrayContaining(['internal', 'guest', 'school', 'comms']));
   });
-
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -417,7 +443,7 @@ describe('node flags', () => {
     expect(read('deploy/systemd/sluice.service')).toMatch(new RegExp(`^ExecStart=/usr/bin/node ${flags} /opt/sluice/bin/sluice.js serve$`, 'm'));
   });
 
-  it('are added to a worker\'s node arguments unless given there already', () => {
+  it("are added to a worker's node arguments unless given there already", () => {
     expect(withNodeFlags([])).toEqual([...NODE_FLAGS]);
     expect(withNodeFlags(['--inspect'])).toEqual(['--inspect', ...NODE_FLAGS]);
     expect(withNodeFlags(['--max-semi-space-size=32'])).toEqual(['--max-semi-space-size=32']);
@@ -466,7 +492,16 @@ describe('npm package', () => {
     const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const files = new Set((JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
-    for (const f of ['bin/sluice.js', 'dist/cli/main.js', 'dist/server/sluice-server.js', 'src/admin/dashboard/index.html', 'blocklists/catalog.yaml', 'blocklists/tiktok.txt', 'config/sluice.yaml', 'package.json']) {
+    for (const f of [
+      'bin/sluice.js',
+      'dist/cli/main.js',
+      'dist/server/sluice-server.js',
+      'src/admin/dashboard/index.html',
+      'blocklists/catalog.yaml',
+      'blocklists/tiktok.txt',
+      'config/sluice.yaml',
+      'package.json',
+    ]) {
       expect(files, f).toContain(f);
     }
     expect([...files].some((f) => f.startsWith('test/') || f.startsWith('src/pipeline/'))).toBe(false);

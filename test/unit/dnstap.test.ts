@@ -11,25 +11,33 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import type { Logger } from '../../src/logging/logger.js';
 import { QueryLogBuffer } from '../../src/querylog/buffer.js';
-import {
-  DNSTAP_CONTENT_TYPE,
-  DnstapEncoder,
-  DnstapSink,
-  FSTRM,
-  dnstapSinkFromConfig,
-  dnstapVersion,
-  encodeControlFrame,
-  parseDnstapTcp,
-  readControlFrame,
-} from '../../src/querylog/dnstap-sink.js';
+import { DNSTAP_CONTENT_TYPE, DnstapEncoder, DnstapSink, FSTRM, dnstapSinkFromConfig, dnstapVersion, encodeControlFrame, parseDnstapTcp, readControlFrame } from '../../src/querylog/dnstap-sink.js';
 import type { QueryEvent } from '../../src/querylog/event.js';
 
 const T0 = Date.parse('2026-11-01T10:00:00.123Z');
 
 function ev(e: Partial<QueryEvent> = {}): QueryEvent {
   return {
-    time: T0, instance: 'dns1', client: '10.1.2.3', network: 'internal', profile: 'staff', policy: null, list: null, rule: null, name: 'www.example.org', type: 'A',
-    decision: 'allowed', wouldBlock: false, exception: false, cache: false, upstream: null, rcode: 0, answers: 1, durationMs: 2.5, transport: 'udp', ...e,
+    time: T0,
+    instance: 'dns1',
+    client: '10.1.2.3',
+    network: 'internal',
+    profile: 'staff',
+    policy: null,
+    list: null,
+    rule: null,
+    name: 'www.example.org',
+    type: 'A',
+    decision: 'allowed',
+    wouldBlock: false,
+    exception: false,
+    cache: false,
+    upstream: null,
+    rcode: 0,
+    answers: 1,
+    durationMs: 2.5,
+    transport: 'udp',
+    ...e,
   };
 }
 
@@ -88,7 +96,7 @@ const bytes = (f: Fields, n: number) => one(f, n) as Buffer | undefined;
 /** Data frames: 4-byte big-endian length, payload. */
 function dataFrames(b: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  for (let p = 0; p < b.length; ) {
+  for (let p = 0; p < b.length;) {
     const len = b.readUInt32BE(p);
     expect(len).toBeGreaterThan(0); // a zero length would be a control frame's escape
     out.push(b.subarray(p + 4, p + 4 + len));
@@ -296,7 +304,10 @@ profiles: { staff: { block: [] } }
     ['{ socket: /s, sokcet: /t }', 'query_log.dnstap', 'sokcet'],
   ])('%s is refused at %s', (dnstap, path, message) => {
     const p = problems(dnstap);
-    expect(p.some((l) => l.includes(path) && l.includes(message)), p.join('\n')).toBe(true);
+    expect(
+      p.some((l) => l.includes(path) && l.includes(message)),
+      p.join('\n'),
+    ).toBe(true);
   });
 
   it.each([

@@ -41,7 +41,19 @@ function slowPath(query: Buffer, mode: string): ReturnType<typeof decodeResponse
   const res = Packet.createResponseFromRequest(req);
   const q = req.questions[0]!;
   res.header.ra = 1;
-  const soa = { name: '', type: Packet.TYPE.SOA, class: Packet.CLASS.IN, ttl: 0, primary: 'sluice.invalid', admin: 'hostmaster.sluice.invalid', serial: 1, refresh: 3600, retry: 600, expiration: 86400, minimum: 0 };
+  const soa = {
+    name: '',
+    type: Packet.TYPE.SOA,
+    class: Packet.CLASS.IN,
+    ttl: 0,
+    primary: 'sluice.invalid',
+    admin: 'hostmaster.sluice.invalid',
+    serial: 1,
+    refresh: 3600,
+    retry: 600,
+    expiration: 86400,
+    minimum: 0,
+  };
   const zone = q.name.toLowerCase().endsWith('tiktok.com') ? q.name.slice(q.name.length - 'tiktok.com'.length) : q.name;
   if (mode === 'nx') {
     res.header.rcode = 3;

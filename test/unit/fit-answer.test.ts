@@ -57,7 +57,13 @@ describe('fitAnswer', () => {
   it('property: the result fits, parses, keeps rcode and OPT, and keeps the answer section whole unless TC', () => {
     fc.assert(
       fc.property(
-        fc.record({ an: fc.integer({ min: 0, max: 40 }), ns: fc.integer({ min: 0, max: 20 }), ar: fc.integer({ min: 0, max: 20 }), nx: fc.boolean(), edns: fc.option(fc.record({ do: fc.boolean() }), { nil: undefined }) }),
+        fc.record({
+          an: fc.integer({ min: 0, max: 40 }),
+          ns: fc.integer({ min: 0, max: 20 }),
+          ar: fc.integer({ min: 0, max: 20 }),
+          nx: fc.boolean(),
+          edns: fc.option(fc.record({ do: fc.boolean() }), { nil: undefined }),
+        }),
         fc.integer({ min: 40, max: 1400 }),
         ({ an, ns, ar, nx, edns }, limit) => {
           const { query, msg, answer } = build({ an, ns, ar, rcode: nx ? RCODE.NXDOMAIN : RCODE.NOERROR, soaFirst: true, ...(edns ? { edns } : {}) });

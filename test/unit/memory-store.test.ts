@@ -8,8 +8,25 @@ import { parseFilter } from '../../src/querylog/filter.js';
 
 function ev(i: number, name: string, client = '10.0.0.1'): QueryEvent {
   return {
-    time: 1_790_000_000_000 + i, instance: 't', client, network: 'internal', profile: 'staff', policy: null, list: null, rule: null, name, type: 'A',
-    decision: 'allowed', wouldBlock: false, exception: false, cache: false, upstream: null, rcode: 0, answers: 1, durationMs: 1, transport: 'udp',
+    time: 1_790_000_000_000 + i,
+    instance: 't',
+    client,
+    network: 'internal',
+    profile: 'staff',
+    policy: null,
+    list: null,
+    rule: null,
+    name,
+    type: 'A',
+    decision: 'allowed',
+    wouldBlock: false,
+    exception: false,
+    cache: false,
+    upstream: null,
+    rcode: 0,
+    answers: 1,
+    durationMs: 1,
+    transport: 'udp',
   };
 }
 

@@ -70,8 +70,7 @@ describe('QueryMetrics sluice_blocked_total', () => {
   const blocked = (network: object, list: string, policy?: object) =>
     ({ query: { type: 1 }, outcome: 'blocked', network, decision: { kind: 'blocked', profile: 'staff', list, rule: `${list}.example`, ...(policy ? { policy } : {}) } }) as unknown as RequestContext;
   const allowed = (network: object) => ({ query: { type: 1 }, outcome: 'allowed', network, decision: { kind: 'allowed', profile: 'staff' }, upstream: '192.0.2.53:53' }) as unknown as RequestContext;
-  const series = async (m: QueryMetrics) =>
-    (await m.registry.getSingleMetricAsString('sluice_blocked_total')).split('\n').filter((l) => l.startsWith('sluice_blocked_total{'));
+  const series = async (m: QueryMetrics) => (await m.registry.getSingleMetricAsString('sluice_blocked_total')).split('\n').filter((l) => l.startsWith('sluice_blocked_total{'));
 
   it('counts blocked queries per network, policy and list', async () => {
     const m = metrics();
@@ -96,10 +95,7 @@ describe('QueryMetrics sluice_blocked_total', () => {
     const m = metrics();
     const shared = blocked(internal, 'tiktok', appBan).decision;
     for (const network of [internal, guest, internal]) m.observe({ query: { type: 1 }, outcome: 'blocked', network, decision: shared } as unknown as RequestContext, 0.0001);
-    expect((await series(m)).sort()).toEqual([
-      'sluice_blocked_total{network="guest",policy="app-ban",list="tiktok"} 1',
-      'sluice_blocked_total{network="internal",policy="app-ban",list="tiktok"} 2',
-    ]);
+    expect((await series(m)).sort()).toEqual(['sluice_blocked_total{network="guest",policy="app-ban",list="tiktok"} 1', 'sluice_blocked_total{network="internal",policy="app-ban",list="tiktok"} 2']);
   });
 
   it('adds nothing for allowed, refused and malformed queries', async () => {

@@ -19,8 +19,26 @@ const D1 = Date.parse('2026-11-01T10:00:00Z');
 
 function ev(time: number, name: string, e: Partial<QueryEvent> = {}): QueryEvent {
   return {
-    time, instance: 't', client: '10.0.0.1', network: 'internal', profile: 'staff', policy: null, list: null, rule: null, name, type: 'A',
-    decision: 'allowed', wouldBlock: false, exception: false, cache: false, upstream: null, rcode: 0, answers: 1, durationMs: 1, transport: 'udp', ...e,
+    time,
+    instance: 't',
+    client: '10.0.0.1',
+    network: 'internal',
+    profile: 'staff',
+    policy: null,
+    list: null,
+    rule: null,
+    name,
+    type: 'A',
+    decision: 'allowed',
+    wouldBlock: false,
+    exception: false,
+    cache: false,
+    upstream: null,
+    rcode: 0,
+    answers: 1,
+    durationMs: 1,
+    transport: 'udp',
+    ...e,
   };
 }
 
@@ -34,14 +52,23 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as QueryEvent);
+const lines = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as QueryEvent);
 
 describe('QueryLogBuffer', () => {
   it('drops and counts events beyond its capacity, and batches a sink refuses, per sink', () => {
     const got: QueryEvent[] = [];
     const keeper: QueryLogSink = { name: 'keeper', write: (b) => (got.push(...b), true) };
     const refuser: QueryLogSink = { name: 'refuser', write: () => false };
-    const thrower: QueryLogSink = { name: 'thrower', write: () => { throw new Error('disk on fire'); } };
+    const thrower: QueryLogSink = {
+      name: 'thrower',
+      write: () => {
+        throw new Error('disk on fire');
+      },
+    };
     const b = new QueryLogBuffer(3, [keeper, refuser, thrower], 60_000);
     for (let i = 0; i < 5; i++) b.push(ev(D1 + i, `n${i}.example`));
     expect([b.accepted, b.dropped, b.pending]).toEqual([3, 2, 3]);
@@ -111,8 +138,7 @@ describe('Pseudonymizer', () => {
 
 describe('FileLogSource', () => {
   function writeDays(dir: string): void {
-    const day = (d: number, ...evs: QueryEvent[]) =>
-      writeFileSync(join(dir, `queries-${new Date(D1 + d * DAY).toISOString().slice(0, 10)}.jsonl`), evs.map((e) => JSON.stringify(e) + '\n').join(''));
+    const day = (d: number, ...evs: QueryEvent[]) => writeFileSync(join(dir, `queries-${new Date(D1 + d * DAY).toISOString().slice(0, 10)}.jsonl`), evs.map((e) => JSON.stringify(e) + '\n').join(''));
     day(0, ev(D1, 'a.example'), ev(D1 + 1000, 'www.tiktok.com', { decision: 'blocked', list: 'tiktok', policy: 'app-ban' }));
     day(1, ev(D1 + DAY, 'b.example', { network: 'guest', client: 'p:00ff' }), ev(D1 + DAY + 1000, 'api.tiktok.com', { decision: 'blocked', list: 'tiktok', policy: 'app-ban' }));
     // an incomplete last line, as while the server writes it
@@ -155,8 +181,7 @@ describe('FileLogSource', () => {
 });
 
 // Any query log event, strings with quotes, control characters and lone surrogates included.
-const arbitraryEvent = (): fc.Arbitrary<QueryEvent> =>
-  anyEvent(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u0000', '\u2028', 'x\ny')));
+const arbitraryEvent = (): fc.Arbitrary<QueryEvent> => anyEvent(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u0000', '\u2028', 'x\ny')));
 
 describe('eventJson', () => {
   it('writes exactly what JSON.stringify writes, for any event', () => {
@@ -181,14 +206,64 @@ describe('event batches in columns (worker to primary)', () => {
   });
 
   it('send each repeated string once per batch', () => {
-    const e = { time: 1, instance: 'sluice-a', client: '10.0.0.7', network: 'internal', profile: 'staff', policy: null, list: 'tiktok', rule: 'tiktok.com', name: 'x.tiktok.com', type: 'A', decision: 'blocked', wouldBlock: false, exception: false, cache: false, upstream: null, rcode: 3, answers: 0, durationMs: 0.1, transport: 'udp' } satisfies QueryEvent;
+    const e = {
+      time: 1,
+      instance: 'sluice-a',
+      client: '10.0.0.7',
+      network: 'internal',
+      profile: 'staff',
+      policy: null,
+      list: 'tiktok',
+      rule: 'tiktok.com',
+      name: 'x.tiktok.com',
+      type: 'A',
+      decision: 'blocked',
+      wouldBlock: false,
+      exception: false,
+      cache: false,
+      upstream: null,
+      rcode: 3,
+      answers: 0,
+      durationMs: 0.1,
+      transport: 'udp',
+    } satisfies QueryEvent;
     const b = encodeEventBatch(Array.from({ length: 100 }, (_, i) => ({ ...e, name: `n${i}.tiktok.com` })));
     expect(b.dict.sort()).toEqual(['10.0.0.7', 'A', 'blocked', 'internal', 'sluice-a', 'staff', 'tiktok', 'tiktok.com', 'udp'].sort());
   });
 
   it('drop a malformed batch instead of storing garbage', () => {
     const good = encodeEventBatch([]);
-    for (const bad of [null, 7, { ...good, n: 1 }, { ...encodeEventBatch([{ time: 1, instance: 'i', client: 'c', network: null, profile: null, policy: null, list: null, rule: null, name: 'a', type: 'A', decision: 'allowed', wouldBlock: false, exception: false, cache: false, upstream: null, rcode: 0, answers: 0, durationMs: 1, transport: 'udp' }]), dict: [] }]) {
+    for (const bad of [
+      null,
+      7,
+      { ...good, n: 1 },
+      {
+        ...encodeEventBatch([
+          {
+            time: 1,
+            instance: 'i',
+            client: 'c',
+            network: null,
+            profile: null,
+            policy: null,
+            list: null,
+            rule: null,
+            name: 'a',
+            type: 'A',
+            decision: 'allowed',
+            wouldBlock: false,
+            exception: false,
+            cache: false,
+            upstream: null,
+            rcode: 0,
+            answers: 0,
+            durationMs: 1,
+            transport: 'udp',
+          },
+        ]),
+        dict: [],
+      },
+    ]) {
       expect(decodeEventBatch(bad)).toBeUndefined();
     }
     expect(decodeEventBatch(good)).toEqual([]);

@@ -134,8 +134,18 @@ describe('names', () => {
     const q = encodeQuery(long, 'A');
     expect(questionEnd(q) - 4 - 12).toBe(244);
     const owner = (label: string) => Buffer.concat([labels(label), pointer(12)]);
-    expect(check(reply(q, [1, 0, 0], () => rr(owner('x'.repeat(10)), TYPE.A, A_DATA)), q)).toBeUndefined();
-    expect(check(reply(q, [1, 0, 0], () => rr(owner('x'.repeat(11)), TYPE.A, A_DATA)), q)).toBe('malformed');
+    expect(
+      check(
+        reply(q, [1, 0, 0], () => rr(owner('x'.repeat(10)), TYPE.A, A_DATA)),
+        q,
+      ),
+    ).toBeUndefined();
+    expect(
+      check(
+        reply(q, [1, 0, 0], () => rr(owner('x'.repeat(11)), TYPE.A, A_DATA)),
+        q,
+      ),
+    ).toBe('malformed');
   });
 
   it.each([
@@ -384,7 +394,13 @@ describe('sound replies', () => {
   it('a SERVFAIL with an OPT carrying an EDE', () => {
     const q = encodeQuery('www.example.com', 'A', { edns: {} });
     const ede = Buffer.concat([u16(23), Buffer.from('upstream unreachable')]);
-    const r = fakeReply(q, { rcode: RCODE.SERVFAIL, ednsOptions: [{ code: EDNS_OPTION_EDE, data: ede }, { code: 12, data: Buffer.alloc(8) }] });
+    const r = fakeReply(q, {
+      rcode: RCODE.SERVFAIL,
+      ednsOptions: [
+        { code: EDNS_OPTION_EDE, data: ede },
+        { code: 12, data: Buffer.alloc(8) },
+      ],
+    });
     expect(check(r, q)).toBeUndefined();
     expect(decodeResponse(r).edns?.ede).toEqual({ infoCode: 23, text: 'upstream unreachable' });
   });
@@ -486,9 +502,20 @@ function record(owner: fc.Arbitrary<string>, target: fc.Arbitrary<string>): fc.A
     of(TYPE.PTR, target),
     of(TYPE.SOA, fc.record({ mname: target, rname: target, serial: fc.nat(), refresh: fc.nat(), retry: fc.nat(), expire: fc.nat(), minimum: fc.nat() })),
     of(TYPE.TXT, fc.array(fc.string({ maxLength: 300 }), { minLength: 1, maxLength: 3 })),
-    of(TYPE.MX, fc.tuple(fc.nat(0xffff), target).map(([pref, n]) => Buffer.concat([u16(pref), encodeName(n)]))),
-    of(TYPE.SRV, fc.tuple(fc.uint8Array({ minLength: 6, maxLength: 6 }), target).map(([head, n]) => Buffer.concat([Buffer.from(head), encodeName(n)]))),
-    fc.record({ name: owner, type: fc.oneof(fc.constantFrom(TYPE.HTTPS, TYPE.SVCB, 13, 99), fc.integer({ min: 256, max: 65535 })), ttl, data: fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b)) }),
+    of(
+      TYPE.MX,
+      fc.tuple(fc.nat(0xffff), target).map(([pref, n]) => Buffer.concat([u16(pref), encodeName(n)])),
+    ),
+    of(
+      TYPE.SRV,
+      fc.tuple(fc.uint8Array({ minLength: 6, maxLength: 6 }), target).map(([head, n]) => Buffer.concat([Buffer.from(head), encodeName(n)])),
+    ),
+    fc.record({
+      name: owner,
+      type: fc.oneof(fc.constantFrom(TYPE.HTTPS, TYPE.SVCB, 13, 99), fc.integer({ min: 256, max: 65535 })),
+      ttl,
+      data: fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b)),
+    }),
   );
 }
 

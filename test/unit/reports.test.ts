@@ -72,8 +72,22 @@ describe('devicesReport', () => {
   });
 
   it.each([
-    [{ since: T0 + 3 * min }, [['10.0.0.5', 'temu', 1], ['10.0.0.5', 'tiktok', 1], ['10.0.0.6', 'tiktok', 1], ['10.0.0.6', 'turbovpn', 1]]],
-    [{ until: T0 + 3 * min }, [['10.0.0.5', 'tiktok', 1], ['10.0.0.6', 'tiktok', 1]]],
+    [
+      { since: T0 + 3 * min },
+      [
+        ['10.0.0.5', 'temu', 1],
+        ['10.0.0.5', 'tiktok', 1],
+        ['10.0.0.6', 'tiktok', 1],
+        ['10.0.0.6', 'turbovpn', 1],
+      ],
+    ],
+    [
+      { until: T0 + 3 * min },
+      [
+        ['10.0.0.5', 'tiktok', 1],
+        ['10.0.0.6', 'tiktok', 1],
+      ],
+    ],
     [{ network: 'guest' }, []],
   ])('narrows to %o', (o, expected) => {
     expect(devicesReport(events, { policy: 'app-ban', ...o }).map((r) => [r.client, r.list, r.count])).toEqual(expected);

@@ -26,9 +26,7 @@ describe('curatedListProblem', () => {
     expect(curatedListProblem(tiktok, resolved(tiktok, local), { verb: 'add', args: ['tiktokv.eu'], cwd })).toBe(
       'list tiktok is part of the curated catalog (blocklists/tiktok.txt), which an upgrade replaces; add it to a site list: sluice lists add local-additions tiktokv.eu',
     );
-    expect(curatedListProblem(tiktok, resolved(tiktok, local), { verb: 'import', args: ['./x.txt'], cwd })).toContain(
-      'import it into a site list: sluice lists import local-additions ./x.txt',
-    );
+    expect(curatedListProblem(tiktok, resolved(tiktok, local), { verb: 'import', args: ['./x.txt'], cwd })).toContain('import it into a site list: sluice lists import local-additions ./x.txt');
     expect(curatedListProblem(tiktok, resolved(tiktok, local), { verb: 'remove', args: ['tiktok.com'], cwd })).toContain('add it to the `allow` list of the profile');
   });
 

@@ -56,7 +56,20 @@ describe('the SQLite store writer', () => {
     // In order, several per millisecond; then, within the same slices, older events, and 1,500
     // events of one millisecond (more than its 1,024 ids); blocked ones among them.
     for (let i = 0; i < 3000; i++) {
-      if (i % 97 === 0) events.push(event(100_000 + i, T0 - 10_000 + i, { decision: 'blocked', policy: 'app-ban', list: 'tiktok', rule: 'tiktok.com', name: `x${i}.tiktok.com`, rcode: 3, answers: 0, cache: false, upstream: null }));
+      if (i % 97 === 0)
+        events.push(
+          event(100_000 + i, T0 - 10_000 + i, {
+            decision: 'blocked',
+            policy: 'app-ban',
+            list: 'tiktok',
+            rule: 'tiktok.com',
+            name: `x${i}.tiktok.com`,
+            rcode: 3,
+            answers: 0,
+            cache: false,
+            upstream: null,
+          }),
+        );
       events.push(event(i, T0 + Math.floor(i / 7)));
       if (i >= 1000 && i < 2500) events.push(event(200_000 + i, T0 + 2000));
     }

@@ -237,72 +237,81 @@ async function writeAll(store: SqliteStore, events: QueryEvent[], chunks: number
   await store.flush();
 }
 
-const classify = (name: string): string | undefined => (name.endsWith('google') || name.includes('%') ? 'doh-bypass' : name.includes('vpn') ? 'turbovpn' : name.startsWith('temu') ? 'temu' : undefined);
+const classify = (name: string): string | undefined =>
+  name.endsWith('google') || name.includes('%') ? 'doh-bypass' : name.includes('vpn') ? 'turbovpn' : name.startsWith('temu') ? 'temu' : undefined;
 
 describe('SQLite store: the same answers as the pure functions', () => {
-  it('query, events, reports, trend and summary over random events and filters', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(eventArb, { minLength: 0, maxLength: 250 }),
-        fc.array(fc.integer({ min: 1, max: 80 }), { minLength: 1, maxLength: 5 }),
-        fc.boolean(),
-        fc.array(filterArb, { minLength: 1, maxLength: 6 }),
-        fc.record({ limit: fc.integer({ min: 1, max: 40 }), offset: fc.nat(60), top: fc.constantFrom(2, 3, 10), by: fc.constantFrom('day', 'week', 'month') as fc.Arbitrary<TrendOptions['by']> }),
-        async (events, chunks, flushMidway, filters, p) => {
-          const dir = tempDir();
-          const store = new SqliteStore(join(dir, 'q.db'), options());
-          try {
-            await writeAll(store, events, chunks, flushMidway);
-            expect(store.health()).toMatchObject({ ok: true, written: events.length, pending: 0, failures: 0 });
-            // Every field comes back, none mixed up with another event's.
-            expect(canonical(await store.events({}))).toEqual(canonical(events));
+  it(
+    'query, events, reports, trend and summary over random events and filters',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(eventArb, { minLength: 0, maxLength: 250 }),
+          fc.array(fc.integer({ min: 1, max: 80 }), { minLength: 1, maxLength: 5 }),
+          fc.boolean(),
+          fc.array(filterArb, { minLength: 1, maxLength: 6 }),
+          fc.record({ limit: fc.integer({ min: 1, max: 40 }), offset: fc.nat(60), top: fc.constantFrom(2, 3, 10), by: fc.constantFrom('day', 'week', 'month') as fc.Arbitrary<TrendOptions['by']> }),
+          async (events, chunks, flushMidway, filters, p) => {
+            const dir = tempDir();
+            const store = new SqliteStore(join(dir, 'q.db'), options());
+            try {
+              await writeAll(store, events, chunks, flushMidway);
+              expect(store.health()).toMatchObject({ ok: true, written: events.length, pending: 0, failures: 0 });
+              // Every field comes back, none mixed up with another event's.
+              expect(canonical(await store.events({}))).toEqual(canonical(events));
 
-            for (const f of [{}, ...filters]) {
-              const label = JSON.stringify(f);
-              const want = events.filter((e) => matches(e, f));
-              // Newest first by time; events of one millisecond come in the store's id order,
-              // which is not the order they were written in, so they are compared as a multiset.
-              const all = await store.query(f, 100_000);
-              expect(all.total, label).toBe(want.length);
-              expect(canonical(all.events), label).toEqual(canonical(want));
-              for (let i = 1; i < all.events.length; i++) expect(all.events[i]!.time, label).toBeLessThanOrEqual(all.events[i - 1]!.time);
-              // Pages are slices of that one order, and events() is the same order reversed.
-              const page = await store.query(f, p.limit, p.offset);
-              expect(page.total, label).toBe(want.length);
-              expect(page.events, label).toEqual(all.events.slice(p.offset, p.offset + p.limit));
-              expect(await store.events(f), label).toEqual([...all.events].reverse());
+              for (const f of [{}, ...filters]) {
+                const label = JSON.stringify(f);
+                const want = events.filter((e) => matches(e, f));
+                // Newest first by time; events of one millisecond come in the store's id order,
+                // which is not the order they were written in, so they are compared as a multiset.
+                const all = await store.query(f, 100_000);
+                expect(all.total, label).toBe(want.length);
+                expect(canonical(all.events), label).toEqual(canonical(want));
+                for (let i = 1; i < all.events.length; i++) expect(all.events[i]!.time, label).toBeLessThanOrEqual(all.events[i - 1]!.time);
+                // Pages are slices of that one order, and events() is the same order reversed.
+                const page = await store.query(f, p.limit, p.offset);
+                expect(page.total, label).toBe(want.length);
+                expect(page.events, label).toEqual(all.events.slice(p.offset, p.offset + p.limit));
+                expect(await store.events(f), label).toEqual([...all.events].reverse());
 
-              const d: DevicesReportOptions = {};
-              if (f.policy !== undefined) d.policy = f.policy;
-              if (f.network !== undefined) d.network = f.network;
-              if (f.since !== undefined) d.since = f.since;
-              if (f.until !== undefined) d.until = f.until;
-              expect(await store.devices(d), label).toEqual(devicesReport(events, d));
-              const b: BypassReportOptions = { ...(f.network !== undefined ? { network: f.network } : {}), ...(f.since !== undefined ? { since: f.since } : {}), ...(f.until !== undefined ? { until: f.until } : {}) };
-              expect(await store.bypass(b), label).toEqual(bypassReport(events, b));
-              expect(await store.bypass({ ...b, classify }), label).toEqual(bypassReport(events, { ...b, classify }));
-              expect(await store.bypass({ ...b, classify, lists: ['temu', 'tiktok'] }), label).toEqual(bypassReport(events, { ...b, classify, lists: ['temu', 'tiktok'] }));
+                const d: DevicesReportOptions = {};
+                if (f.policy !== undefined) d.policy = f.policy;
+                if (f.network !== undefined) d.network = f.network;
+                if (f.since !== undefined) d.since = f.since;
+                if (f.until !== undefined) d.until = f.until;
+                expect(await store.devices(d), label).toEqual(devicesReport(events, d));
+                const b: BypassReportOptions = {
+                  ...(f.network !== undefined ? { network: f.network } : {}),
+                  ...(f.since !== undefined ? { since: f.since } : {}),
+                  ...(f.until !== undefined ? { until: f.until } : {}),
+                };
+                expect(await store.bypass(b), label).toEqual(bypassReport(events, b));
+                expect(await store.bypass({ ...b, classify }), label).toEqual(bypassReport(events, { ...b, classify }));
+                expect(await store.bypass({ ...b, classify, lists: ['temu', 'tiktok'] }), label).toEqual(bypassReport(events, { ...b, classify, lists: ['temu', 'tiktok'] }));
 
-              const t: TrendOptions = { by: p.by };
-              if (f.policy !== undefined) t.policy = f.policy;
-              if (f.network !== undefined) t.network = f.network;
-              if (f.list !== undefined) t.list = f.list;
-              if (f.since !== undefined) t.since = dayAligned(f.since)!;
-              if (f.until !== undefined) t.until = dayAligned(f.until)!;
-              expect(await store.trend(t), label).toEqual(trendReport(events, t));
+                const t: TrendOptions = { by: p.by };
+                if (f.policy !== undefined) t.policy = f.policy;
+                if (f.network !== undefined) t.network = f.network;
+                if (f.list !== undefined) t.list = f.list;
+                if (f.since !== undefined) t.since = dayAligned(f.since)!;
+                if (f.until !== undefined) t.until = dayAligned(f.until)!;
+                expect(await store.trend(t), label).toEqual(trendReport(events, t));
 
-              const s = aligned(f);
-              expectSameSummary(await store.summary(s, { now: NOW, top: p.top }), summarize(events, s, { now: NOW, top: p.top }), s, JSON.stringify(s));
+                const s = aligned(f);
+                expectSameSummary(await store.summary(s, { now: NOW, top: p.top }), summarize(events, s, { now: NOW, top: p.top }), s, JSON.stringify(s));
+              }
+            } finally {
+              await store.close();
+              rmSync(dir, { recursive: true, force: true });
             }
-          } finally {
-            await store.close();
-            rmSync(dir, { recursive: true, force: true });
-          }
-        },
-      ),
-      { numRuns: RUNS },
-    );
-  }, RUNS * 1000);
+          },
+        ),
+        { numRuns: RUNS },
+      );
+    },
+    RUNS * 1000,
+  );
 
   it('gives back every field of an event exactly, the duration to the microsecond', async () => {
     const store = new SqliteStore(join(tempDir(), 'q.db'), options());
@@ -326,7 +335,19 @@ describe('SQLite store: the same answers as the pure functions', () => {
         durationMs: 0.05,
         transport: 'tcp',
       }),
-      event({ time: T0 - 1000, client: '2001:db8::1', network: null, profile: null, name: 'odd\tname\nwith\\escapes.ünïcode.example', decision: 'refused', rcode: null, upstream: null, cache: true, answers: 12, durationMs: 1234.5 }),
+      event({
+        time: T0 - 1000,
+        client: '2001:db8::1',
+        network: null,
+        profile: null,
+        name: 'odd\tname\nwith\\escapes.ünïcode.example',
+        decision: 'refused',
+        rcode: null,
+        upstream: null,
+        cache: true,
+        answers: 12,
+        durationMs: 1234.5,
+      }),
       event({ time: T0, name: 'quote"%_.example', decision: 'malformed', rcode: 1, durationMs: 0 }),
       event({ time: T0, decision: 'error', wouldBlock: true, exception: true, policy: 'dry', list: 'temu', rule: 'null', upstream: '[2001:db8::53]:53', rcode: 2, answers: 0, durationMs: 2999.9996 }),
       // A rule, policy or list that is the text "null" is not the absent value.
@@ -388,14 +409,23 @@ function officeDay(n: number, seed = 1): QueryEvent[] {
   }
   const pickName = zipf(names.length, 1, r);
   const pickClient = zipf(300, 0.7, r);
-  const clients = Array.from({ length: 300 }, (_, i) => (i % 5 === 4 ? { client: `p:${(i * 2654435761).toString(16).padStart(16, '0').slice(-16)}`, network: 'guest', profile: 'open' } : { client: `10.1.${i >> 8}.${i & 255}`, network: 'internal', profile: 'staff' }));
+  const clients = Array.from({ length: 300 }, (_, i) =>
+    i % 5 === 4
+      ? { client: `p:${(i * 2654435761).toString(16).padStart(16, '0').slice(-16)}`, network: 'guest', profile: 'open' }
+      : { client: `10.1.${i >> 8}.${i & 255}`, network: 'internal', profile: 'staff' },
+  );
   const start = T0 + 8 * HOUR;
   const out: QueryEvent[] = [];
   for (let i = 0; i < n; i++) {
     const time = start + Math.floor((i * 8 * HOUR) / n);
     const c = clients[pickClient()]!;
     if (r() < 0.01) {
-      const [name, list] = pick(r, [['www.tiktok.com', 'tiktok'], ['log.tiktokv.com', 'tiktok'], ['api16-normal-c-useast1a.tiktokv.com', 'tiktok'], ['www.temu.com', 'temu']] as const);
+      const [name, list] = pick(r, [
+        ['www.tiktok.com', 'tiktok'],
+        ['log.tiktokv.com', 'tiktok'],
+        ['api16-normal-c-useast1a.tiktokv.com', 'tiktok'],
+        ['www.temu.com', 'temu'],
+      ] as const);
       out.push(event({ time, ...c, policy: 'app-ban', list, rule: list === 'tiktok' ? 'tiktok.com' : 'temu.com', name, decision: 'blocked', upstream: null, rcode: 3, answers: 0, durationMs: 0.031 }));
       continue;
     }
@@ -525,7 +555,12 @@ describe('SQLite store: aggregates after a crash', () => {
       for (const by of ['day', 'week', 'month'] as const) expect(await store.trend({ by })).toEqual(trendReport(all, { by }));
       const f = { since: T0, until: T0 + 3 * DAY_MS };
       expectSameSummary(await store.summary(f, { now: NOW }), summarize(all, f, { now: NOW }), f, 'summary');
-      expectSameSummary(await store.summary({ since: T0 + DAY_MS, until: T0 + DAY_MS + 2 * HOUR }, { now: NOW }), summarize(all, { since: T0 + DAY_MS, until: T0 + DAY_MS + 2 * HOUR }, { now: NOW }), f, 'two hours');
+      expectSameSummary(
+        await store.summary({ since: T0 + DAY_MS, until: T0 + DAY_MS + 2 * HOUR }, { now: NOW }),
+        summarize(all, { since: T0 + DAY_MS, until: T0 + DAY_MS + 2 * HOUR }, { now: NOW }),
+        f,
+        'two hours',
+      );
     };
     let store = new SqliteStore(path, options());
     await check(store);
@@ -565,7 +600,9 @@ describe('SQLite store: retention', () => {
     const day = (d: number) => T0 - d * DAY_MS;
     // One blocked event of its own client per day, 8 days back; 25,000 more on day 6 (the
     // deletes go 10,000 rows a statement).
-    const events = Array.from({ length: 8 }, (_, d) => event({ time: day(d) + 10 * HOUR, client: `10.0.0.${d}`, decision: 'blocked', policy: 'app-ban', list: 'tiktok', rule: 'tiktok.com', name: 'www.tiktok.com', upstream: null, rcode: 3 }));
+    const events = Array.from({ length: 8 }, (_, d) =>
+      event({ time: day(d) + 10 * HOUR, client: `10.0.0.${d}`, decision: 'blocked', policy: 'app-ban', list: 'tiktok', rule: 'tiktok.com', name: 'www.tiktok.com', upstream: null, rcode: 3 }),
+    );
     const bulk = Array.from({ length: 25_000 }, (_, i) => event({ time: day(6) + i * 1000, client: `10.0.${i % 200}.1` }));
     // Written while the clock is 30 days back, so that nothing is past retention yet.
     expect(store.write([...bulk, ...events])).toBe(true);
@@ -595,7 +632,12 @@ describe('SQLite store: retention', () => {
     expect((await store.covers({ since: day(1) })).complete).toBe(true);
     // Days 4 and 3 have no raw events any more; the trend still has them, from the rollup.
     const trend = await store.trend({ by: 'day' });
-    expect(trend).toEqual(trendReport(events.filter((e) => e.time >= rollupCut), { by: 'day' }));
+    expect(trend).toEqual(
+      trendReport(
+        events.filter((e) => e.time >= rollupCut),
+        { by: 'day' },
+      ),
+    );
     expect(trend.map((t) => t.period)).toEqual([4, 3, 2, 1, 0].map((d) => utcDay(day(d))));
     // Run again: nothing more goes, the cuts stay.
     await store.enforceRetention(now);
@@ -670,12 +712,27 @@ describe('SQLite store: a read-only reader next to the writer', () => {
       seen.add(n);
       await new Promise((r) => setImmediate(r));
     }
-    expect([...seen].some((n) => n > 0 && n < bulk.length), `the reader saw only ${[...seen].join(', ')}`).toBe(true);
+    expect(
+      [...seen].some((n) => n > 0 && n < bulk.length),
+      `the reader saw only ${[...seen].join(', ')}`,
+    ).toBe(true);
     expect((await reader.query({ since: T0 + DAY_MS }, 1)).total).toBe(bulk.length);
 
     // Shapes the writer adds after the reader loaded its own: a new network, policy, list, type.
     const later = [
-      event({ time: T0 + 2 * DAY_MS, network: 'lab', profile: 'lab', policy: 'lab-ban', list: 'lab-list', rule: 'lab.example', name: 'x.lab.example', type: 'SVCB', decision: 'blocked', upstream: null, rcode: 3 }),
+      event({
+        time: T0 + 2 * DAY_MS,
+        network: 'lab',
+        profile: 'lab',
+        policy: 'lab-ban',
+        list: 'lab-list',
+        rule: 'lab.example',
+        name: 'x.lab.example',
+        type: 'SVCB',
+        decision: 'blocked',
+        upstream: null,
+        rcode: 3,
+      }),
       event({ time: T0 + 2 * DAY_MS + 1, network: 'lab', profile: 'lab', name: 'dns.google', type: 'TXT', transport: 'tcp', instance: 'b' }),
     ];
     expect(writer.write(later)).toBe(true);

@@ -243,10 +243,14 @@ export function barList(container, rows, { color = '#f2495c', emptyText = 'Nothi
         const bar = el('span', { class: 'bar' });
         bar.style.width = `${(r.value / max) * 100}%`;
         bar.style.background = r.color ?? color;
-        const label = r.onclick
-          ? el('button', { class: 'link', type: 'button', title: r.title ?? `Filter the query log by ${r.label}`, onclick: r.onclick }, r.label)
-          : el('span', {}, r.label);
-        return el('li', {}, el('span', { class: 'bar-label' }, label, r.sub ? el('span', { class: 'muted' }, ` ${r.sub}`) : null), el('span', { class: 'bar-track' }, bar), el('span', { class: 'bar-value' }, formatCount(r.value)));
+        const label = r.onclick ? el('button', { class: 'link', type: 'button', title: r.title ?? `Filter the query log by ${r.label}`, onclick: r.onclick }, r.label) : el('span', {}, r.label);
+        return el(
+          'li',
+          {},
+          el('span', { class: 'bar-label' }, label, r.sub ? el('span', { class: 'muted' }, ` ${r.sub}`) : null),
+          el('span', { class: 'bar-track' }, bar),
+          el('span', { class: 'bar-value' }, formatCount(r.value)),
+        );
       }),
     ),
   );

@@ -115,7 +115,14 @@ function renderCovers(covers) {
   }
   if (!covers.complete) {
     const notes = covers.notes.length ? covers.notes : [`the ${covers.source} log does not hold all of this range`];
-    warn.replaceChildren(el('strong', {}, 'Not all of this range is in the query log: '), el('ul', {}, notes.map((n) => el('li', {}, n))));
+    warn.replaceChildren(
+      el('strong', {}, 'Not all of this range is in the query log: '),
+      el(
+        'ul',
+        {},
+        notes.map((n) => el('li', {}, n)),
+      ),
+    );
     warn.hidden = false;
     info.hidden = true;
   } else {
@@ -171,14 +178,28 @@ function renderSummary(s) {
   );
   barList(
     $('#panel-top-clients .body'),
-    s.topBlockedClients.map((c) => ({ label: c.client, sub: `${c.network} · ${c.lists.join(', ')}`, value: c.count, color: colorOf(c.network), onclick: () => setFilter({ client: c.client, decision: 'blocked' }) })),
+    s.topBlockedClients.map((c) => ({
+      label: c.client,
+      sub: `${c.network} · ${c.lists.join(', ')}`,
+      value: c.count,
+      color: colorOf(c.network),
+      onclick: () => setFilter({ client: c.client, decision: 'blocked' }),
+    })),
     { color: '#b877d9' },
   );
 
   $('#upstreams tbody').replaceChildren(
     ...(s.upstreams.length
       ? s.upstreams.map((u) =>
-          el('tr', {}, el('td', {}, u.upstream), el('td', { class: 'num' }, formatCount(u.queries)), el('td', { class: 'num' }, `${formatNumber(u.avgMs)} ms`), el('td', { class: 'num' }, `${formatNumber(u.p50Ms)} ms`), el('td', { class: 'num' }, `${formatNumber(u.p95Ms)} ms`)),
+          el(
+            'tr',
+            {},
+            el('td', {}, u.upstream),
+            el('td', { class: 'num' }, formatCount(u.queries)),
+            el('td', { class: 'num' }, `${formatNumber(u.avgMs)} ms`),
+            el('td', { class: 'num' }, `${formatNumber(u.p50Ms)} ms`),
+            el('td', { class: 'num' }, `${formatNumber(u.p95Ms)} ms`),
+          ),
         )
       : [el('tr', {}, el('td', { colspan: 5, class: 'empty' }, 'Nothing forwarded in this range'))]),
   );
@@ -197,8 +218,7 @@ function renderPolicies() {
     return;
   }
   const rows = state.policies.map((p) => {
-    const review =
-      p.reviewInDays === undefined ? '–' : p.reviewInDays < 0 ? `overdue ${-p.reviewInDays} d` : `in ${p.reviewInDays} d${p.reviewBy ? ` (${p.reviewBy})` : ''}`;
+    const review = p.reviewInDays === undefined ? '–' : p.reviewInDays < 0 ? `overdue ${-p.reviewInDays} d` : `in ${p.reviewInDays} d${p.reviewBy ? ` (${p.reviewBy})` : ''}`;
     const active = p.exceptions.filter((e) => !e.expired).length;
     const expired = p.exceptions.length - active;
     const dry = state.dryRun.get(p.id);
@@ -220,7 +240,16 @@ function renderPolicies() {
       el(
         'table',
         { class: 'table compact' },
-        el('thead', {}, el('tr', {}, ['Policy', 'State', 'Mode', 'Review', 'Exceptions'].map((h) => el('th', {}, h)), el('th', { class: 'num', title: 'Queries a dry-run policy would have blocked in this range' }, 'Would block'))),
+        el(
+          'thead',
+          {},
+          el(
+            'tr',
+            {},
+            ['Policy', 'State', 'Mode', 'Review', 'Exceptions'].map((h) => el('th', {}, h)),
+            el('th', { class: 'num', title: 'Queries a dry-run policy would have blocked in this range' }, 'Would block'),
+          ),
+        ),
         el('tbody', {}, rows),
       ),
     ),
@@ -365,7 +394,12 @@ const rowKey = (e) => `${e.time}|${e.client}|${e.name}|${e.type}|${e.transport}`
 function decisionCell(e) {
   if (e.wouldBlock) return el('td', { class: 'decision' }, el('span', { class: 'badge green' }, e.decision), ' ', el('span', { class: 'badge purple' }, 'would block'));
   const color = { allowed: 'green', blocked: 'red', refused: 'yellow', error: 'red', malformed: 'grey' }[e.decision] ?? 'grey';
-  return el('td', { class: 'decision' }, el('span', { class: `badge ${color}` }, e.decision), e.exception ? el('span', { class: 'badge outline', title: 'An exception let this query through' }, 'exception') : null);
+  return el(
+    'td',
+    { class: 'decision' },
+    el('span', { class: `badge ${color}` }, e.decision),
+    e.exception ? el('span', { class: 'badge outline', title: 'An exception let this query through' }, 'exception') : null,
+  );
 }
 
 function renderLog(page, { flash = true } = {}) {

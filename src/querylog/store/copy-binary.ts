@@ -74,8 +74,18 @@ export function* encodeEvents(events: readonly QueryEvent[]): Generator<Buffer> 
   for (const e of events) {
     // UTF-8 takes at most 3 bytes per UTF-16 unit; 4 length bytes per field and 64 for the rest.
     const chars =
-      e.instance.length + e.client.length + (e.network?.length ?? 0) + (e.profile?.length ?? 0) + (e.policy?.length ?? 0) + (e.list?.length ?? 0) +
-      (e.rule?.length ?? 0) + e.name.length + e.type.length + e.decision.length + (e.upstream?.length ?? 0) + e.transport.length;
+      e.instance.length +
+      e.client.length +
+      (e.network?.length ?? 0) +
+      (e.profile?.length ?? 0) +
+      (e.policy?.length ?? 0) +
+      (e.list?.length ?? 0) +
+      (e.rule?.length ?? 0) +
+      e.name.length +
+      e.type.length +
+      e.decision.length +
+      (e.upstream?.length ?? 0) +
+      e.transport.length;
     const need = 2 + FIELDS * 4 + 64 + 3 * chars;
     if (off + need + 2 > buf.length) {
       yield buf.subarray(0, off);

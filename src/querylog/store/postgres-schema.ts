@@ -151,9 +151,7 @@ export async function migratePostgres(client: pg.ClientBase): Promise<number> {
 
 /** The version the database is at; 0 when it has no sluice schema. */
 export async function schemaVersion(client: pg.ClientBase | pg.Pool): Promise<number> {
-  const { rows } = await client.query<{ v: number | null }>(
-    `SELECT CASE WHEN to_regclass('sluice_schema_migrations') IS NULL THEN NULL ELSE 0 END AS v`,
-  );
+  const { rows } = await client.query<{ v: number | null }>(`SELECT CASE WHEN to_regclass('sluice_schema_migrations') IS NULL THEN NULL ELSE 0 END AS v`);
   if (rows[0]?.v === null) return 0;
   const r = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM sluice_schema_migrations');
   return r.rows[0]?.v ?? 0;
@@ -197,9 +195,7 @@ export async function ensureDayPartitions(client: pg.ClientBase, days: string[])
     await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, LOCK_PARTITIONS]);
     for (const day of await missing()) {
       // Bounds with an explicit UTC offset: the session's TimeZone must not move a day.
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${partitionName(day)} PARTITION OF query_events FOR VALUES FROM ('${day} 00:00:00+00') TO ('${nextDay(day)} 00:00:00+00')`,
-      );
+      await client.query(`CREATE TABLE IF NOT EXISTS ${partitionName(day)} PARTITION OF query_events FOR VALUES FROM ('${day} 00:00:00+00') TO ('${nextDay(day)} 00:00:00+00')`);
     }
     await client.query('COMMIT');
   } catch (err) {
@@ -210,9 +206,7 @@ export async function ensureDayPartitions(client: pg.ClientBase, days: string[])
 
 /** The days (`YYYY-MM-DD`) that have a partition, oldest first. */
 export async function listDayPartitions(client: pg.ClientBase | pg.Pool): Promise<string[]> {
-  const { rows } = await client.query<{ name: string }>(
-    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('query_events')`,
-  );
+  const { rows } = await client.query<{ name: string }>(`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('query_events')`);
   return rows
     .map((r) => partitionDay(r.name))
     .filter((d): d is string => d !== undefined)

@@ -32,18 +32,7 @@ import { COPY_COLUMNS, encodeEvents, stripNul } from './copy-binary.js';
 import { EventSpool } from './event-spool.js';
 import { dropDayPartitionsBefore, ensureDayPartitions, listDayPartitions, migratePostgres, partitionName, schemaVersion, SCHEMA_VERSION } from './postgres-schema.js';
 import { redactUrl } from './postgres-url.js';
-import {
-  DAY_MS,
-  describeCovers,
-  utcDay,
-  type Covers,
-  type EraseResult,
-  type QueryLogStore,
-  type StoreHealth,
-  type StoreOptions,
-  type TrendOptions,
-  type TrendRow,
-} from './store.js';
+import { DAY_MS, describeCovers, utcDay, type Covers, type EraseResult, type QueryLogStore, type StoreHealth, type StoreOptions, type TrendOptions, type TrendRow } from './store.js';
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** This resolver's name: drops and the writer session are recorded under it. */
@@ -272,7 +261,9 @@ export class PostgresStore implements QueryLogStore {
     store.loopDone = store.loop();
     const every = opts.maintenanceMs ?? 3_600_000;
     store.maintenanceTimer = setInterval(() => {
-      store.enforceRetention(opts.now()).catch((err: unknown) => store.warnLimited('query-log store: retention and partition upkeep in PostgreSQL failed; retried within the hour', { error: errorMessage(err) }));
+      store
+        .enforceRetention(opts.now())
+        .catch((err: unknown) => store.warnLimited('query-log store: retention and partition upkeep in PostgreSQL failed; retried within the hour', { error: errorMessage(err) }));
     }, every);
     store.maintenanceTimer.unref();
     return store;
@@ -728,10 +719,10 @@ export class PostgresStore implements QueryLogStore {
   }
 
   private async recordCut(client: pg.PoolClient, kind: 'raw' | 'rollup', firstKept: string): Promise<void> {
-    await client.query(
-      `INSERT INTO query_retention AS r (kind, cut) VALUES ($1, $2::timestamptz) ON CONFLICT (kind) DO UPDATE SET cut = greatest(r.cut, excluded.cut)`,
-      [kind, `${firstKept}T00:00:00Z`],
-    );
+    await client.query(`INSERT INTO query_retention AS r (kind, cut) VALUES ($1, $2::timestamptz) ON CONFLICT (kind) DO UPDATE SET cut = greatest(r.cut, excluded.cut)`, [
+      kind,
+      `${firstKept}T00:00:00Z`,
+    ]);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -741,7 +732,10 @@ export class PostgresStore implements QueryLogStore {
     const params: unknown[] = [];
     const where = whereOf(filterSql(filter, params));
     const [page, count] = await Promise.all([
-      this.pool.query<Row>(`SELECT ${SELECT_EVENT} FROM query_events ${where} ORDER BY query_events.time DESC, ctid DESC LIMIT ${Math.max(0, Math.trunc(limit))} OFFSET ${Math.max(0, Math.trunc(offset))}`, params),
+      this.pool.query<Row>(
+        `SELECT ${SELECT_EVENT} FROM query_events ${where} ORDER BY query_events.time DESC, ctid DESC LIMIT ${Math.max(0, Math.trunc(limit))} OFFSET ${Math.max(0, Math.trunc(offset))}`,
+        params,
+      ),
       this.pool.query<{ total: number }>(`SELECT count(*)::float8 AS total FROM query_events ${where}`, params),
     ]);
     return { events: page.rows.map(rowToEvent), total: count.rows[0]?.total ?? 0 };
@@ -987,10 +981,19 @@ export class PostgresStore implements QueryLogStore {
        FROM query_rollup_daily ${whereOf(c)} GROUP BY 1, 2, 3, 4`,
       params,
     );
-    return r.rows
-      // '' in the rollup is no network; reports.ts `trendReport` names it '-'.
-      .map((x) => ({ period: x.period as string, network: (x.network as string) || '-', policy: x.policy as string, list: x.list as string, blocked: x.blocked as number, clients: x.clients as number }))
-      .sort((a, b) => (a.period < b.period ? -1 : a.period > b.period ? 1 : 0) || a.network.localeCompare(b.network) || a.policy.localeCompare(b.policy) || a.list.localeCompare(b.list));
+    return (
+      r.rows
+        // '' in the rollup is no network; reports.ts `trendReport` names it '-'.
+        .map((x) => ({
+          period: x.period as string,
+          network: (x.network as string) || '-',
+          policy: x.policy as string,
+          list: x.list as string,
+          blocked: x.blocked as number,
+          clients: x.clients as number,
+        }))
+        .sort((a, b) => (a.period < b.period ? -1 : a.period > b.period ? 1 : 0) || a.network.localeCompare(b.network) || a.policy.localeCompare(b.policy) || a.list.localeCompare(b.list))
+    );
   }
 
   async covers(filter: QueryFilter): Promise<Covers> {

@@ -34,19 +34,7 @@ import type { QueryFilter } from '../filter.js';
 import type { QueryPage } from '../memory-store.js';
 import { BYPASS_LISTS, type BypassReportOptions, type BypassRow, type DeviceRow, type DevicesReportOptions } from '../reports.js';
 import { bucketSeconds, busiestFirst, NO_NETWORK, percentile, summaryTotals, type NetworkSeries, type Summary, type SummaryOptions } from '../summary.js';
-import {
-  DAY_MS,
-  describeCovers,
-  periodStart,
-  utcDay,
-  type Covers,
-  type EraseResult,
-  type QueryLogStore,
-  type StoreHealth,
-  type StoreOptions,
-  type TrendOptions,
-  type TrendRow,
-} from './store.js';
+import { DAY_MS, describeCovers, periodStart, utcDay, type Covers, type EraseResult, type QueryLogStore, type StoreHealth, type StoreOptions, type TrendOptions, type TrendRow } from './store.js';
 
 const SCHEMA_VERSION = 4;
 /** Row ids count milliseconds from here, so that they stay 7-byte varints until 2089. */
@@ -174,8 +162,7 @@ function ruleLevel(tree: ShapeTree, s: Shape | QueryEvent): Map<string | null, n
   return m as Map<string | null, number>;
 }
 
-const markOf = (e: QueryEvent): number | null =>
-  e.decision === 'blocked' ? MARK_BLOCKED : e.wouldBlock ? MARK_WOULD_BLOCK : e.exception ? MARK_EXCEPTION : null;
+const markOf = (e: QueryEvent): number | null => (e.decision === 'blocked' ? MARK_BLOCKED : e.wouldBlock ? MARK_WOULD_BLOCK : e.exception ? MARK_EXCEPTION : null);
 
 const idFloor = (time: number): number => Math.max(0, Math.floor(time) - EPOCH) * SEQ;
 const timeOf = (id: number): number => Math.floor(id / SEQ) + EPOCH;
@@ -285,7 +272,9 @@ export class SqliteStore implements QueryLogStore {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       findShape: db.prepare('SELECT id FROM shapes WHERE key = ?').pluck(),
-      minute: db.prepare('INSERT INTO series_minute (minute, shape, count, duration) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count, duration = duration + excluded.duration'),
+      minute: db.prepare(
+        'INSERT INTO series_minute (minute, shape, count, duration) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count, duration = duration + excluded.duration',
+      ),
       hour: db.prepare('INSERT INTO series_hour (hour, shape, count, duration) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count, duration = duration + excluded.duration'),
       rollup: db.prepare(
         `INSERT INTO rollup_daily (day, instance, network, client, policy, list, decision, count, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -771,9 +760,14 @@ export class SqliteStore implements QueryLogStore {
 
   private select(f: QueryFilter, tail: string, extra: unknown[] = []): QueryEvent[] {
     const w = this.where(f);
-    const rows = this.db
-      .prepare(`SELECT e.id, e.name, c.client, e.shape, e.answers, e.duration FROM events e JOIN clients c ON c.id = e.client WHERE ${w.sql} ${tail}`)
-      .all(...w.params, ...extra) as { id: number; name: string; client: string; shape: number; answers: number; duration: number }[];
+    const rows = this.db.prepare(`SELECT e.id, e.name, c.client, e.shape, e.answers, e.duration FROM events e JOIN clients c ON c.id = e.client WHERE ${w.sql} ${tail}`).all(...w.params, ...extra) as {
+      id: number;
+      name: string;
+      client: string;
+      shape: number;
+      answers: number;
+      duration: number;
+    }[];
     return rows.map((r) => this.toEvent(r));
   }
 
@@ -982,7 +976,9 @@ export class SqliteStore implements QueryLogStore {
       shapes.length === 0
         ? []
         : this.db
-            .prepare(`SELECT ${select} FROM events e INDEXED BY events_marked WHERE e.mark = ${mark} AND e.id >= ? AND e.id < ? AND e.shape IN (${shapes.join(',')}) ${extra.join(' ')} GROUP BY ${group}`)
+            .prepare(
+              `SELECT ${select} FROM events e INDEXED BY events_marked WHERE e.mark = ${mark} AND e.id >= ? AND e.id < ? AND e.shape IN (${shapes.join(',')}) ${extra.join(' ')} GROUP BY ${group}`,
+            )
             .all(from, to, ...extraParams);
     const byNameShape = marked(MARK_BLOCKED, blockedShapes, 'e.name, e.shape, count(*) AS n', 'e.name, e.shape') as { name: string; shape: number; n: number }[];
     const byClientShape = marked(MARK_BLOCKED, blockedShapes, 'e.client, e.shape, count(*) AS n', 'e.client, e.shape') as { client: number; shape: number; n: number }[];
@@ -1088,7 +1084,16 @@ export class SqliteStore implements QueryLogStore {
     for (const l of perUpstream.values()) l.sort((a, b) => a - b);
     return {
       perUpstream,
-      perBucket: perBucket.map((l) => (l.length === 0 ? null : Math.round(percentile(l.sort((a, b) => a - b), 95) * 1000) / 1000)),
+      perBucket: perBucket.map((l) =>
+        l.length === 0
+          ? null
+          : Math.round(
+              percentile(
+                l.sort((a, b) => a - b),
+                95,
+              ) * 1000,
+            ) / 1000,
+      ),
     };
   }
 
@@ -1132,7 +1137,10 @@ export class SqliteStore implements QueryLogStore {
   /** The time of the first event that matches a filter (a scan in id order that stops at it). */
   private earliest(filter: QueryFilter): number | null {
     const w = this.where(filter);
-    const id = this.db.prepare(`SELECT e.id FROM events e WHERE ${w.sql} ORDER BY e.id LIMIT 1`).pluck().get(...w.params) as number | undefined;
+    const id = this.db
+      .prepare(`SELECT e.id FROM events e WHERE ${w.sql} ORDER BY e.id LIMIT 1`)
+      .pluck()
+      .get(...w.params) as number | undefined;
     return id === undefined ? null : timeOf(id);
   }
 
