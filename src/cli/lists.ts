@@ -17,7 +17,7 @@ import { auditLogPath, configPath, loadForCli, siteDir } from './config-file.js'
 import { describeRedisError, withDeadline } from '../shared/redis-connection.js';
 import { cliRedis, confirmEdit, sharedEditsForCli } from './shared-edits.js';
 import { effectiveRules } from '../server/effective-rules.js';
-import type { DomainSet } from '../policy/domain-set.js';
+import type { DomainSet } from '../match/domain-set.js';
 import { writeEdit } from '../shared/edit-store.js';
 import { EXIT, fail, printJson, printTable } from './output.js';
 import { acceptEdit, refusalNotes, registerListAccept } from './list-accept.js';

@@ -1,51 +1,8 @@
 // `sluice policy status`: every policy's lifecycle state, reference, exceptions and their expiry.
 import { Command, Option } from 'commander';
-import { exceptionActive, policyState, type CompiledPolicy, type PolicyState } from '../policy/policy.js';
+import { policyStatus, type PolicyStatus } from '../policy/status.js';
 import { loadForCli } from './config-file.js';
 import { EXIT, fail, printJson, printTable } from './output.js';
-
-export interface PolicyStatus {
-  id: string;
-  title: string;
-  reference: string;
-  state: PolicyState;
-  mode: string;
-  reviewInDays?: number;
-  from: string;
-  until?: string;
-  reviewBy?: string;
-  appliesTo: string[];
-  lists: string[];
-  schedule?: string;
-  exceptions: { scope: string; lists: string; reason: string; approvedBy: string; until?: string; expired: boolean }[];
-}
-
-export function policyStatus(p: CompiledPolicy, now: number): PolicyStatus {
-  const s = policyState(p, now);
-  const c = p.config;
-  return {
-    id: p.id,
-    title: p.title,
-    reference: p.reference,
-    state: s.state,
-    mode: p.mode,
-    ...(s.reviewInDays !== undefined ? { reviewInDays: s.reviewInDays } : {}),
-    from: c.from,
-    ...(c.until !== undefined ? { until: c.until } : {}),
-    ...(c.review_by !== undefined ? { reviewBy: c.review_by } : {}),
-    appliesTo: [...c.networks.map((n) => `network ${n}`), ...c.profiles.map((n) => `profile ${n}`)],
-    lists: c.block,
-    ...(c.schedule ? { schedule: `${c.schedule.windows.map((w) => `${w.days.join(',')} ${w.from}-${w.to}`).join('; ')} (${c.schedule.timezone ?? c.timezone})` } : {}),
-    exceptions: p.exceptions.map((e) => ({
-      scope: e.network !== undefined ? `network ${e.network}` : `clients ${e.clients!.join(', ')}`,
-      lists: e.lists ? [...e.lists].join(',') : 'all',
-      reason: e.reason,
-      approvedBy: e.approvedBy,
-      ...(e.untilText !== undefined ? { until: e.untilText } : {}),
-      expired: !exceptionActive(e, now),
-    })),
-  };
-}
 
 export function describeState(s: PolicyStatus): string {
   switch (s.state) {

@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import type { LoadedConfig } from '../config/load.js';
 import { resolveLists } from '../lists/catalog.js';
 import { loadDomainsFromBytes } from '../lists/list-bytes.js';
-import type { DomainSet } from '../policy/domain-set.js';
+import type { DomainSet } from '../match/domain-set.js';
 import { renderCsv } from '../querylog/csv.js';
 import { BYPASS_LISTS } from '../querylog/reports.js';
 import { formatOf, formatOptions, isoTime, openLog, printCovers, reading, sourceOption, type FilterOptions, type SourceOptions } from './log.js';

@@ -5,7 +5,7 @@
 // public suffix are reported and skipped on both paths (public-suffix.ts, behind its pre-filter).
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { DomainSet } from '../policy/domain-set.js';
+import { DomainSet } from '../match/domain-set.js';
 import { sniffContent, type ContentKind } from './activation-guard.js';
 import { admitEntries, parseRule, type ListProblem } from './formats.js';
 import { ALLOW_SUFFIX_HINT, allowsSuffix, mayBeSuffixBytes, suffixVerdict } from './public-suffix.js';

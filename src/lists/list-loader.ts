@@ -5,9 +5,9 @@
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { LoadedConfig, ConfigProblem } from '../config/load.js';
-import { BYPASS_LIST, bypassApplies } from '../policy/bypass.js';
+import { BYPASS_LIST, bypassApplies } from '../config/bypass.js';
 import { formatProblem } from '../config/load.js';
-import type { DomainSet } from '../policy/domain-set.js';
+import type { DomainSet } from '../match/domain-set.js';
 import { resolveLists, type ListDefinition, type ResolvedLists } from './catalog.js';
 import type { ListProblem } from './formats.js';
 import { loadDomainsFromFile, type LoadedDomains } from './list-bytes.js';

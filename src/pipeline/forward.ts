@@ -6,7 +6,7 @@ import { replyEdeCode, scanAnswer, type AnswerBytes, type TtlClamp } from '../dn
 import { RCODE } from '../dns/codes.js';
 import type { ReplyProblem } from '../dns/reply-check.js';
 import type { Query } from '../dns/wire.js';
-import { DomainSet } from '../policy/domain-set.js';
+import { DomainSet } from '../match/domain-set.js';
 import type { UpstreamFailure, UpstreamPool } from '../upstream/upstream-pool.js';
 import type { AnswerCache } from './answer-cache.js';
 

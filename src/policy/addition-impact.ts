@@ -6,8 +6,8 @@
 // Pure: built from the config and the loaded domain sets, with the PolicyEngine the resolver
 // decides with (no second implementation of matching or precedence); the time is passed in.
 import type { Config } from '../config/schema.js';
-import { BYPASS_LIST, bypassApplies } from './bypass.js';
-import { DomainSet } from './domain-set.js';
+import { BYPASS_LIST, bypassApplies } from '../config/bypass.js';
+import { DomainSet } from '../match/domain-set.js';
 import { PolicyEngine, type Decision } from './policy-engine.js';
 import { boundaries, exceptionActive } from './policy.js';
 

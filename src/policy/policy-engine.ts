@@ -10,9 +10,9 @@
 //      the query through: an allow exception beats a block.
 import type { BlockResponseConfig, Config } from '../config/schema.js';
 import { parseRule } from '../lists/formats.js';
-import { BYPASS_LIST, bypassApplies } from './bypass.js';
-import { DomainSet } from './domain-set.js';
-import { NameSuffixes } from './name-suffixes.js';
+import { BYPASS_LIST, bypassApplies } from '../config/bypass.js';
+import { DomainSet } from '../match/domain-set.js';
+import { NameSuffixes } from '../match/name-suffixes.js';
 import { boundaries, compilePolicy, exceptionActive, inSchedule, isInForce, type CompiledException, type CompiledPolicy } from './policy.js';
 
 export interface PolicyRef {

@@ -3,7 +3,7 @@
 // parameter, never read from a clock here.
 import type { PolicyConfig, ScheduleConfig } from '../config/schema.js';
 import { localTime, parsePolicyDate } from './calendar.js';
-import { NetworkTable } from './network-table.js';
+import { NetworkTable } from '../match/network-table.js';
 
 export type PolicyState = 'scheduled' | 'active' | 'review-due' | 'review-overdue' | 'lapsed';
 

@@ -7,7 +7,7 @@ import { matches, type QueryFilter } from './filter.js';
 import type { MemoryStore, QueryPage } from './memory-store.js';
 import type { TrendOptions, TrendRow } from './periods.js';
 import { bypassReport, devicesReport, trendReport, type BypassReportOptions, type BypassRow, type DeviceRow, type DevicesReportOptions } from './reports.js';
-import { describeCovers, type Covers } from './store/store.js';
+import { describeCovers, type Covers } from './covers.js';
 import { summarize, type Summary, type SummaryOptions } from './summary.js';
 
 export interface LogReader {

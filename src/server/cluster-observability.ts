@@ -5,50 +5,16 @@
 // AggregatorRegistry) and runs the admin server composed as for a standalone server
 // (observability.ts), so the dashboard, `sluice log` and /metrics see every worker.
 import type { Worker } from 'node:cluster';
-import type * as PromClient from 'prom-client';
 import { loadPromClient, registerStoreMetrics } from '../admin/metrics.js';
 import type { AdminServer } from '../admin/http.js';
-import { policyStatus } from '../cli/policy.js';
+import { policyStatus } from '../policy/status.js';
 import type { Logger } from '../logging/logger.js';
-import type { QueryLogSink } from '../querylog/buffer.js';
-import type { QueryEvent } from '../querylog/event.js';
-import { decodeEventBatch, encodeEventBatch } from '../querylog/event-batch.js';
+import { decodeEventBatch } from '../querylog/event-batch.js';
 import { instanceName } from '../querylog/query-log.js';
 import type { LoadedRules } from './load-rules.js';
 import { LogOwner } from './log-owner.js';
 import { listStatuses, startAdmin } from './observability.js';
-
-export const LOG_MESSAGE = 'sluice-log';
-const SHARED_MESSAGE = 'sluice-shared';
-
-/** Worker side: this worker's shared-state status, after every heartbeat round. */
-export function reportShared(status: Record<string, unknown>): void {
-  if (process.send && process.connected) process.send({ type: SHARED_MESSAGE, status });
-}
-
-/** Worker side: batches go to the primary. Refused (counted) when the channel is gone or backed up. */
-export class IpcSink implements QueryLogSink {
-  readonly name = 'ipc';
-  /** The worker's buffer drops, sent along so that the primary's store can say what it lacks. */
-  dropped: () => number = () => 0;
-  private sentDrops = 0;
-
-  write(batch: QueryEvent[]): boolean {
-    if (!process.send || !process.connected) return false;
-    const dropped = this.dropped();
-    const lost = dropped - this.sentDrops;
-    this.sentDrops = dropped;
-    return process.send({ type: LOG_MESSAGE, batch: encodeEventBatch(batch), lost });
-  }
-}
-
-/** Worker side: answer the primary's metric requests from our registry. */
-export function exposeWorkerMetrics(registry: PromClient.Registry): void {
-  const client = loadPromClient();
-  client.AggregatorRegistry.setRegistries([registry]);
-  // prom-client installs the worker's request listener only when an AggregatorRegistry is made.
-  new client.AggregatorRegistry();
-}
+import { LOG_MESSAGE, SHARED_MESSAGE } from './worker-ipc.js';
 
 export class PrimaryObservability {
   private admin: AdminServer | undefined;

@@ -2,7 +2,7 @@
 // server swaps these in; `sluice check` and `sluice lists show` compute them the same way, so the
 // CLI explains what the server does.
 import { RuleSet } from '../pipeline/resolver.js';
-import type { DomainSet } from '../policy/domain-set.js';
+import type { DomainSet } from '../match/domain-set.js';
 import { editsHash, overlay, type RuntimeEdits } from '../shared/runtime-edits.js';
 import { policyVersion, type LoadedRules } from './load-rules.js';
 

@@ -5,7 +5,7 @@ import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.j
 import { describeServing, loadLists, type LoadedLists } from '../lists/list-loader.js';
 import { acceptedPath, listStateDir, readSavedState, saveGoodState } from '../lists/list-state.js';
 import type { Logger } from '../logging/logger.js';
-import { DomainSet } from '../policy/domain-set.js';
+import { DomainSet } from '../match/domain-set.js';
 import { RuleSet } from '../pipeline/resolver.js';
 
 export class LoadError extends Error {

@@ -12,7 +12,7 @@ import { stateDir } from '../lists/catalog.js';
 import type { Logger } from '../logging/logger.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { Resolver } from '../pipeline/resolver.js';
-import { policyStatus } from '../cli/policy.js';
+import { policyStatus } from '../policy/status.js';
 import { QueryMetrics } from '../admin/metrics.js';
 import type { AdminBackend, ListStatus } from '../admin/backend.js';
 import { credentialTokens } from '../admin/credentials.js';
@@ -22,7 +22,7 @@ import { Pseudonymizer } from '../querylog/pseudonymizer.js';
 import { QueryLog, pseudonymKey } from '../querylog/query-log.js';
 import type { LoadedRules } from './load-rules.js';
 import { describeServing } from '../lists/list-loader.js';
-import { IpcSink, exposeWorkerMetrics } from './cluster-observability.js';
+import { IpcSink, exposeWorkerMetrics } from './worker-ipc.js';
 import type { LogOwner } from './log-owner.js';
 import { listenError } from './listen-error.js';
 

@@ -14,7 +14,7 @@ import { Observability } from './observability.js';
 import { LogOwner } from './log-owner.js';
 import { instanceName } from '../querylog/query-log.js';
 import { isWorker, reportReloaded } from './cluster.js';
-import { reportShared } from './cluster-observability.js';
+import { reportShared } from './worker-ipc.js';
 import { join } from 'node:path';
 import { stateDir } from '../lists/catalog.js';
 import { SharedState } from '../shared/shared-state.js';

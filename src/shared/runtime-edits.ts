@@ -1,8 +1,8 @@
 // Runtime edits: the additions and removals an admin made through Redis, on top of the list files.
 // Pure: the state, how an edit changes it, how it overlays a DomainSet, and its hash.
 import { createHash } from 'node:crypto';
-import { DomainSet } from '../policy/domain-set.js';
-import type { NameSuffixes } from '../policy/name-suffixes.js';
+import { DomainSet } from '../match/domain-set.js';
+import type { NameSuffixes } from '../match/name-suffixes.js';
 
 // Rule numbers of the added rules are kept apart from the file's (see DomainSet.lookup).
 const ADDED = 2 ** 40;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { coverage, defeatedExceptions, describeCoverage, describeDefeats } from '../../src/policy/addition-impact.js';
-import { DomainSet } from '../../src/policy/domain-set.js';
+import { DomainSet } from '../../src/match/domain-set.js';
 
 const NOW = Date.parse('2026-12-02T12:00:00Z');
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DomainSet } from '../../src/policy/domain-set.js';
-import { NameSuffixes } from '../../src/policy/name-suffixes.js';
+import { DomainSet } from '../../src/match/domain-set.js';
+import { NameSuffixes } from '../../src/match/name-suffixes.js';
 import { parseList } from '../../src/lists/formats.js';
 import { OverlaySet } from '../../src/shared/runtime-edits.js';
 

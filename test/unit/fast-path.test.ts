@@ -4,7 +4,7 @@
 import dns2 from 'dns2';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { DomainSet } from '../../src/policy/domain-set.js';
+import { DomainSet } from '../../src/match/domain-set.js';
 import { Resolver, RuleSet } from '../../src/pipeline/resolver.js';
 import type { ClientInfo, RequestContext } from '../../src/pipeline/context.js';
 import { decodeResponse, encodeQuery, TYPE } from '../helpers/dns-client.js';

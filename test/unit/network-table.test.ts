@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NetworkTable } from '../../src/policy/network-table.js';
+import { NetworkTable } from '../../src/match/network-table.js';
 
 const table = new NetworkTable([
   { cidr: '10.0.0.0/8', network: 'internal' },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { DomainSet } from '../../src/policy/domain-set.js';
+import { DomainSet } from '../../src/match/domain-set.js';
 import { PolicyEngine, type Decision } from '../../src/policy/policy-engine.js';
 import { inSchedule, policyState } from '../../src/policy/policy.js';
 import { zonedToEpoch } from '../../src/policy/calendar.js';

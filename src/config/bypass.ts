@@ -1,7 +1,7 @@
 // Which profiles get the resolver-bypass list (public DoH/DoT endpoints, the Firefox canary,
 // iCloud Private Relay) without naming it: every profile that blocks anything, unless it opts out.
 // A network that blocks apps but lets devices resolve around sluice would not block them at all.
-import type { Config } from '../config/schema.js';
+import type { Config } from './schema.js';
 
 /** The list that `block_bypass` adds (see the profile schema). */
 export const BYPASS_LIST = 'doh-bypass';

@@ -1,7 +1,6 @@
 // A set of domain rules with suffix matching. Hand-written because it is the hot path: a lookup
 // walks the query's label suffixes against hash tables, so its cost depends on the number of labels
 // in the name, never on the number of rules.
-import type { ListEntry } from '../lists/formats.js';
 import { DomainTable } from './domain-table.js';
 import { NameSuffixes } from './name-suffixes.js';
 
@@ -23,7 +22,7 @@ export class DomainSet {
     this.self = new DomainTable(expected, expectedBytes);
   }
 
-  static from(entries: Iterable<Pick<ListEntry, 'domain' | 'subdomainsOnly'>>): DomainSet {
+  static from(entries: Iterable<{ domain: string; subdomainsOnly: boolean }>): DomainSet {
     const set = new DomainSet();
     for (const e of entries) set.add(e.domain, e.subdomainsOnly);
     return set;
