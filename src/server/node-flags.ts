@@ -1,7 +1,7 @@
 // V8 flags the resolver runs with. They must be given when node starts (V8 sizes its heap before
 // any code runs), so they are written where sluice is launched: the shebang of bin/sluice.js, the
 // `start` script in package.json, the systemd unit, and here for cluster workers. A unit test
-// (test/unit/deploy.test.ts) keeps those places equal to this list.
+// (test/e2e/deploy.test.ts) keeps those places equal to this list.
 //
 // --max-semi-space-size=4 (MiB; Node 20's default grows to 16): the young generation is where
 // every query's short-lived objects go. Measured with `npm run bench` on 2 cores: the same QPS,

@@ -14,15 +14,9 @@ async function violations(files: Record<string, string>): Promise<string[]> {
     writeFileSync(join(dir, f), text);
   }
   const { cruise } = await import('dependency-cruiser');
-  const cwd = process.cwd();
-  process.chdir(dir);
-  try {
-    const r = await cruise(['src'], { ruleSet: { forbidden: rules.forbidden } as never, validate: true });
-    const out = r.output as { summary: { violations: { rule: { name: string }; from: string; to: string }[] } };
-    return out.summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`).sort();
-  } finally {
-    process.chdir(cwd);
-  }
+  const r = await cruise(['src'], { baseDir: dir, ruleSet: { forbidden: rules.forbidden } as never, validate: true });
+  const out = r.output as { summary: { violations: { rule: { name: string }; from: string; to: string }[] } };
+  return out.summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`).sort();
 }
 
 describe('layer rules (.dependency-cruiser.cjs)', () => {
