@@ -2,9 +2,10 @@
 // higher one, and nothing may form a cycle. `npm run check` (and so CI) runs this; the layers are
 // drawn in docs/architecture.md.
 const LAYERS = [
-  ['config', 'dns', 'logging', 'native', 'match'], // ground floor: pure matching, wire format, config schema
+  ['config', 'dns', 'logging', 'native', 'match', 'files', 'bytes'], // ground floor: pure matching, wire format, config schema and paths, atomic file writes, byte copies
   ['lists', 'upstream'], // list files and formats; the upstream pool
   ['policy'], // decisions over networks, profiles, policies
+  ['rules'], // config + lists + shared edits compiled into a RuleSet (pure), and its loader
   ['pipeline'], // the request pipeline
   ['querylog'], // events, stores, reports
   ['shared', 'admin'], // Redis state; the admin HTTP API and dashboard

@@ -1,8 +1,9 @@
-// The viewer and metrics credentials of the admin server, from the config and the environment, for
-// whichever process runs the admin server (see admin/access.ts for what each may do). Unlike the
-// admin token, these are never generated: without `admin.viewer_token` or its variable there is no
-// viewer token, and likewise for metrics.
+// The viewer and metrics credentials of the admin server, from the config and the environment (in
+// the order of config/secrets.ts), for whichever process runs the admin server (see admin/access.ts
+// for what each may do). Unlike the admin token, these are never generated: without
+// `admin.viewer_token` or its variable there is no viewer token, and likewise for metrics.
 import type { Config } from '../config/schema.js';
+import { findSecret } from '../config/secrets.js';
 import type { AdminBackend } from './backend.js';
 
 export type CredentialTokens = Required<Pick<AdminBackend, 'metricsPublic'>> & Pick<AdminBackend, 'viewerToken' | 'metricsToken'>;
@@ -18,11 +19,9 @@ const MIN_TOKEN_LENGTH = 16;
 export function credentialTokens(config: Config, env: NodeJS.ProcessEnv = process.env, adminToken?: string): CredentialTokens {
   const a = config.admin;
   const read = (configured: string | undefined, variable: string): string | undefined => {
-    if (configured) return configured;
-    const value = env[variable];
-    if (!value) return undefined;
-    if (value.length < MIN_TOKEN_LENGTH) throw new Error(`$${variable} is shorter than ${MIN_TOKEN_LENGTH} characters`);
-    return value;
+    const found = findSecret({ configured, variable }, env);
+    if (found?.from === 'env' && found.value.length < MIN_TOKEN_LENGTH) throw new Error(`$${variable} is shorter than ${MIN_TOKEN_LENGTH} characters`);
+    return found?.value;
   };
   const viewerToken = read(a.viewer_token, a.viewer_token_env);
   const metricsToken = read(a.metrics_token, a.metrics_token_env);

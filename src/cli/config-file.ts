@@ -1,9 +1,8 @@
 // The config a CLI command works on: --config, else $SLUICE_CONFIG, else config/sluice.yaml.
 import type { Command } from 'commander';
-import { stateDir } from '../lists/catalog.js';
-import type { LoadedRules } from '../server/load-rules.js';
+import { auditLogFile } from '../config/paths.js';
+import type { LoadedRules } from '../rules/load.js';
 import { EXIT, fail } from './output.js';
-import { join, resolve } from 'node:path';
 
 export const DEFAULT_CONFIG = 'config/sluice.yaml';
 
@@ -16,7 +15,7 @@ export function configPath(cmd: Command): string {
 export async function loadForCli(cmd: Command): Promise<LoadedRules | undefined> {
   // Loaded here, not at the top: `sluice log` and `sluice report` use configPath only, and the
   // rule compiler and the logger would double their start-up.
-  const [{ LoadError, loadRuleSet }, { silentLogger }] = await Promise.all([import('../server/load-rules.js'), import('../logging/logger.js')]);
+  const [{ LoadError, loadRuleSet }, { silentLogger }] = await Promise.all([import('../rules/load.js'), import('../logging/logger.js')]);
   try {
     return await loadRuleSet(configPath(cmd), silentLogger());
   } catch (err) {
@@ -26,11 +25,7 @@ export async function loadForCli(cmd: Command): Promise<LoadedRules | undefined>
   }
 }
 
+/** The audit log of the config `r` was loaded from. */
 export function auditLogPath(r: LoadedRules): string {
-  return join(stateDir(r.loaded.config, r.loaded.baseDir), 'audit.log');
-}
-
-/** Where `sluice lists new` puts the site's lists (`site_dir`), apart from the catalog a release replaces. */
-export function siteDir(r: LoadedRules): string {
-  return resolve(r.loaded.baseDir, r.loaded.config.site_dir);
+  return auditLogFile(r.loaded.config, r.loaded.baseDir);
 }

@@ -8,7 +8,7 @@ import { loadDomainsFromFile } from '../lists/list-bytes.js';
 import { describeServing, type LoadedList } from '../lists/list-loader.js';
 import { appendAudit, currentUser } from '../lists/list-editor.js';
 import { listStateDir, saveAccepted } from '../lists/list-state.js';
-import type { LoadedRules } from '../server/load-rules.js';
+import type { LoadedRules } from '../rules/load.js';
 import { auditLogPath, loadForCli } from './config-file.js';
 import { fail, printJson } from './output.js';
 

@@ -5,18 +5,20 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { isMap, isNode, parseDocument, stringify } from 'yaml';
 import { ConfigError, parseConfig } from '../config/load.js';
+import { siteDir } from '../config/paths.js';
 import { remoteCopyPath, type ListDefinition } from '../lists/catalog.js';
 import { parseList, type ListFormat } from '../lists/formats.js';
 import { loadDomainsFromBytes } from '../lists/list-bytes.js';
-import { addRules, appendAudit, createFile, currentUser, describeFsError, editFile, exportRules, InvalidDomainError, normaliseRules, removeRules } from '../lists/list-editor.js';
+import { createFile, describeFsError } from '../files/atomic-write.js';
+import { addRules, appendAudit, currentUser, editFile, exportRules, InvalidDomainError, normaliseRules, removeRules } from '../lists/list-editor.js';
 import { isInside, releaseDir, curatedListProblem, type EditAttempt } from '../lists/site-lists.js';
 import { coverage, defeatedExceptions, describeCoverage, describeDefeats, describeException, type Coverage } from '../policy/addition-impact.js';
 import { fetchRemoteList, readCachedMeta } from '../lists/remote.js';
-import type { LoadedRules } from '../server/load-rules.js';
-import { auditLogPath, configPath, loadForCli, siteDir } from './config-file.js';
+import type { LoadedRules } from '../rules/load.js';
+import { auditLogPath, configPath, loadForCli } from './config-file.js';
 import { describeRedisError, withDeadline } from '../shared/redis-connection.js';
 import { cliRedis, confirmEdit, sharedEditsForCli } from './shared-edits.js';
-import { effectiveRules } from '../server/effective-rules.js';
+import { effectiveRules } from '../rules/effective.js';
 import type { DomainSet } from '../match/domain-set.js';
 import { writeEdit } from '../shared/edit-store.js';
 import { EXIT, fail, printJson, printTable } from './output.js';
@@ -379,10 +381,10 @@ export function registerLists(program: Command): void {
       const r = await loadForCli(cmd);
       if (!r) return;
       if (r.lists.resolved.lists.has(name)) return fail(`a list named "${name}" exists already`);
-      const file = resolve(opts.file ?? join(siteDir(r), `${name}.txt`));
+      const file = resolve(opts.file ?? join(siteDir(r.loaded.config, r.loaded.baseDir), `${name}.txt`));
       const release = releaseDir(r.lists.resolved);
       if (release !== undefined && isInside(file, release)) {
-        const site = relative(process.cwd(), siteDir(r)) || '.';
+        const site = relative(process.cwd(), siteDir(r.loaded.config, r.loaded.baseDir)) || '.';
         return fail(`nothing changed: ${relative(process.cwd(), file)} is in the curated catalog's directory, which an upgrade replaces; create site lists in site_dir (${site})`, EXIT.USAGE);
       }
       // Created exclusively (O_EXCL): of two admins creating the same list at once, one gets it.

@@ -3,10 +3,9 @@
 // works whether or not the server runs (SQLite waits for the server's write lock).
 import type { Command } from 'commander';
 import { appendAudit } from '../lists/list-editor.js';
-import { stateDir } from '../lists/catalog.js';
+import { auditLogFile, stateDir } from '../config/paths.js';
 import { parseTime } from '../querylog/filter.js';
 import { openStore } from '../querylog/store/open-store.js';
-import { join } from 'node:path';
 import { loadConfigForLog } from './log.js';
 import { EXIT, fail, printJson } from './output.js';
 
@@ -33,7 +32,7 @@ export function registerLogErase(log: Command): void {
         if (before === undefined) return fail(`--before: "${opts.before}" is not a time`, EXIT.USAGE);
       }
       const dir = stateDir(loaded.config, loaded.baseDir);
-      const auditFile = join(dir, 'audit.log');
+      const auditFile = auditLogFile(loaded.config, loaded.baseDir);
       let store;
       try {
         // PostgreSQL: a reading connection can erase, and must not start a writer (its spool,

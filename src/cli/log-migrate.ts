@@ -3,7 +3,7 @@
 // only writes, or to set up Grafana before the first event. Stores migrate themselves at start
 // too; running this twice, or beside a running resolver, is harmless.
 import type { Command } from 'commander';
-import { stateDir } from '../lists/catalog.js';
+import { stateDir } from '../config/paths.js';
 import { DAY_MS, utcDay } from '../querylog/store/store.js';
 import { loadConfigForLog } from './log.js';
 import { EXIT, fail, printJson } from './output.js';

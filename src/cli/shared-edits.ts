@@ -2,12 +2,12 @@
 // — from the newest snapshot a local instance keeps (what it enforces while Redis is away).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { stateDir } from '../lists/catalog.js';
-import type { LoadedRules } from '../server/load-rules.js';
+import { stateDir } from '../config/paths.js';
+import type { LoadedRules } from '../rules/load.js';
 import { findEdit, readEdits, type WrittenEdit } from '../shared/edit-store.js';
 import { editsBehind, type Heartbeat } from '../shared/instance-health.js';
 import { createRedis, describeRedisError, redisKeys, withDeadline, type RedisClient } from '../shared/redis-connection.js';
-import { NO_EDITS, parseSnapshot, type RuntimeEdits } from '../shared/runtime-edits.js';
+import { NO_EDITS, parseSnapshot, type RuntimeEdits } from '../rules/edits.js';
 
 export interface CliEdits {
   edits: RuntimeEdits;

@@ -2,7 +2,8 @@
 // bounds the cache entry, where the OPT record sits), then rendered for each client by copying and
 // patching ID, question case, flags and TTLs. No per-hit decoding.
 import { EDNS_OPTION_EDE, RCODE, TYPE } from './codes.js';
-import { copyBytes, encodeOpt, skipName, type EdeInfo, type Query } from './wire.js';
+import { copyBytes } from '../bytes/copy-bytes.js';
+import { encodeOpt, skipName, type EdeInfo, type Query } from './wire.js';
 
 // Scratch for scanAnswer(): a message of 65,535 bytes holds at most 5,957 records of 11 bytes.
 const TTL_OFFSETS = new Int32Array(6000);

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { stateDir } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 
 const nullableText = z.string().nullable().optional();
@@ -101,10 +102,6 @@ export function resolveLists(config: Config, baseDir: string, readText: (f: stri
     lists.set(name, def);
   }
   return catalog ? { lists, catalog } : { lists };
-}
-
-export function stateDir(config: Config, baseDir: string): string {
-  return resolve(baseDir, config.state_dir);
 }
 
 export function remoteCopyPath(config: Config, baseDir: string, name: string): string {

@@ -1,7 +1,7 @@
 // Edits of list files that never lose what the admin wrote, nor say what did not happen:
 //  - comments and order are kept;
 //  - every write goes to a temporary file that is renamed over the original (readers see the old or
-//    the new file, never half of one), with the original's mode and owner;
+//    the new file, never half of one), with the original's mode and owner (files/atomic-write.ts);
 //  - concurrent edits are serialised by a lock; the lock and temporary files of an editor that was
 //    killed are removed by the next edit, without waiting for the lock to go stale;
 //  - the audit record is written ahead: the new text is written and fsynced to the temporary file,
@@ -9,147 +9,14 @@
 //    disk or a permission error at either step leaves the list as it was and no record. A crash
 //    between the record and the rename (or a failed rename, which is recorded as such) is the one
 //    case in which a record names a change that is not in the file.
-import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import { createRequire } from 'node:module';
 import type * as Lockfile from 'proper-lockfile';
+import { fsReason, stageWrite, tempWriterPid, WriteFailure } from '../files/atomic-write.js';
 import { normaliseDomain, parseRule, type ListFormat } from './formats.js';
-
-const FS_REASONS: Record<string, string> = {
-  ENOSPC: 'disk full',
-  EDQUOT: 'disk quota exceeded',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EROFS: 'read-only file system',
-};
-
-/** A write that failed and was undone: `file` is the file the edit was for, not its temporary copy. */
-export class WriteFailure extends Error {
-  readonly code: string | undefined;
-  constructor(
-    readonly file: string,
-    override readonly cause: unknown,
-  ) {
-    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-    super(`${code !== undefined && FS_REASONS[code] ? FS_REASONS[code] : ((cause as Error | undefined)?.message ?? String(cause))} writing ${file}`);
-    this.name = 'WriteFailure';
-    this.code = code;
-  }
-}
-
-/**
- * One line for an error of the file system ("disk full writing /etc/sluice/lists/x.txt"), or
- * undefined for an error that is not one (a bug, which should keep its stack trace).
- */
-export function describeFsError(err: unknown): string | undefined {
-  if (err instanceof WriteFailure) return err.message;
-  const e = err as NodeJS.ErrnoException | undefined;
-  if (e?.code === 'ELOCKED') return `${(e as { file?: string }).file ?? 'the file'} is being edited by another process; try again`;
-  if (e?.code !== undefined && FS_REASONS[e.code]) return `${FS_REASONS[e.code]} writing ${e.path ?? 'a file'}`;
-  return undefined;
-}
-
-/** Where atomicWrite stages the new text of `file`: `.<base>.<pid>.<random>.tmp` beside it. */
-export function tempPathFor(file: string): string {
-  return join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-}
-
-/** The new text of a file, written and fsynced beside it; `commit` renames it into place. */
-export interface StagedWrite {
-  tmp: string;
-  commit(): Promise<void>;
-  abort(): Promise<void>;
-}
-
-/** Give `fh` the owner and mode of `st`, as far as this process may (only root can give a file away). */
-async function copyOwnerAndMode(fh: FileHandle, st: { uid: number; gid: number; mode: number }): Promise<void> {
-  if (st.uid !== process.getuid?.() || st.gid !== process.getgid?.()) {
-    try {
-      await fh.chown(st.uid, st.gid);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
-      // Not root: keep at least the group (a list shared by group sluice stays shared).
-      await fh.chown(-1, st.gid).catch(() => {});
-    }
-  }
-  // After chown, which clears set-id bits.
-  await fh.chmod(st.mode & 0o7777);
-}
-
-/** A new file run as root belongs to its directory's owner: a list root creates in site_dir stays editable by the service user. */
-async function ownLikeDirectory(fh: FileHandle, file: string): Promise<void> {
-  if (process.getuid?.() !== 0) return;
-  const dir = await stat(dirname(file));
-  if (dir.uid !== 0 || dir.gid !== 0) await fh.chown(dir.uid, dir.gid);
-}
-
-/** Stage `text` for `file`: temp file in the same directory with the original's owner and mode, fsynced. */
-export async function stageWrite(file: string, text: string): Promise<StagedWrite> {
-  const tmp = tempPathFor(file);
-  let fh: FileHandle | undefined;
-  try {
-    const original = await stat(file).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw err;
-    });
-    // A new file gets 0644 less the umask: lists and the config are read by the service user.
-    fh = await open(tmp, 'wx', 0o644);
-    if (original) await copyOwnerAndMode(fh, original);
-    else await ownLikeDirectory(fh, file);
-    await fh.writeFile(text);
-    await fh.sync();
-    const closing = fh;
-    fh = undefined;
-    await closing.close();
-  } catch (err) {
-    await fh?.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw new WriteFailure(file, err);
-  }
-  return {
-    tmp,
-    async commit() {
-      try {
-        await rename(tmp, file);
-      } catch (err) {
-        await unlink(tmp).catch(() => {});
-        throw new WriteFailure(file, err);
-      }
-      const dir = await open(dirname(file), 'r');
-      try {
-        await dir.sync();
-      } catch {
-        // some filesystems do not fsync directories; the rename is still atomic
-      } finally {
-        await dir.close();
-      }
-    },
-    abort: () => unlink(tmp).catch(() => {}),
-  };
-}
-
-/** Create `file` with `text`, exclusively (EEXIST if it is there): nothing is left behind when the write fails. */
-export async function createFile(file: string, text: string): Promise<void> {
-  const fh = await open(file, 'wx', 0o644);
-  try {
-    await ownLikeDirectory(fh, file);
-    await fh.writeFile(text);
-    await fh.sync();
-    await fh.close();
-  } catch (err) {
-    await fh.close().catch(() => {});
-    await unlink(file).catch(() => {});
-    throw new WriteFailure(file, err);
-  }
-}
-
-/** Write `text` to `file` atomically: temp file in the same directory, fsync, rename, fsync dir. */
-export async function atomicWrite(file: string, text: string): Promise<void> {
-  await (await stageWrite(file, text)).commit();
-}
 
 function alive(pid: number): boolean {
   try {
@@ -242,7 +109,6 @@ export function reapDeadLock(file: string): boolean {
 
 /** Remove temporary files of `file` (atomicWrite's) whose writer is no longer running. Called under the lock. */
 export function removeStaleTemps(file: string): string[] {
-  const re = new RegExp(`^\\.${escapeRe(basename(file))}\\.(\\d+)\\.[0-9a-f]+\\.tmp$`);
   const removed: string[] = [];
   let names: string[];
   try {
@@ -251,8 +117,8 @@ export function removeStaleTemps(file: string): string[] {
     return removed;
   }
   for (const name of names) {
-    const m = re.exec(name);
-    if (!m || alive(Number(m[1]))) continue;
+    const pid = tempWriterPid(file, name);
+    if (pid === undefined || alive(pid)) continue;
     try {
       unlinkSync(join(dirname(file), name));
       removed.push(name);
@@ -283,7 +149,7 @@ export async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // The lock directory could not be made (a read-only or full directory): the edit cannot be made either.
-      if (code !== 'ELOCKED') throw code !== undefined && FS_REASONS[code] ? new WriteFailure(file, err) : err;
+      if (code !== 'ELOCKED') throw fsReason(code) !== undefined ? new WriteFailure(file, err) : err;
       if (Date.now() > deadline) throw err;
       if (reapDeadLock(file)) continue;
       await new Promise((r) => setTimeout(r, pause));

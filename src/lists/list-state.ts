@@ -4,13 +4,14 @@
 // refused (a file truncated by a crash is usually found at the reboot); NAME.accepted.json, the
 // sha256 of a content the admin accepted with `sluice lists accept`. The server writes the first
 // two after every activation; the CLI only reads them and writes the third.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { copyFile, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { stateDir } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
-import { stateDir } from './catalog.js';
+import { atomicWrite, tempPathFor } from '../files/atomic-write.js';
 import type { GoodState } from './activation-guard.js';
 
 export interface SavedState extends GoodState {
@@ -68,7 +69,7 @@ export async function saveGoodState(dir: string, name: string, file: string, sha
   await mkdir(dir, { recursive: true });
   const copy = savedCopyPath(dir, name);
   // Copied by the kernel and hashed as a stream: a 20 MB list read whole stayed in the resident size.
-  const tmp = tempPath(copy);
+  const tmp = tempPathFor(copy);
   try {
     await copyFile(file, tmp);
     const hash = createHash('sha256');
@@ -89,33 +90,11 @@ export async function saveGoodState(dir: string, name: string, file: string, sha
     throw err;
   }
   const state: SavedState = { sha256, entries, file, activatedAt: activatedAt.toISOString() };
-  await writeAtomic(savedStatePath(dir, name), JSON.stringify(state, null, 2) + '\n');
+  await atomicWrite(savedStatePath(dir, name), JSON.stringify(state, null, 2) + '\n');
   return true;
 }
 
 export async function saveAccepted(dir: string, name: string, accepted: AcceptedContent): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeAtomic(acceptedPath(dir, name), JSON.stringify(accepted, null, 2) + '\n');
-}
-
-/** Temp file in the same directory, fsync, rename: readers see the old file or the new one. */
-async function writeAtomic(path: string, data: string): Promise<void> {
-  const tmp = tempPath(path);
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(tmp, 'wx');
-    await fh.writeFile(data);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await rename(tmp, path);
-  } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-}
-
-function tempPath(path: string): string {
-  return `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await atomicWrite(acceptedPath(dir, name), JSON.stringify(accepted, null, 2) + '\n');
 }

@@ -2,10 +2,11 @@
 // A refresh may only replace that copy with something at least as trustworthy: a failed, truncated,
 // oversized or garbage download, or one that silently loses most of the list, leaves it untouched,
 // so a broken mirror or a captive portal can never quietly unblock everything.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { atomicWrite } from '../files/atomic-write.js';
 import { parseList, type ListEntry, type ListProblem } from './formats.js';
 
 export interface RemoteListSource {
@@ -106,7 +107,7 @@ export async function fetchRemoteList(src: RemoteListSource, opts: RemoteFetchOp
 
   if (res.status === 304 && current?.validMeta) {
     const meta = { ...current.validMeta, checkedAt };
-    if (!opts.dryRun) await writeAtomic(metaPath(src.cacheDir, src.name), metaJson(meta));
+    if (!opts.dryRun) await atomicWrite(metaPath(src.cacheDir, src.name), metaJson(meta));
     return result('not-modified', `not modified since ${meta.fetchedAt}`, { meta: opts.dryRun ? current.meta : meta });
   }
   if (!res.ok) {
@@ -121,7 +122,7 @@ export async function fetchRemoteList(src: RemoteListSource, opts: RemoteFetchOp
   const validators = { etag: res.headers.get('etag') ?? undefined, lastModified: res.headers.get('last-modified') ?? undefined };
   if (current?.validMeta && current.sha256 === sha256) {
     const meta = { ...current.validMeta, ...validators, checkedAt };
-    if (!opts.dryRun) await writeAtomic(metaPath(src.cacheDir, src.name), metaJson(meta));
+    if (!opts.dryRun) await atomicWrite(metaPath(src.cacheDir, src.name), metaJson(meta));
     return result('not-modified', 'content unchanged', { meta: opts.dryRun ? current.meta : meta });
   }
 
@@ -146,8 +147,8 @@ export async function fetchRemoteList(src: RemoteListSource, opts: RemoteFetchOp
     await mkdir(src.cacheDir, { recursive: true });
     // Copy before meta: a crash in between leaves meta whose sha256 no longer matches, which
     // readCurrentCopy treats as "no validators", so the next refresh downloads in full.
-    await writeAtomic(file, body.bytes);
-    await writeAtomic(metaPath(src.cacheDir, src.name), metaJson(meta));
+    await atomicWrite(file, body.bytes);
+    await atomicWrite(metaPath(src.cacheDir, src.name), metaJson(meta));
   }
   const what = `${opts.dryRun ? 'would update' : 'updated'} to ${count(parsed.entries.length, 'entry')} (+${added.length} -${removed.length})`;
   return result('updated', what + problemNote, { meta: opts.dryRun ? current?.meta : meta, added, removed, problems });
@@ -247,22 +248,4 @@ function count(n: number, noun: string): string {
 
 function metaJson(meta: RemoteListMeta): string {
   return JSON.stringify(meta, null, 2) + '\n';
-}
-
-/** Temp file in the same directory, fsync, rename: readers see the old file or the new one, never half. */
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(tmp, 'wx');
-    await fh.writeFile(data);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await rename(tmp, path);
-  } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
 }

@@ -8,7 +8,7 @@
 // over a query name yields the hash of every suffix (see NameSuffixes): a lookup across several
 // lists and labels never hashes the same characters twice.
 
-import { copyBytes } from '../dns/wire.js';
+import { copyBytes } from '../bytes/copy-bytes.js';
 
 const EMPTY = 0;
 export const FNV_OFFSET = 0x811c9dc5;

@@ -12,7 +12,8 @@
 // same size however many answers come and go. A hit is found by hashing the query's key bytes,
 // so it allocates no key string either.
 import type { AnswerBytes } from '../dns/answer-bytes.js';
-import { copyBytes, type Query } from '../dns/wire.js';
+import { copyBytes } from '../bytes/copy-bytes.js';
+import type { Query } from '../dns/wire.js';
 
 export type Clock = () => number;
 

@@ -1,37 +1,13 @@
-// The forwarding stage: pick the upstream group (conditional zones first, longest zone wins), ask
-// it through the pool, keep the answer in the cache and render it for the client. Identical
+// The forwarding stage: ask the upstream group the route picked (src/upstream/routes.ts) through
+// the pool, keep the answer in the cache and render it for the client. Identical
 // queries already in flight share one upstream exchange.
-import type { UpstreamAddress } from '../config/schema.js';
 import { replyEdeCode, scanAnswer, type AnswerBytes, type TtlClamp } from '../dns/answer-bytes.js';
+import type { UpstreamAddress } from '../config/schema.js';
 import { RCODE } from '../dns/codes.js';
 import type { ReplyProblem } from '../dns/reply-check.js';
 import type { Query } from '../dns/wire.js';
-import { DomainSet } from '../match/domain-set.js';
 import type { UpstreamFailure, UpstreamPool } from '../upstream/upstream-pool.js';
 import type { AnswerCache } from './answer-cache.js';
-
-export interface UpstreamRoutes {
-  default: UpstreamAddress[];
-  zones: DomainSet;
-  zoneServers: Map<string, UpstreamAddress[]>;
-}
-
-export function buildRoutes(defaults: UpstreamAddress[], conditional: { zone: string; servers: UpstreamAddress[] }[]): UpstreamRoutes {
-  const zones = new DomainSet();
-  const zoneServers = new Map<string, UpstreamAddress[]>();
-  for (const c of conditional) {
-    const zone = c.zone.toLowerCase().replace(/\.$/, '');
-    zones.add(zone);
-    zoneServers.set(zone, c.servers);
-  }
-  return { default: defaults, zones, zoneServers };
-}
-
-export function routeFor(routes: UpstreamRoutes, name: string): UpstreamAddress[] {
-  if (routes.zoneServers.size === 0) return routes.default;
-  const m = routes.zones.match(name);
-  return (m && routes.zoneServers.get(m.rule)) || routes.default;
-}
 
 export interface ForwardResult {
   answer: AnswerBytes | undefined;

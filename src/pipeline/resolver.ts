@@ -1,65 +1,27 @@
-// The request pipeline, in order:
-//   read query → classify (network) → decide (policy) → blocked answer | cache | forward → fit to transport
-// The rules (networks, profiles, lists, routes) live in an immutable RuleSet that a reload builds
-// off the hot path and swaps in with one assignment. The cache and the upstream pool outlive reloads.
-import type { Config, UpstreamAddress } from '../config/schema.js';
-import { parseUpstreamAddress } from '../config/schema.js';
+// The request pipeline. The stages run in the order of STAGES below; each answers the query or
+// passes it on, and only the last step, forwarding, is asynchronous:
+//   read query → refuse outside networks → rate limit → decide (policy: blocked answer) → ANY →
+//   cache → forward → inspect the answer (CNAME chain, rebinding) → render → fit to the transport
+// What answers (the compiled rules, the cache, the upstream pool, the forwarder) is one Runtime
+// record: a reload or a shared edit builds a new one off the hot path and swaps it in with one
+// assignment; the cache and the pool carry over unless the config parts they depend on changed.
+import type { Config } from '../config/schema.js';
 import { CLASS_IN, EDE, RCODE, TYPE, isUpstreamFailure, rcodeName } from '../dns/codes.js';
 import { renderAnswer, type AnswerBytes } from '../dns/answer-bytes.js';
 import { encodeAnswer, encodeRcode, encodeRecord, encodeTruncated, fitAnswer, readQuery, udpLimit, type EdeInfo, type Query } from '../dns/wire.js';
-import { DomainSet } from '../match/domain-set.js';
 import type { Decision } from '../policy/policy-engine.js';
 import { RateLimiter } from './rate-limiter.js';
-import { NetworkTable } from '../match/network-table.js';
-import { PolicyEngine, type Network } from '../policy/policy-engine.js';
-import { systemResolvers } from '../upstream/system-resolvers.js';
 import { UpstreamPool, type UpstreamHealth } from '../upstream/upstream-pool.js';
-import { BlockedAnswers } from './answer-blocked.js';
 import { AnswerCache, type Clock } from './answer-cache.js';
 import { loadBatchBinding } from '../native/udp-batch.js';
 import { classify } from './classify.js';
 import type { ClientInfo, RequestContext } from './context.js';
-import { buildRoutes, Forwarder, routeFor, type ForwardResult, type UpstreamRoutes } from './forward.js';
+import { Forwarder, type ForwardResult } from './forward.js';
+import { routeFor } from '../upstream/routes.js';
+import type { RuleSet } from '../rules/rule-set.js';
 
 // RFC 8482 §4.2: the synthesised answer to ANY is one HINFO record, CPU "RFC8482", OS "".
 const RFC8482_HINFO = encodeRecord(12, 13, 3600, Buffer.from([7, ...Buffer.from('RFC8482'), 0]));
-
-/** Everything a config decides, compiled for the hot path. */
-export class RuleSet {
-  readonly engine: PolicyEngine;
-  readonly table: NetworkTable<Network>;
-  readonly blocked = new Map<string, BlockedAnswers>();
-  readonly routes: UpstreamRoutes;
-  readonly rebindingAllow = new DomainSet();
-  /** For names that get NXDOMAIN whatever the profile says (see NXDOMAIN_SIGNALS). */
-  readonly nxdomain = new Map<string, BlockedAnswers>();
-
-  constructor(
-    readonly config: Config,
-    lists: ReadonlyMap<string, DomainSet>,
-    resolveSystem: () => UpstreamAddress[] = systemResolvers,
-  ) {
-    this.engine = new PolicyEngine(config, lists);
-    const ranges = [];
-    for (const [name, n] of Object.entries(config.networks)) {
-      const network = this.engine.networks.get(name);
-      if (network) for (const cidr of n.cidrs) ranges.push({ cidr, network });
-    }
-    this.table = new NetworkTable(ranges);
-    for (const [name, p] of this.engine.profiles) {
-      this.blocked.set(name, new BlockedAnswers(p.response));
-      this.nxdomain.set(name, new BlockedAnswers({ ...p.response, mode: 'nxdomain' }));
-    }
-    const trustAd = config.upstreams.trust_ad;
-    const expand = (list: string[]): UpstreamAddress[] =>
-      list.flatMap((s) => (s === 'system' ? resolveSystem().map((a) => ({ ...a, trustAd: trustAd ?? false })) : [{ ...parseUpstreamAddress(s)!, trustAd: trustAd ?? true }]));
-    for (const z of config.hardening.rebinding_allow) this.rebindingAllow.add(z.toLowerCase().replace(/\.$/, ''));
-    this.routes = buildRoutes(
-      expand(config.upstreams.default),
-      config.upstreams.conditional.map((c) => ({ zone: c.zone, servers: expand(c.servers) })),
-    );
-  }
-}
 
 export interface ResolverCounters {
   queries: number;
@@ -79,11 +41,37 @@ export interface ResolverCounters {
   prefetched: number;
 }
 
-export class Resolver {
-  private rules: RuleSet;
+/** What answers queries, swapped whole: the rules and what is built from their config. */
+export interface Runtime {
+  readonly rules: RuleSet;
   readonly cache: AnswerCache;
-  private pool: UpstreamPool;
-  private forwarder: Forwarder;
+  readonly pool: UpstreamPool;
+  readonly forwarder: Forwarder;
+}
+
+/** Given at construction and kept by every runtime built after (nothing to re-attach after a swap). */
+export interface RuntimeHooks {
+  /** Every answer the cache stores (the shared cache writes it behind to Redis). */
+  onStore?: (key: string, answer: AnswerBytes) => void;
+}
+
+/**
+ * A stage of the synchronous path: it answers (returns the context, with `response` set or not
+ * when the query is dropped) or returns undefined to pass the query on.
+ */
+type Stage = (r: Resolver, ctx: RequestContext, rt: Runtime) => RequestContext | undefined;
+
+/** The synchronous stages, in the order they run; a query none answers is forwarded. */
+const STAGES: readonly Stage[] = [
+  (r, ctx, rt) => r.refuseOutsideNetworks(ctx, rt),
+  (r, ctx) => r.rateLimit(ctx),
+  (r, ctx, rt) => r.decide(ctx, rt),
+  (r, ctx, rt) => r.answerAny(ctx, rt),
+  (r, ctx, rt) => r.answerFromCache(ctx, rt),
+];
+
+export class Resolver {
+  private runtime: Runtime;
   readonly counters: ResolverCounters = {
     queries: 0,
     malformed: 0,
@@ -105,72 +93,66 @@ export class Resolver {
   constructor(
     rules: RuleSet,
     private readonly now: Clock = Date.now,
+    private readonly hooks: RuntimeHooks = {},
   ) {
-    this.rules = rules;
     this.limiter = new RateLimiter(rules.config.hardening.rate_limit_clients);
-    this.cache = new AnswerCache(rules.config.cache.max_entries, now);
-    this.pool = this.newPool(rules.config);
-    this.forwarder = new Forwarder(this.pool, this.cache, () => this.clamp());
+    this.runtime = this.build(rules, undefined);
   }
 
   get ruleSet(): RuleSet {
-    return this.rules;
+    return this.runtime.rules;
+  }
+
+  get cache(): AnswerCache {
+    return this.runtime.cache;
   }
 
   /** Swap in new rules. Blocking is decided before the cache, so cached answers stay valid. */
   swap(rules: RuleSet): void {
-    const old = this.rules.config;
-    this.rules = rules;
-    if (JSON.stringify(old.upstreams) !== JSON.stringify(rules.config.upstreams) || old.udp.io !== rules.config.udp.io) {
-      const oldPool = this.pool;
-      this.pool = this.newPool(rules.config);
-      this.forwarder = new Forwarder(this.pool, this.cache, () => this.clamp());
-      this.cache.clear();
-      // Let queries in flight on the old pool finish before closing it.
-      setTimeout(() => oldPool.close(), old.upstreams.total_timeout_ms + 100).unref();
-    }
-    if (old.cache.max_entries !== rules.config.cache.max_entries) {
-      // Resizing an LRU means starting a new one; acceptable on a config change.
-      (this as { cache: AnswerCache }).cache = new AnswerCache(rules.config.cache.max_entries, this.now);
-      this.forwarder = new Forwarder(this.pool, this.cache, () => this.clamp());
-    }
+    const old = this.runtime;
+    this.runtime = this.build(rules, old);
+    // Let queries in flight on the old pool finish before closing it.
+    if (old.pool !== this.runtime.pool) setTimeout(() => old.pool.close(), old.rules.config.upstreams.total_timeout_ms + 100).unref();
+  }
+
+  /** The runtime for `rules`, keeping what of `previous` their config leaves valid. */
+  private build(rules: RuleSet, previous: Runtime | undefined): Runtime {
+    const c = rules.config;
+    const was = previous?.rules.config;
+    const samePool = previous !== undefined && was !== undefined && sameUpstreams(was, c);
+    const pool = samePool ? previous.pool : newPool(c);
+    // New upstreams: their answers may differ, so the cache starts empty. Resizing an LRU means a new one.
+    const cache = samePool && was.cache.max_entries === c.cache.max_entries ? previous.cache : this.newCache(c);
+    const forwarder = previous && pool === previous.pool && cache === previous.cache ? previous.forwarder : new Forwarder(pool, cache, () => this.clamp());
+    return { rules, cache, pool, forwarder };
+  }
+
+  private newCache(c: Config): AnswerCache {
+    const cache = new AnswerCache(c.cache.max_entries, this.now);
+    cache.onStore = this.hooks.onStore;
+    return cache;
   }
 
   close(): void {
-    this.pool.close();
+    this.runtime.pool.close();
   }
 
   get upstreamErrors(): number {
-    return this.pool.errors;
+    return this.runtime.pool.errors;
   }
 
   /** Forwarded queries waiting for an upstream (prefetches included). */
   get forwardsInFlight(): number {
-    return this.forwarder.size;
+    return this.runtime.forwarder.size;
   }
 
   /** Per upstream (`host:port`): round-trip times, back-off, invalid replies, retries. */
   get upstreamHealth(): ReadonlyMap<string, UpstreamHealth> {
-    return this.pool.health;
-  }
-
-  private newPool(config: Config): UpstreamPool {
-    const u = config.upstreams;
-    // Upstream sockets are batched whenever the listeners may be (udp.io auto or batched) and the addon is built.
-    const batch = config.udp.io === 'dgram' ? undefined : loadBatchBinding().binding;
-    return new UpstreamPool({
-      backoffMs: config.hardening.upstream_backoff_ms,
-      sockets: u.sockets,
-      socketMaxQueries: u.socket_max_queries,
-      timeoutMs: u.timeout_ms,
-      minTimeoutMs: Math.min(u.min_timeout_ms, u.timeout_ms),
-      totalTimeoutMs: u.total_timeout_ms,
-      batch,
-    });
+    return this.runtime.pool.health;
   }
 
   private clamp() {
-    const c = this.rules.config.cache;
+    const c = this.runtime.rules.config.cache;
     return { minTtl: c.min_ttl, maxTtl: c.max_ttl, negativeMaxTtl: c.negative_max_ttl };
   }
 
@@ -193,69 +175,91 @@ export class Resolver {
       return ctx;
     }
     const query = read.query;
-    const rules = this.rules;
+    const rt = this.runtime;
     const ctx: RequestContext = { msg, query, client, startedAt: this.now(), startedHr: performance.now() };
-
-    const network = classify(client, rules.engine.networks, rules.table);
-    if (!network || query.qclass !== CLASS_IN) {
-      this.counters.refused++;
-      ctx.outcome = 'refused';
-      return this.finish(
-        ctx,
-        encodeRcode(msg, RCODE.REFUSED, query.questionEnd, query.edns, network ? undefined : { code: EDE.PROHIBITED, text: 'sluice: client is in no configured network' }),
-        RCODE.REFUSED,
-      );
+    for (let i = 0; i < STAGES.length; i++) {
+      const answered = STAGES[i]!(this, ctx, rt);
+      if (answered) return answered;
     }
-    ctx.network = network;
+    return this.forward(ctx, rt, AnswerCache.key(query));
+  }
 
-    // Rate limit per client over UDP (TCP needs a handshake, so it cannot be spoofed).
-    const limit = network.rateLimit;
-    if (limit !== undefined && client.transport === 'udp') {
-      const verdict = this.limiter.check(client.address, limit, ctx.startedHr);
-      if (verdict !== 'ok') {
-        this.counters.rateLimited++;
-        ctx.outcome = 'refused';
-        ctx.rateLimited = true;
-        if (verdict === 'drop') return ctx;
-        ctx.rcode = RCODE.NOERROR;
-        ctx.response = encodeTruncated(msg, query);
-        return ctx;
-      }
+  // The stages (see STAGES). Public only for the list above; each is called once per query.
+
+  /** Never an open resolver: a client in no configured network, or a class other than IN, is refused. */
+  refuseOutsideNetworks(ctx: RequestContext, rt: Runtime): RequestContext | undefined {
+    const { msg, query } = ctx;
+    const network = classify(ctx.client, rt.rules.engine.networks, rt.rules.table);
+    if (network && query.qclass === CLASS_IN) {
+      ctx.network = network;
+      return undefined;
     }
+    this.counters.refused++;
+    ctx.outcome = 'refused';
+    const ede = network ? undefined : { code: EDE.PROHIBITED, text: 'sluice: client is in no configured network' };
+    return this.finish(ctx, encodeRcode(msg, RCODE.REFUSED, query.questionEnd, query.edns, ede), RCODE.REFUSED);
+  }
 
-    const decision = rules.engine.decide(network, query.name, ctx.startedAt, client.address);
+  /** Per client over UDP (TCP needs a handshake, so it cannot be spoofed): TC to slow down, or drop. */
+  rateLimit(ctx: RequestContext): RequestContext | undefined {
+    const limit = ctx.network!.rateLimit;
+    if (limit === undefined || ctx.client.transport !== 'udp') return undefined;
+    const verdict = this.limiter.check(ctx.client.address, limit, ctx.startedHr);
+    if (verdict === 'ok') return undefined;
+    this.counters.rateLimited++;
+    ctx.outcome = 'refused';
+    ctx.rateLimited = true;
+    if (verdict === 'drop') return ctx;
+    ctx.rcode = RCODE.NOERROR;
+    ctx.response = encodeTruncated(ctx.msg, ctx.query);
+    return ctx;
+  }
+
+  /** The policy decision: a blocked name gets its profile's answer here. */
+  decide(ctx: RequestContext, rt: Runtime): RequestContext | undefined {
+    const decision = rt.rules.engine.decide(ctx.network!, ctx.query.name, ctx.startedAt, ctx.client.address);
     ctx.decision = decision;
-    if (decision.kind === 'blocked') return this.blocked(ctx, decision);
-
+    if (decision.kind === 'blocked') return this.blocked(ctx, decision, rt);
     ctx.outcome = 'allowed';
-    if (query.type === TYPE.ANY) return this.answerAny(ctx);
-    const cached = this.cache.lookupQuery(query);
-    if (cached) {
-      this.counters.cacheHits++;
-      ctx.cacheHit = true;
-      // In the last tenth of its TTL (ms left ≤ TTL s × 100), the answer is refreshed behind this one.
-      const refresh = cached.expiresAt - ctx.startedAt <= cached.cacheTtl * 100 && rules.config.cache.prefetch;
-      const answered = this.allowedAnswer(ctx, cached, this.cache.ageOf(cached));
-      if (refresh) this.prefetch(ctx);
-      return answered;
+    return undefined;
+  }
+
+  /** RFC 8482: ANY gets one synthesised HINFO record (or REFUSED), never a forwarded full answer. */
+  answerAny(ctx: RequestContext, rt: Runtime): RequestContext | undefined {
+    const { msg, query } = ctx;
+    if (query.type !== TYPE.ANY) return undefined;
+    if (rt.rules.config.hardening.any_queries === 'refuse') {
+      return this.finish(ctx, encodeRcode(msg, RCODE.REFUSED, query.questionEnd, query.edns, { code: EDE.NOT_SUPPORTED, text: 'sluice: ANY queries are refused' }), RCODE.REFUSED);
     }
-    return this.forward(ctx, AnswerCache.key(query));
+    return this.finish(ctx, encodeAnswer(msg, query, RCODE.NOERROR, { an: 1, ns: 0 }, RFC8482_HINFO), RCODE.NOERROR);
+  }
+
+  answerFromCache(ctx: RequestContext, rt: Runtime): RequestContext | undefined {
+    const cached = rt.cache.lookupQuery(ctx.query);
+    if (!cached) return undefined;
+    this.counters.cacheHits++;
+    ctx.cacheHit = true;
+    // In the last tenth of its TTL (ms left ≤ TTL s × 100), the answer is refreshed behind this one.
+    const refresh = cached.expiresAt - ctx.startedAt <= cached.cacheTtl * 100 && rt.rules.config.cache.prefetch;
+    const answered = this.allowedAnswer(ctx, rt, cached, rt.cache.ageOf(cached));
+    if (refresh) this.prefetch(ctx, rt);
+    return answered;
   }
 
   /** Ask the upstream again for a cached answer about to expire (Unbound's prefetch); the forwarder caches the reply. */
-  private prefetch(ctx: RequestContext): void {
+  private prefetch(ctx: RequestContext, rt: Runtime): void {
     const key = AnswerCache.key(ctx.query);
-    if (this.forwarder.inFlightFor(key)) return;
+    if (rt.forwarder.inFlightFor(key)) return;
     this.counters.prefetched++;
     try {
-      this.forwarder.forward(routeFor(this.rules.routes, ctx.query.name), ctx.msg, ctx.query, key).catch(() => undefined);
+      rt.forwarder.forward(routeFor(rt.rules.routes, ctx.query.name), ctx.msg, ctx.query, key).catch(() => undefined);
     } catch {
       // a prefetch that cannot start changes nothing: the entry expires as it would have
     }
   }
 
-  private blocked(ctx: RequestContext, decision: Extract<Decision, { kind: 'blocked' }>): RequestContext {
-    const rules = this.rules;
+  private blocked(ctx: RequestContext, decision: Extract<Decision, { kind: 'blocked' }>, rt: Runtime): RequestContext {
+    const rules = rt.rules;
     this.counters.blocked++;
     ctx.decision = decision;
     ctx.outcome = 'blocked';
@@ -264,21 +268,12 @@ export class Resolver {
     return this.finish(ctx, bytes, bytes[3]! & 0xf);
   }
 
-  /** RFC 8482: ANY gets one synthesised HINFO record (or REFUSED), never a forwarded full answer. */
-  private answerAny(ctx: RequestContext): RequestContext {
-    const { msg, query } = ctx;
-    if (this.rules.config.hardening.any_queries === 'refuse') {
-      return this.finish(ctx, encodeRcode(msg, RCODE.REFUSED, query.questionEnd, query.edns, { code: EDE.NOT_SUPPORTED, text: 'sluice: ANY queries are refused' }), RCODE.REFUSED);
-    }
-    return this.finish(ctx, encodeAnswer(msg, query, RCODE.NOERROR, { an: 1, ns: 0 }, RFC8482_HINFO), RCODE.NOERROR);
-  }
-
   /**
    * An allowed answer (cached or fresh) on its way out: CNAME inspection (a chain to a blocked
    * name blocks the query like its target), rebinding protection, then render for this client.
    */
-  private allowedAnswer(ctx: RequestContext, answer: AnswerBytes, age: number, stale = false): RequestContext {
-    const rules = this.rules;
+  private allowedAnswer(ctx: RequestContext, rt: Runtime, answer: AnswerBytes, age: number, stale = false): RequestContext {
+    const rules = rt.rules;
     const h = rules.config.hardening;
     if (answer.cnames && h.cname_inspection && ctx.network) {
       for (const target of answer.cnames) {
@@ -296,7 +291,7 @@ export class Resolver {
             reason: `${d.reason} (CNAME target of ${ctx.query.name})`,
             ...(d.policy ? { policy: d.policy } : {}),
           };
-          return this.blocked(ctx, viaCname);
+          return this.blocked(ctx, viaCname, rt);
         }
       }
     }
@@ -316,25 +311,26 @@ export class Resolver {
 
   // Not an async function: an async function's frame lives on the heap while it waits, and on
   // this path (one per forwarded query) that was the largest single allocation (~1.6 KB).
-  private forward(ctx: RequestContext, key: string): Promise<RequestContext> {
+  private forward(ctx: RequestContext, rt: Runtime, key: string): Promise<RequestContext> {
     this.counters.forwarded++;
     const { msg, query } = ctx;
     let exchange: Promise<ForwardResult>;
     try {
-      exchange = this.forwarder.forward(routeFor(this.rules.routes, query.name), msg, query, key);
+      exchange = rt.forwarder.forward(routeFor(rt.rules.routes, query.name), msg, query, key);
     } catch {
-      return Promise.resolve(this.noAnswer(ctx, key));
+      return Promise.resolve(this.noAnswer(ctx, rt, key));
     }
+    // The answer is inspected under the rules of when it arrives: a swap meanwhile may block it.
     return exchange.then(
-      (r) => this.forwarded(ctx, key, r),
-      () => this.noAnswer(ctx, key),
+      (r) => this.forwarded(ctx, this.runtime, key, r),
+      () => this.noAnswer(ctx, this.runtime, key),
     );
   }
 
-  private forwarded(ctx: RequestContext, key: string, r: ForwardResult): RequestContext {
+  private forwarded(ctx: RequestContext, rt: Runtime, key: string, r: ForwardResult): RequestContext {
     try {
       ctx.upstream = r.upstream;
-      if (r.answer && !isUpstreamFailure(r.answer.rcode)) return this.allowedAnswer(ctx, r.answer, 0);
+      if (r.answer && !isUpstreamFailure(r.answer.rcode)) return this.allowedAnswer(ctx, rt, r.answer, 0);
       // A validation failure is the upstream's verdict on the data, not an outage: never stale.
       if (r.ede !== undefined && r.ede >= EDE.DNSSEC_BOGUS && r.ede <= EDE.NSEC_MISSING) {
         return this.servfail(ctx, { code: r.ede, text: `sluice: upstream ${r.upstream} reports a DNSSEC validation failure` });
@@ -342,13 +338,13 @@ export class Resolver {
     } catch {
       // fall through to SERVFAIL: nothing escapes a request
     }
-    return this.noAnswer(ctx, key, r);
+    return this.noAnswer(ctx, rt, key, r);
   }
 
   /** No usable answer: a stale one when the cache has it (RFC 8767), else SERVFAIL with an EDE that says why. */
-  private noAnswer(ctx: RequestContext, key: string, r?: ForwardResult): RequestContext {
-    const staleAnswer = this.staleAnswer(key);
-    if (staleAnswer) return this.servedStale(ctx, staleAnswer);
+  private noAnswer(ctx: RequestContext, rt: Runtime, key: string, r?: ForwardResult): RequestContext {
+    const staleAnswer = this.staleAnswer(rt, key);
+    if (staleAnswer) return this.servedStale(ctx, rt, staleAnswer);
     return this.servfail(ctx, noAnswerEde(r));
   }
 
@@ -358,15 +354,15 @@ export class Resolver {
     return this.finish(ctx, encodeRcode(ctx.msg, RCODE.SERVFAIL, ctx.query.questionEnd, ctx.query.edns, ede), RCODE.SERVFAIL);
   }
 
-  private staleAnswer(key: string): AnswerBytes | undefined {
-    const window = this.rules.config.cache.serve_stale_seconds;
-    return window > 0 ? this.cache.stale(key, window) : undefined;
+  private staleAnswer(rt: Runtime, key: string): AnswerBytes | undefined {
+    const window = rt.rules.config.cache.serve_stale_seconds;
+    return window > 0 ? rt.cache.stale(key, window) : undefined;
   }
 
-  private servedStale(ctx: RequestContext, answer: AnswerBytes): RequestContext {
+  private servedStale(ctx: RequestContext, rt: Runtime, answer: AnswerBytes): RequestContext {
     this.counters.stale++;
     ctx.stale = true;
-    return this.allowedAnswer(ctx, answer, 0, true);
+    return this.allowedAnswer(ctx, rt, answer, 0, true);
   }
 
   /** Answers larger than the client accepts are fitted to its buffer, or sent with TC (RFC 1035 §4.2.1, RFC 6891 §7). */
@@ -380,6 +376,26 @@ export class Resolver {
     ctx.response = bytes;
     return ctx;
   }
+}
+
+/** Whether two configs ask the same upstreams the same way (else a new pool and an empty cache). */
+function sameUpstreams(a: Config, b: Config): boolean {
+  return a.udp.io === b.udp.io && a.hardening.upstream_backoff_ms === b.hardening.upstream_backoff_ms && JSON.stringify(a.upstreams) === JSON.stringify(b.upstreams);
+}
+
+function newPool(config: Config): UpstreamPool {
+  const u = config.upstreams;
+  // Upstream sockets are batched whenever the listeners may be (udp.io auto or batched) and the addon is built.
+  const batch = config.udp.io === 'dgram' ? undefined : loadBatchBinding().binding;
+  return new UpstreamPool({
+    backoffMs: config.hardening.upstream_backoff_ms,
+    sockets: u.sockets,
+    socketMaxQueries: u.socket_max_queries,
+    timeoutMs: u.timeout_ms,
+    minTimeoutMs: Math.min(u.min_timeout_ms, u.timeout_ms),
+    totalTimeoutMs: u.total_timeout_ms,
+    batch,
+  });
 }
 
 /** Why no upstream answer could be used, for the SERVFAIL's Extended DNS Error (RFC 8914). */

@@ -3,11 +3,12 @@
 // server runs or not; without a store, the running server's admin API (its memory ring, the
 // newest events only) or the daily JSONL files in state_dir. Every source applies the same
 // filters (filter.ts) and says in `covers` what part of the asked range it holds.
-import { closeSync, createReadStream, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { LoadedConfig } from '../config/load.js';
-import { stateDir } from '../lists/catalog.js';
+import { adminTokenFile, stateDir } from '../config/paths.js';
+import { readAdminToken } from '../config/secrets.js';
 import type { QueryEvent } from './event.js';
 import { logFiles } from './file-sink.js';
 import { matches, type QueryFilter } from './filter.js';
@@ -44,17 +45,6 @@ const API_PAGE = 1000; // the admin API's largest page
 
 // ---------------------------------------------------------------------------------------------
 // The admin API
-
-/** The admin token as the server finds it, but never generated: a CLI only reads. */
-export function readAdminToken(loaded: LoadedConfig): string | undefined {
-  const a = loaded.config.admin;
-  if (a.token) return a.token;
-  const env = process.env[a.token_env];
-  if (env) return env;
-  const file = join(stateDir(loaded.config, loaded.baseDir), 'admin-token');
-  if (!existsSync(file)) return undefined;
-  return readFileSync(file, 'utf8').trim() || undefined;
-}
 
 /** http://address:port of the admin server; a wildcard bind address is reached on loopback. */
 export function adminUrl(loaded: LoadedConfig): string {
@@ -401,13 +391,13 @@ export async function openLogSource(loaded: LoadedConfig, opts: OpenOptions = {}
   const dir = logFileDir(loaded);
   const { admin } = loaded.config;
   const url = adminUrl(loaded);
-  const token = readAdminToken(loaded);
+  const token = readAdminToken(loaded.config, loaded.baseDir);
   const noFiles = `query_log.file is not set in ${loaded.file}, so the log is only in the server's memory`;
   const apiProblem = (): string | undefined =>
     !admin.enabled
       ? `admin.enabled is false in ${loaded.file}`
       : token === undefined
-        ? `no admin token (admin.token, $${admin.token_env} or ${join(stateDir(loaded.config, loaded.baseDir), 'admin-token')})`
+        ? `no admin token (admin.token, $${admin.token_env} or ${adminTokenFile(loaded.config, loaded.baseDir)})`
         : undefined;
 
   if (opts.source === 'files') {

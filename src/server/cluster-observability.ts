@@ -11,7 +11,7 @@ import { policyStatus } from '../policy/status.js';
 import type { Logger } from '../logging/logger.js';
 import { decodeEventBatch } from '../querylog/event-batch.js';
 import { instanceName } from '../querylog/query-log.js';
-import type { LoadedRules } from './load-rules.js';
+import type { LoadedRules } from '../rules/load.js';
 import { LogOwner } from './log-owner.js';
 import { listStatuses, startAdmin } from './observability.js';
 import { LOG_MESSAGE, SHARED_MESSAGE } from './worker-ipc.js';

@@ -12,7 +12,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import { PrimaryObservability } from './cluster-observability.js';
 import { withNodeFlags } from './node-flags.js';
-import { loadRuleSet } from './load-rules.js';
+import { loadRuleSet } from '../rules/load.js';
 import { ListenError, listenError } from './listen-error.js';
 
 const FAILED = 'sluice-failed';

@@ -4,7 +4,7 @@
 // one place that composes them, for both kinds of owner.
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { stateDir } from '../lists/catalog.js';
+import { stateDir } from '../config/paths.js';
 import type { Logger } from '../logging/logger.js';
 import type { QueryLogSink } from '../querylog/buffer.js';
 import { dnstapSinkFromConfig } from '../querylog/dnstap-sink.js';

@@ -3,12 +3,7 @@
 // several workers: see cluster-observability.ts) holds a LogOwner, and both kinds of owner compose
 // the admin backend here, in `startAdmin`, over the same store and with the injected clock, so every
 // reader sees the same data whatever the worker count.
-import { join } from 'node:path';
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { dirname } from 'node:path';
-import type { Config } from '../config/schema.js';
-import { stateDir } from '../lists/catalog.js';
+import { adminToken, pseudonymKey } from '../config/secrets.js';
 import type { Logger } from '../logging/logger.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { Resolver } from '../pipeline/resolver.js';
@@ -19,29 +14,12 @@ import { credentialTokens } from '../admin/credentials.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
 import type { QueryLogSink } from '../querylog/buffer.js';
 import { Pseudonymizer } from '../querylog/pseudonymizer.js';
-import { QueryLog, pseudonymKey } from '../querylog/query-log.js';
-import type { LoadedRules } from './load-rules.js';
+import { QueryLog } from '../querylog/query-log.js';
+import type { LoadedRules } from '../rules/load.js';
 import { describeServing } from '../lists/list-loader.js';
 import { IpcSink, exposeWorkerMetrics } from './worker-ipc.js';
 import type { LogOwner } from './log-owner.js';
 import { listenError } from './listen-error.js';
-
-/** The admin token: config, else the environment variable, else one generated once in state_dir. */
-export function adminToken(config: Config, baseDir: string): string {
-  if (config.admin.token) return config.admin.token;
-  const env = process.env[config.admin.token_env];
-  if (env) return env;
-  const file = join(stateDir(config, baseDir), 'admin-token');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dirname(file), { recursive: true });
-  const token = randomBytes(24).toString('base64url');
-  try {
-    writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
-    return token;
-  } catch {
-    return readFileSync(file, 'utf8').trim(); // another process wrote it first
-  }
-}
 
 /** What the owner of the log knows besides the log, for the admin backend. */
 export interface AdminParts {
@@ -106,9 +84,8 @@ export class Observability {
   ) {
     this.loaded = loaded;
     const c = loaded.loaded.config;
-    const dir = stateDir(c, loaded.loaded.baseDir);
     this.sinks = owner ? [owner] : [new IpcSink()];
-    this.queryLog = new QueryLog(c, this.sinks, new Pseudonymizer(pseudonymKey(c.query_log.pseudonymize_key_env, join(dir, 'log-key'))));
+    this.queryLog = new QueryLog(c, this.sinks, new Pseudonymizer(pseudonymKey(c, loaded.loaded.baseDir)));
     const buffer = this.queryLog.buffer;
     if (owner) owner.bufferDrops = () => buffer.dropped;
     else (this.sinks[0] as IpcSink).dropped = () => buffer.dropped;

@@ -3,11 +3,11 @@
 // rejected download keeps the last good copy serving and is logged.
 import { dirname } from 'node:path';
 import { appendAudit } from '../lists/list-editor.js';
-import { stateDir, type ListDefinition } from '../lists/catalog.js';
+import { auditLogFile } from '../config/paths.js';
+import type { ListDefinition } from '../lists/catalog.js';
 import { fetchRemoteList } from '../lists/remote.js';
 import type { Logger } from '../logging/logger.js';
-import type { LoadedRules } from './load-rules.js';
-import { join } from 'node:path';
+import type { LoadedRules } from '../rules/load.js';
 
 export class RemoteRefresher {
   private timers = new Map<string, NodeJS.Timeout>();
@@ -28,7 +28,7 @@ export class RemoteRefresher {
     if (sig === this.signature) return;
     this.signature = sig;
     this.close();
-    const audit = join(stateDir(c, loaded.loaded.baseDir), 'audit.log');
+    const audit = auditLogFile(c, loaded.loaded.baseDir);
     const pending = new Set(loaded.lists.pendingRemote.map((d) => d.name));
     for (const def of defs) {
       const run = () => void this.refresh(def, c.remote_lists, audit);

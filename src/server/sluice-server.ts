@@ -5,8 +5,8 @@ import { typeName, rcodeName } from '../dns/codes.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { RequestContext } from '../pipeline/context.js';
-import { Resolver } from '../pipeline/resolver.js';
-import { LoadError, loadRuleSet, saveActivated, stateFilesToWatch, type LoadedRules } from './load-rules.js';
+import { Resolver, type RuntimeHooks } from '../pipeline/resolver.js';
+import { LoadError, loadRuleSet, saveActivated, stateFilesToWatch, type LoadedRules } from '../rules/load.js';
 import { FileWatcher } from './file-watcher.js';
 import { policyState } from '../policy/policy.js';
 import { RemoteRefresher } from './remote-refresher.js';
@@ -16,11 +16,11 @@ import { instanceName } from '../querylog/query-log.js';
 import { isWorker, reportReloaded } from './cluster.js';
 import { reportShared } from './worker-ipc.js';
 import { join } from 'node:path';
-import { stateDir } from '../lists/catalog.js';
+import { stateDir } from '../config/paths.js';
 import { SharedState } from '../shared/shared-state.js';
 import { answerMessage, scanAnswer } from '../dns/answer-bytes.js';
 import { skipName } from '../dns/wire.js';
-import { effectiveRules } from './effective-rules.js';
+import { effectiveRules } from '../rules/effective.js';
 import { listenError } from './listen-error.js';
 import { TcpListener } from './tcp.js';
 import { BatchedUdpListener, createUdpListener, type ListenerHooks, type UdpListener } from './udp.js';
@@ -78,7 +78,9 @@ export class SluiceServer {
 
   static async start(opts: ServerOptions): Promise<SluiceServer> {
     const loaded = await loadRuleSet(opts.configFile, opts.logger);
-    const server = new SluiceServer(new Resolver(loaded.rules, opts.clock), opts, loaded.rules.config);
+    // The shared cache writes every answer the cache stores behind to Redis (once shared state is up).
+    const hooks: RuntimeHooks = loaded.loaded.config.redis?.shared_cache ? { onStore: (key, a) => server.shared?.publishCache(key, answerMessage(a), a.cacheTtl * 1000) } : {};
+    const server: SluiceServer = new SluiceServer(new Resolver(loaded.rules, opts.clock, hooks), opts, loaded.rules.config);
     server.loadedRules = loaded;
     const now = opts.clock ?? Date.now;
     const c = loaded.loaded.config;
@@ -152,9 +154,6 @@ export class SluiceServer {
     const effective = effectiveRules(loaded, edits);
     const rules = effective.rules;
     this.resolver.swap(rules);
-    // The shared cache writes every new answer behind to Redis (the cache may be new after a swap).
-    const shared = this.shared;
-    this.resolver.cache.onStore = shared?.cacheHooks ? (key, a) => shared.publishCache(key, answerMessage(a), a.cacheTtl * 1000) : undefined;
     this.version = effective.version;
     if (this.shared) {
       this.shared.version = this.version;

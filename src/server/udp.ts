@@ -6,7 +6,7 @@
 import cluster from 'node:cluster';
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { copyBytes } from '../dns/wire.js';
+import { copyBytes } from '../bytes/copy-bytes.js';
 import type { ClientInfo, RequestContext } from '../pipeline/context.js';
 import { InFlight } from './in-flight.js';
 import { loadBatchBinding, SourceAddresses, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuditRecord } from '../lists/list-editor.js';
 import type { RedisClient } from './redis-connection.js';
 import { redisKeys } from './redis-connection.js';
-import { foldLog, type EditEntry, type RuntimeEdits } from './runtime-edits.js';
+import { foldLog, type EditEntry, type RuntimeEdits } from '../rules/edits.js';
 
 export interface LogHead {
   epoch: string;

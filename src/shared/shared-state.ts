@@ -9,14 +9,14 @@ import { hostname } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { RedisConfig } from '../config/schema.js';
-import { atomicWrite } from '../lists/list-editor.js';
+import { atomicWrite } from '../files/atomic-write.js';
 import type { Logger } from '../logging/logger.js';
 import type { QueryLogSink } from '../querylog/buffer.js';
 import { eventJson, type QueryEvent } from '../querylog/event.js';
 import { mergeInto, readLog } from './edit-store.js';
 import { editsBehind, judgeInstances, type Heartbeat, type InstanceStatus, type LogHead } from './instance-health.js';
 import { classifyRedisError, createRedis, redisKeys, type RedisClient, type RedisProblem } from './redis-connection.js';
-import { extendLog, foldLog, NO_EDITS, parseSnapshot, type RuntimeEdits } from './runtime-edits.js';
+import { extendLog, foldLog, NO_EDITS, parseSnapshot, type RuntimeEdits } from '../rules/edits.js';
 
 export type { Heartbeat } from './instance-health.js';
 

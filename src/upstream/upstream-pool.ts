@@ -9,7 +9,8 @@ import { randomFillSync } from 'node:crypto';
 import type { UpstreamAddress } from '../config/schema.js';
 import { EDNS_UDP_SIZE, TYPE, isUpstreamFailure } from '../dns/codes.js';
 import { checkReply, type ReplyProblem } from '../dns/reply-check.js';
-import { copyBytes, type Query } from '../dns/wire.js';
+import { copyBytes } from '../bytes/copy-bytes.js';
+import type { Query } from '../dns/wire.js';
 import { SourceAddresses, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';
 
 export interface UpstreamOptions {

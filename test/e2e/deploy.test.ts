@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/logging/logger.js';
-import { loadRuleSet } from '../../src/server/load-rules.js';
+import { loadRuleSet } from '../../src/rules/load.js';
 import { NODE_FLAGS, withNodeFlags } from '../../src/server/node-flags.js';
 
 const REPO = join(import.meta.dirname, '../..');

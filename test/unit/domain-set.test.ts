@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DomainSet } from '../../src/match/domain-set.js';
 import { NameSuffixes } from '../../src/match/name-suffixes.js';
 import { parseList } from '../../src/lists/formats.js';
-import { OverlaySet } from '../../src/shared/runtime-edits.js';
+import { OverlaySet } from '../../src/match/overlay-set.js';
 
 const set = DomainSet.from(parseList('tiktok.com\n*.wildcard.example\nexact.example.org\n').entries);
 

@@ -5,7 +5,8 @@ import dns2 from 'dns2';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { DomainSet } from '../../src/match/domain-set.js';
-import { Resolver, RuleSet } from '../../src/pipeline/resolver.js';
+import { Resolver } from '../../src/pipeline/resolver.js';
+import { RuleSet } from '../../src/rules/rule-set.js';
 import type { ClientInfo, RequestContext } from '../../src/pipeline/context.js';
 import { decodeResponse, encodeQuery, TYPE } from '../helpers/dns-client.js';
 
@@ -31,7 +32,7 @@ upstreams: { default: ["127.0.0.1:9"] }
   'fast-path.yaml',
 ).config;
 const lists = new Map([['apps', DomainSet.from([{ domain: 'tiktok.com', subdomainsOnly: false }])]]);
-const resolver = new Resolver(new RuleSet(config, lists, () => []));
+const resolver = new Resolver(new RuleSet(config, lists, []));
 
 const client = (address: string): ClientInfo => ({ address, port: 5000, transport: 'tcp', listener: 'test', listenerNetwork: undefined });
 

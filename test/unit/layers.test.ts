@@ -33,7 +33,7 @@ describe('layer rules (.dependency-cruiser.cjs)', () => {
       'src/stray/z.js': "import '../match/c.js';\n",
       'src/match/c.js': '',
     });
-    expect(found).toContain('layer-config-dns-logging-native-match: src/config/a.js -> src/server/b.js');
+    expect(found).toContain('layer-config-dns-logging-native-match-files-bytes: src/config/a.js -> src/server/b.js');
     expect(found).toContain('no-circular: src/lists/x.js -> src/lists/y.js');
     expect(found).toContain('no-unknown-folder: src/stray/z.js -> src/match/c.js');
   });

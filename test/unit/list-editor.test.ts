@@ -1,21 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  addRules,
-  addRulesToText,
-  atomicWrite,
-  describeFsError,
-  normaliseRules,
-  ownerTag,
-  reapDeadLock,
-  removeRulesFromText,
-  removeStaleTemps,
-  withLock,
-  WriteFailure,
-} from '../../src/lists/list-editor.js';
+import { WriteFailure } from '../../src/files/atomic-write.js';
+import { addRules, addRulesToText, normaliseRules, ownerTag, reapDeadLock, removeRulesFromText, removeStaleTemps, withLock } from '../../src/lists/list-editor.js';
 
 describe('removeRulesFromText', () => {
   it.each([
@@ -54,28 +43,6 @@ describe('normaliseRules', () => {
 
   it('refuses the whole input when one name is invalid, naming each bad one', () => {
     expect(() => normaliseRules(['ok.example', 'bad..example', '1.2.3.4'])).toThrow(/"bad\.\.example".*\n.*"1\.2\.3\.4" is an IP address/);
-  });
-});
-
-describe('atomicWrite', () => {
-  it("keeps the original's mode (and owner, as root), and gives a new file 0644 less the umask", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-editor-'));
-    try {
-      const file = join(dir, 'list.txt');
-      writeFileSync(file, 'old\n');
-      chmodSync(file, 0o640);
-      if (process.getuid?.() === 0) chownSync(file, 65534, 65534);
-      await atomicWrite(file, 'new\n');
-      const st = statSync(file);
-      expect(readFileSync(file, 'utf8')).toBe('new\n');
-      expect((st.mode & 0o7777).toString(8)).toBe('640');
-      if (process.getuid?.() === 0) expect([st.uid, st.gid]).toEqual([65534, 65534]);
-      await atomicWrite(join(dir, 'fresh.txt'), 'x\n');
-      expect(statSync(join(dir, 'fresh.txt')).mode & 0o777).toBe(0o644 & ~process.umask());
-      expect(readdirSync(dir).sort()).toEqual(['fresh.txt', 'list.txt']);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
 
@@ -166,13 +133,5 @@ describe('the audit record, written ahead', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
-});
-
-describe('describeFsError', () => {
-  it('gives one line for file-system errors and nothing for bugs', () => {
-    expect(describeFsError(new WriteFailure('/l.txt', Object.assign(new Error('x'), { code: 'ENOSPC' })))).toBe('disk full writing /l.txt');
-    expect(describeFsError(Object.assign(new Error('x'), { code: 'EACCES', path: '/s/audit.log' }))).toBe('permission denied writing /s/audit.log');
-    expect(describeFsError(new TypeError('bug'))).toBeUndefined();
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { redisSchema } from '../../src/config/schema.js';
 import { editsBehind, judgeInstances, referenceRules, type Heartbeat } from '../../src/shared/instance-health.js';
 import { classifyRedisError, connectionOptions, describeRedisError } from '../../src/shared/redis-connection.js';
-import { extendLog, foldLog, NO_EDITS, parseSnapshot, type EditEntry } from '../../src/shared/runtime-edits.js';
+import { extendLog, foldLog, NO_EDITS, parseSnapshot, type EditEntry } from '../../src/rules/edits.js';
 
 const edit = (id: string, version: number, op: 'add' | 'remove', rules: string[], time = version * 1000, list = 'tiktok'): EditEntry => ({ id, version, list, op, rules, time });
 

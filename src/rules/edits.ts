@@ -1,11 +1,9 @@
 // Runtime edits: the additions and removals an admin made through Redis, on top of the list files.
-// Pure: the state, how an edit changes it, how it overlays a DomainSet, and its hash.
+// Pure: the state, how an edit changes it and folds into a log, the overlay on the list sets, and
+// its hash.
 import { createHash } from 'node:crypto';
-import { DomainSet } from '../match/domain-set.js';
-import type { NameSuffixes } from '../match/name-suffixes.js';
-
-// Rule numbers of the added rules are kept apart from the file's (see DomainSet.lookup).
-const ADDED = 2 ** 40;
+import type { DomainSet } from '../match/domain-set.js';
+import { OverlaySet } from '../match/overlay-set.js';
 
 export interface ListEdits {
   add: string[];
@@ -82,49 +80,6 @@ export function parseSnapshot(json: string): RuntimeEdits {
     if (e.remove.length > 0) log.push({ id: `legacy-${list}-remove`, version: log.length + 1, list, op: 'remove', rules: e.remove, time: 0 });
   }
   return foldLog('legacy', log);
-}
-
-/**
- * A list as the file has it, plus runtime additions, minus runtime removals. Removing a rule hides
- * exactly that rule of the file (a parent rule still covers the name).
- */
-export class OverlaySet extends DomainSet {
-  private readonly removed: Set<string>;
-  private readonly added: DomainSet;
-
-  constructor(
-    private readonly base: DomainSet,
-    edits: ListEdits,
-  ) {
-    super();
-    this.added = new DomainSet();
-    for (const r of edits.add) this.added.add(r.startsWith('*.') ? r.slice(2) : r, r.startsWith('*.'));
-    this.removed = new Set(edits.remove);
-  }
-
-  override get size(): number {
-    return this.base.size + this.added.size;
-  }
-
-  override lookup(s: NameSuffixes, resume = 0): number {
-    if (resume === 0) {
-      const a = this.added.lookup(s);
-      if (a >= 0) return ADDED + a;
-    }
-    let next = resume;
-    for (;;) {
-      const m = this.base.lookup(s, next);
-      if (m < 0) return -1;
-      const rule = s.text(s.suffix);
-      if (!this.removed.has(s.below ? `*.${rule}` : rule)) return m;
-      next = 2 * s.suffix + (s.below ? 2 : 1); // hidden: a less specific rule may still cover the name
-    }
-  }
-
-  override *rules(): IterableIterator<string> {
-    for (const r of this.base.rules()) if (!this.removed.has(r)) yield r;
-    yield* this.added.rules();
-  }
 }
 
 export function overlay(sets: ReadonlyMap<string, DomainSet>, edits: RuntimeEdits): Map<string, DomainSet> {

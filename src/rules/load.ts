@@ -1,4 +1,5 @@
-// Config file + lists → RuleSet: the one place that reads everything a RuleSet needs from disk.
+// Config file + lists (+ /etc/resolv.conf for `system` upstreams) → RuleSet: the one place that
+// reads everything a RuleSet needs from disk; compiling it (rule-set.ts) is then pure.
 // Used at start, on every reload, and by the CLI (so `sluice check` sees what the server sees).
 import { createHash } from 'node:crypto';
 import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.js';
@@ -6,7 +7,9 @@ import { describeServing, loadLists, type LoadedLists } from '../lists/list-load
 import { acceptedPath, listStateDir, readSavedState, saveGoodState } from '../lists/list-state.js';
 import type { Logger } from '../logging/logger.js';
 import { DomainSet } from '../match/domain-set.js';
-import { RuleSet } from '../pipeline/resolver.js';
+import { RuleSet } from './rule-set.js';
+import type { UpstreamAddress } from '../config/schema.js';
+import { systemResolvers } from '../upstream/system-resolvers.js';
 
 export class LoadError extends Error {
   constructor(readonly lines: string[]) {
@@ -21,6 +24,8 @@ export interface LoadedRules {
   lists: LoadedLists;
   /** The file-loaded domain sets by list name (before runtime edits). */
   sets: Map<string, DomainSet>;
+  /** The resolvers of /etc/resolv.conf, read once at this load, for `system` upstreams. */
+  system: UpstreamAddress[];
   /** Hash of the effective config and list contents (runtime edits are added by the caller). */
   version: string;
 }
@@ -68,7 +73,10 @@ export async function loadRuleSet(configFile: string, logger: Logger, opts: Load
     logger.error({ list: def.name, url: def.url }, `list ${def.name} has no downloaded copy yet: it blocks nothing until ${def.url} is fetched`);
   }
   logger.info({ lists: lists.lists.map((l) => ({ name: l.def.name, entries: l.set.size })) }, 'lists loaded');
-  const result: LoadedRules = { rules: new RuleSet(loaded.config, sets), loaded, lists, sets, version: '' };
+  // The only file the rules read besides config and lists; read here so that compiling is pure.
+  const c = loaded.config.upstreams;
+  const system = [...c.default, ...c.conditional.flatMap((z) => z.servers)].includes('system') ? systemResolvers() : [];
+  const result: LoadedRules = { rules: new RuleSet(loaded.config, sets, system), loaded, lists, sets, system, version: '' };
   result.version = policyVersion(result);
   return result;
 }

@@ -1,10 +1,10 @@
 // The rules an instance enforces: its config and list files with the shared edits on top. The
 // server swaps these in; `sluice check` and `sluice lists show` compute them the same way, so the
 // CLI explains what the server does.
-import { RuleSet } from '../pipeline/resolver.js';
+import { RuleSet } from './rule-set.js';
 import type { DomainSet } from '../match/domain-set.js';
-import { editsHash, overlay, type RuntimeEdits } from '../shared/runtime-edits.js';
-import { policyVersion, type LoadedRules } from './load-rules.js';
+import { editsHash, overlay, type RuntimeEdits } from './edits.js';
+import { policyVersion, type LoadedRules } from './load.js';
 
 export interface EffectiveRules {
   rules: RuleSet;
@@ -17,5 +17,5 @@ export interface EffectiveRules {
 export function effectiveRules(loaded: LoadedRules, edits: RuntimeEdits | undefined): EffectiveRules {
   if (!edits || edits.version === 0) return { rules: loaded.rules, sets: loaded.sets, version: loaded.version };
   const sets = overlay(loaded.sets, edits);
-  return { rules: new RuleSet(loaded.loaded.config, sets), sets, version: policyVersion(loaded, editsHash(edits)) };
+  return { rules: new RuleSet(loaded.loaded.config, sets, loaded.system), sets, version: policyVersion(loaded, editsHash(edits)) };
 }

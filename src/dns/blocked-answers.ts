@@ -3,8 +3,8 @@
 import { isIPv4 } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import type { BlockResponseConfig } from '../config/schema.js';
-import { EDE, RCODE, TYPE } from '../dns/codes.js';
-import { encodeAnswer, encodeName, encodeOpt, encodeRecord, type EdeInfo, type Query } from '../dns/wire.js';
+import { EDE, RCODE, TYPE } from './codes.js';
+import { encodeAnswer, encodeName, encodeOpt, encodeRecord, type EdeInfo, type Query } from './wire.js';
 
 // RFC 6761 reserves .invalid: the SOA of a synthesised block names no real server.
 const SOA_RDATA_NAMES = Buffer.concat([encodeName('sluice.invalid'), encodeName('hostmaster.sluice.invalid')]);
