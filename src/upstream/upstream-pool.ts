@@ -288,8 +288,8 @@ export class UpstreamPool {
 
   /** A UDP socket of `family`; a retry leaves from another port when the pool has one (RFC 5452 §9.2). */
   socketFor(family: 'udp4' | 'udp6', avoid: PoolSocket | undefined): PoolSocket {
-    const socket = this.pick(family);
-    return socket === avoid && this.opts.sockets > 1 ? this.pick(family) : socket;
+    // A retry leaves from another slot (another port) whenever there is one.
+    return this.pick(family, avoid && this.opts.sockets > 1 ? this.pools[family].indexOf(avoid) : -1);
   }
 
   /** A random query ID not in flight on `socket`; -1 when 65k queries are in flight on it. */
@@ -306,9 +306,10 @@ export class UpstreamPool {
     return id;
   }
 
-  private pick(family: 'udp4' | 'udp6'): PoolSocket {
+  private pick(family: 'udp4' | 'udp6', avoidSlot = -1): PoolSocket {
     const pool = this.pools[family];
-    const i = (this.randomByte() * this.opts.sockets) >> 8;
+    let i = (this.randomByte() * (avoidSlot >= 0 ? this.opts.sockets - 1 : this.opts.sockets)) >> 8;
+    if (avoidSlot >= 0 && i >= avoidSlot) i++;
     let s = pool[i];
     if (!s || s.used >= this.opts.socketMaxQueries) {
       if (s) {
