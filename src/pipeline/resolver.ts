@@ -7,8 +7,9 @@
 // assignment; the cache and the pool carry over unless the config parts they depend on changed.
 import type { Config } from '../config/schema.js';
 import { CLASS_IN, EDE, RCODE, TYPE, isUpstreamFailure, rcodeName } from '../dns/codes.js';
-import { renderAnswer, type AnswerBytes } from '../dns/answer-bytes.js';
-import { encodeAnswer, encodeRcode, encodeRecord, encodeTruncated, fitAnswer, readQuery, udpLimit, type EdeInfo, type Query } from '../dns/wire.js';
+import { renderAnswer, scanAnswer, type AnswerBytes } from '../dns/answer-bytes.js';
+import { checkReply } from '../dns/reply-check.js';
+import { encodeAnswer, encodeRcode, encodeRecord, encodeTruncated, fitAnswer, readQuery, skipName, udpLimit, type EdeInfo, type Query } from '../dns/wire.js';
 import type { Decision } from '../policy/policy-engine.js';
 import { RateLimiter } from './rate-limiter.js';
 import { UpstreamPool, type UpstreamHealth } from '../upstream/upstream-pool.js';
@@ -149,6 +150,15 @@ export class Resolver {
   /** Per upstream (`host:port`): round-trip times, back-off, invalid replies, retries. */
   get upstreamHealth(): ReadonlyMap<string, UpstreamHealth> {
     return this.runtime.pool.health;
+  }
+
+  /** Put an answer another instance resolved (a whole DNS message, from the shared cache) into the cache. */
+  warm(key: string, message: Buffer, remainingMs: number): void {
+    const nameEnd = skipName(message, 12);
+    // Bytes from Redis are checked as an upstream's reply is: a corrupted value is never served.
+    if (nameEnd < 0 || checkReply(message, nameEnd + 4) !== undefined) return;
+    const answer = scanAnswer(message, nameEnd + 4, this.clamp());
+    if (answer && answer.cacheTtl > 0) this.runtime.cache.warm(key, answer, Math.min(remainingMs, answer.cacheTtl * 1000));
   }
 
   private clamp() {

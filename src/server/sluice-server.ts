@@ -18,8 +18,7 @@ import { reportShared } from './worker-ipc.js';
 import { join } from 'node:path';
 import { stateDir } from '../config/paths.js';
 import { SharedState } from '../shared/shared-state.js';
-import { answerMessage, scanAnswer } from '../dns/answer-bytes.js';
-import { skipName } from '../dns/wire.js';
+import { answerMessage } from '../dns/answer-bytes.js';
 import { effectiveRules } from '../rules/effective.js';
 import { listenError } from './listen-error.js';
 import { TcpListener } from './tcp.js';
@@ -134,13 +133,7 @@ export class SluiceServer {
     this.shared.loadSnapshot();
     if (c.redis.shared_cache) {
       this.shared.cacheHooks = {
-        warm: (key, bytes, remainingMs) => {
-          const nameEnd = skipName(bytes, 12);
-          if (nameEnd < 0) return;
-          const cc = this.config.cache;
-          const answer = scanAnswer(bytes, nameEnd + 4, { minTtl: cc.min_ttl, maxTtl: cc.max_ttl, negativeMaxTtl: cc.negative_max_ttl });
-          if (answer && answer.cacheTtl > 0) this.resolver.cache.warm(key, answer, Math.min(remainingMs, answer.cacheTtl * 1000));
-        },
+        warm: (key, message, remainingMs) => this.resolver.warm(key, message, remainingMs),
         room: () => this.config.cache.max_entries - this.resolver.cache.size,
       };
     }
