@@ -192,7 +192,8 @@ describe('shared state in redis', () => {
       await until(async () => warm.server.shared!.up, 3000);
       const first = await resolve(warm.udp, 'shared-cache.example', 'A', { localAddress: '127.0.0.2' });
       expect(first.answers[0]!.data).toBe('192.0.2.1');
-      await new Promise((r) => setTimeout(r, 400)); // write-behind batches every 200 ms
+      // Written behind, in batches every 200 ms: wait until it is in Redis.
+      await until(async () => ((await redis.command('KEYS', '*shared-cache*')) as unknown[]).length > 0, 3000);
       cold = await withCache('zeta');
       await until(async () => cold!.server.shared!.warmed > 0, 3000);
       const asked = upstream.queries.filter((q) => q.name === 'shared-cache.example').length;

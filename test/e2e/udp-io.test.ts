@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RCODE, TYPE, decodeResponse, encodeQuery, queryUdp, resolve } from '../helpers/dns-client.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { loggedEvents, referenceConfig, referenceLists, startSluice, type Harness } from '../helpers/sluice-harness.js';
+import { until } from '../helpers/until.js';
 import { loadBatchBinding } from '../../src/native/udp-batch.js';
 import { BatchedUdpListener } from '../../src/server/udp.js';
 
@@ -86,7 +87,7 @@ describe('UDP listeners: batched and dgram', () => {
         want.set(i + 1, { name, rcode: kind === 1 ? RCODE.NOERROR : RCODE.NXDOMAIN });
         sock.send(encodeQuery(name, 'A', { id: i + 1 }), batched.udp.port, '127.0.0.1');
       }
-      for (let t = 0; t < 100 && got.size < want.size; t++) await new Promise((r) => setTimeout(r, 20));
+      await until('an answer to each of the 600 queries', () => got.size >= want.size, 5000);
       expect(got.size).toBe(600);
       for (const [id, { name, rcode }] of want) {
         const replies = got.get(id)!;
@@ -123,8 +124,21 @@ describe('UDP listeners: batched and dgram', () => {
   it('drops a datagram too long for any DNS query, counts it, and goes on answering', async () => {
     const listener = (batched.server as unknown as { listeners: unknown[] }).listeners.find((l) => l instanceof BatchedUdpListener) as BatchedUdpListener;
     const before = listener.stats();
-    const huge = Buffer.concat([encodeQuery('www.tiktok.com', 'A', { id: 7 }), Buffer.alloc(20000)]);
-    await expect(queryUdp(batched.udp, huge, { timeoutMs: 300 })).rejects.toThrow(/timed out/);
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const ids: number[] = [];
+    sock.on('message', (m: Buffer) => ids.push(m.readUInt16BE(0)));
+    try {
+      // The huge one first, then a blocked name from the same socket: answered at once, in order,
+      // so when its answer is here, an answer to the huge one would have come before it.
+      sock.send(Buffer.concat([encodeQuery('www.tiktok.com', 'A', { id: 7 }), Buffer.alloc(20000)]), batched.udp.port, '127.0.0.1');
+      await until('the oversized datagram to be counted', () => listener.stats()[1] === before[1] + 1);
+      sock.send(encodeQuery('www.tiktok.com', 'A', { id: 8 }), batched.udp.port, '127.0.0.1');
+      await until('the answer to the next query', () => ids.includes(8));
+      expect(ids).toEqual([8]);
+    } finally {
+      sock.close();
+    }
     expect(listener.stats()[1]).toBe(before[1] + 1);
     expect(await batched.server.observability.metrics.metrics()).toMatch(new RegExp(`^sluice_udp_oversized_total ${before[1] + 1}$`, 'm'));
     expect((await resolve(batched.udp, 'www.tiktok.com', 'A')).rcode).toBe(RCODE.NXDOMAIN);
@@ -155,16 +169,29 @@ describe('UDP listeners: batched and dgram', () => {
 
   it('stopping sends the forwarded answers still in flight before the socket closes', async () => {
     const h = await startSluice({ config: referenceConfig('udp: { io: batched }\n'), lists: referenceLists, upstream: upstream.address });
-    upstream.setHandler(async () => {
-      await new Promise((r) => setTimeout(r, 150));
+    // The upstream holds its answer until released: the query is in flight for as long as the test wants.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let asked = false;
+    upstream.setHandler(async (q) => {
+      if (q.name !== 'slow.example') return undefined;
+      asked = true;
+      await held;
       return undefined;
     });
     try {
       const pending = resolve(h.udp, 'slow.example', 'A', { timeoutMs: 2000 });
-      await new Promise((r) => setTimeout(r, 50));
-      await h.server.stop(1000);
+      await until('the query to reach the upstream', () => asked);
+      let stopped = false;
+      const stopping = h.server.stop(5000).then(() => (stopped = true));
+      // Stopping waits for the answer in flight (for up to its grace, 5 s): it has not finished yet.
+      await new Promise((r) => setImmediate(r));
+      expect(stopped).toBe(false);
+      release();
+      await stopping;
       expect((await pending).rcode).toBe(RCODE.NOERROR);
     } finally {
+      release();
       upstream.setHandler(undefined);
       await h.stop().catch(() => undefined);
     }
