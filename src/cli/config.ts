@@ -1,7 +1,7 @@
 // `sluice config validate`: check a config and its lists the way a reload would, like unbound-checkconf.
 import type { Command } from 'commander';
 import { silentLogger } from '../logging/logger.js';
-import { LoadError, loadRuleSet } from '../server/sluice-server.js';
+import { LoadError, loadRuleSet } from '../rules/load.js';
 import { configPath } from './config-file.js';
 import { listFindings } from '../lists/list-loader.js';
 

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { configPath } from './config-file.js';
 import { createLogger } from '../logging/logger.js';
 import { readConfigFile } from '../config/load.js';
-import { LoadError, SluiceServer, loadRuleSet } from '../server/sluice-server.js';
+import { SluiceServer } from '../server/sluice-server.js';
+import { LoadError, loadRuleSet } from '../rules/load.js';
 import { isWorker, reportFailed, reportReady, runPrimary, workerCount } from '../server/cluster.js';
 import { silentLogger } from '../logging/logger.js';
 

@@ -1,16 +1,20 @@
 // Multi-core: `workers: N` runs N processes (node:cluster) that share the listening sockets; the
-// primary only supervises. With the batched UDP socket each worker binds the port with
-// SO_REUSEPORT; on node:dgram (no SO_REUSEPORT in Node 20) the workers share one socket and the
-// kernel hands each datagram to whichever worker reads first; TCP connections are distributed by
-// the primary. Reload signals are forwarded; a worker that dies is replaced, but one
-// that cannot start (a listener cannot bind) stops them all: it would fail again.
+// primary supervises them and owns the query log and the admin API (its observability root, fed by
+// the workers: cluster-observability.ts). With the batched UDP socket each worker binds the port
+// with SO_REUSEPORT; on node:dgram (no SO_REUSEPORT in Node 20) the workers share one socket and
+// the kernel hands each datagram to whichever worker reads first; TCP connections are distributed
+// by the primary. Reload signals are forwarded; a worker that dies is replaced, but one that
+// cannot start (a listener cannot bind) stops them all: it would fail again.
 import cluster, { type Worker } from 'node:cluster';
 import dgram from 'node:dgram';
 import net, { isIPv6 } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
-import { PrimaryObservability } from './cluster-observability.js';
+import { instanceName } from '../querylog/query-log.js';
+import { WorkersSource } from './cluster-observability.js';
+import { LogOwner } from './log-owner.js';
+import { ObservabilityRoot } from './observability-root.js';
 import { withNodeFlags } from './node-flags.js';
 import { loadRuleSet } from '../rules/load.js';
 import { ListenError, listenError } from './listen-error.js';
@@ -107,28 +111,33 @@ function probe(address: string, port: number, proto: 'udp' | 'tcp'): Promise<() 
 /**
  * Run the workers. Resolves once they are forked, or at once when the primary itself cannot start
  * (a listener or the admin API cannot bind): then `process.exitCode` is 2 and the problem printed.
+ * `clock` is the primary's: the log's, the admin API's and the policy states it shows.
  */
-export async function runPrimary(count: number, logger: Logger, configFile: string): Promise<void> {
+export async function runPrimary(count: number, logger: Logger, configFile: string, clock: () => number = Date.now): Promise<void> {
   const workers = new Set<Worker>();
   /** Workers that said they serve: health counts these, not processes that are still starting. */
   const ready = new Set<Worker>();
-  let obs: PrimaryObservability | undefined;
+  /** The primary's observability root (it owns the log), fed by the workers. */
+  let obs: { root: ObservabilityRoot; source: WorkersSource } | undefined;
   const primaryLog = logger.child({ role: 'primary' }, { level: 'warn' });
   const openObservability = async (loaded: Awaited<ReturnType<typeof loadRuleSet>>) => {
-    const o = await PrimaryObservability.open(loaded, () => ready.size, count, logger);
+    const c = loaded.loaded.config;
+    const owner = await LogOwner.open(c, loaded.loaded.baseDir, instanceName(c), clock, logger);
+    const source = new WorkersSource(loaded, owner, () => ready.size, count, clock);
+    const root = new ObservabilityRoot(owner, source, clock, logger);
     try {
-      await o.startAdmin();
+      await root.start(loaded);
     } catch (err) {
-      await o.close().catch(() => undefined);
+      await root.close().catch(() => undefined);
       throw err;
     }
-    obs = o;
-    for (const w of workers) o.attach(w);
+    obs = { root, source };
+    for (const w of workers) source.attach(w);
   };
   const observe = async () => {
     try {
       const loaded = await loadRuleSet(configFile, primaryLog);
-      if (obs) obs.reconfigure(loaded);
+      if (obs) obs.source.reconfigure(loaded);
       else await openObservability(loaded);
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'primary: cannot load the config for the admin server');
@@ -154,7 +163,7 @@ export async function runPrimary(count: number, logger: Logger, configFile: stri
 
   let stopping = false;
   let finishing = false;
-  const closeObservability = () => (obs ? obs.close().catch((err: Error) => logger.error({ err: err.message }, 'primary: closing the query log failed')) : Promise.resolve());
+  const closeObservability = () => (obs ? obs.root.close().catch((err: Error) => logger.error({ err: err.message }, 'primary: closing the query log failed')) : Promise.resolve());
   // The store is written and closed before the primary exits: its last events are durable.
   const finish = () => {
     if (finishing) return;
@@ -175,7 +184,7 @@ export async function runPrimary(count: number, logger: Logger, configFile: stri
   const fork = (id: number) => {
     const w = cluster.fork({ SLUICE_WORKER_ID: String(id) });
     workers.add(w);
-    obs?.attach(w);
+    obs?.source.attach(w);
     w.on('message', (m: { type?: string; problems?: unknown }) => {
       if (m?.type === FAILED) {
         failed(id, Array.isArray(m.problems) ? m.problems.map(String) : ['a worker could not start']);

@@ -1,6 +1,7 @@
 // The worker's side of several workers: its query log events, its shared-state status and its
 // metrics go to the primary over the cluster IPC channel (cluster-observability.ts is the primary's
-// side). Apart from both observability roots, so that neither imports the other.
+// side, the source of its observability root). Apart from both sides, so that neither imports the
+// other.
 import type * as PromClient from 'prom-client';
 import { loadPromClient } from '../admin/metrics.js';
 import type { QueryLogSink } from '../querylog/buffer.js';
