@@ -3,7 +3,6 @@
 // decodes it. `.ci/run` installs both.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import { silentLogger } from '../../src/logging/logger.js';
 import { QueryLogBuffer } from '../../src/querylog/buffer.js';
 import { DnstapSink, dnstapSinkFromConfig, type DnstapTarget } from '../../src/querylog/dnstap-sink.js';
 import type { QueryEvent } from '../../src/querylog/event.js';
+import { freePort } from '../helpers/ports.js';
 
 const T0 = Date.parse('2026-11-01T10:00:00Z');
 
@@ -76,16 +76,6 @@ function dnstapLdns(...args: string[]): Promise<string> {
     execFile('dnstap-ldns', args, { maxBuffer: 128 * 1024 * 1024 }, (error, stdout, stderr) =>
       error ? reject(new Error(`dnstap-ldns ${args.join(' ')}: ${error.message} ${stderr}`)) : resolve(stdout),
     );
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
   });
 }
 

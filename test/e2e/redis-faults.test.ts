@@ -4,7 +4,6 @@
 // health must name the instance that is out of step, not its peers.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import { writeEdit } from '../../src/shared/edit-store.js';
 import { createRedis, type RedisClient } from '../../src/shared/redis-connection.js';
 import type { QueryEvent } from '../../src/querylog/event.js';
 import { redisSchema } from '../../src/config/schema.js';
+import { freePort } from '../helpers/ports.js';
 
 const BIN = join(import.meta.dirname, '../../bin/sluice.js');
 const TOKEN = 'redis-faults-token-0123456789';
@@ -386,16 +386,6 @@ describe('with workers: 2', () => {
     }
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 async function readText(file: string): Promise<string> {
   const { readFile } = await import('node:fs/promises');

@@ -3,24 +3,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RCODE, resolve } from '../helpers/dns-client.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { referenceConfig, referenceLists } from '../helpers/sluice-harness.js';
 import { NODE_FLAGS } from '../../src/server/node-flags.js';
+import { freePort } from '../helpers/ports.js';
 
 const BIN = join(import.meta.dirname, '../../bin/sluice.js');
-
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 let upstream: FakeUpstream;
 beforeAll(async () => {

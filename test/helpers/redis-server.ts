@@ -1,7 +1,8 @@
 // A real redis-server for tests, on a free loopback port, started and stopped by the test.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
+import { freePort } from './ports.js';
 
 export interface TestRedis {
   port: number;
@@ -10,16 +11,6 @@ export interface TestRedis {
   command(...args: (string | number)[]): Promise<unknown>;
   stop(): Promise<void>;
   start(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 function ping(port: number): Promise<boolean> {
