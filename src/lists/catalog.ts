@@ -31,10 +31,33 @@ export const catalogSchema = z.strictObject({
             license: nullableText,
             url: nullableText,
             note: nullableText,
+            commit: nullableText.describe('The commit of the repository the entries were read at.'),
           }),
         )
         .default([]),
-      excluded: z.array(z.strictObject({ domain: z.string(), reason: z.string() })).default([]),
+      excluded: z
+        .array(
+          z.strictObject({
+            domain: z.string(),
+            reason: z.string(),
+            /** Further names left out for the same reason. */
+            also: z.array(z.string()).default([]),
+            /** The exclusion covers the names below the domain too (a shared CDN's alias names). */
+            subdomains: z.boolean().default(false),
+          }),
+        )
+        .default([]),
+      /** Listed roots that also serve something outside the banned apps: the collateral of blocking them. */
+      also_serves: z
+        .array(
+          z.strictObject({
+            domain: z.string(),
+            serves: z.string(),
+            /** A narrower rule that blocks the app with less collateral, where one exists. */
+            narrower: nullableText,
+          }),
+        )
+        .default([]),
     }),
   ),
   changelog: z
