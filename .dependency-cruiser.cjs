@@ -5,11 +5,11 @@ const LAYERS = [
   ['config', 'dns', 'logging', 'native', 'match', 'files', 'bytes'], // ground floor: pure matching, wire format, config schema and paths, atomic file writes, byte copies
   ['lists', 'upstream'], // list files and formats; the upstream pool
   ['policy'], // decisions over networks, profiles, policies
-  ['rules'], // config + lists + shared edits compiled into a RuleSet (pure), and its loader
+  ['rules', 'rpz'], // config + lists + shared edits compiled into a RuleSet (pure), and its loader; RPZ zones built from it
   ['pipeline'], // the request pipeline
   ['querylog'], // events, stores, reports
   ['shared', 'admin'], // Redis state; the admin HTTP API and dashboard
-  ['server'], // composition: listeners, reload, observability roots
+  ['server'], // composition: listeners, reload, the observability root
   ['cli', 'tools'], // commands
 ];
 

@@ -1,5 +1,5 @@
 // `sluice lists …`: inspect and edit blocklists.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Command, Option } from 'commander';
@@ -7,7 +7,8 @@ import { isMap, isNode, parseDocument, stringify } from 'yaml';
 import { ConfigError, parseConfig } from '../config/load.js';
 import { siteDir } from '../config/paths.js';
 import { remoteCopyPath, type ListDefinition } from '../lists/catalog.js';
-import { parseList, type ListFormat } from '../lists/formats.js';
+import { normaliseDomain, parseList, type ListFormat } from '../lists/formats.js';
+import { nextSerial, zoneText } from '../rpz/zone.js';
 import { loadDomainsFromBytes } from '../lists/list-bytes.js';
 import { createFile, describeFsError } from '../files/atomic-write.js';
 import { addRules, appendAudit, currentUser, editFile, exportRules, InvalidDomainError, normaliseRules, removeRules } from '../lists/list-editor.js';
@@ -357,15 +358,32 @@ export function registerLists(program: Command): void {
     .command('export')
     .description('Print a list in a given format.')
     .argument('<name>', 'list name')
-    .addOption(new Option('--format <format>', 'output format').choices(['plain', 'hosts', 'adblock']).default('plain'))
-    .addHelpText('after', '\nExamples:\n  sluice lists export tiktok --format hosts > tiktok.hosts')
-    .action(async (name: string, opts: { format: Exclude<ListFormat, 'auto'> }, cmd: Command) => {
+    .addOption(new Option('--format <format>', 'output format').choices(['plain', 'hosts', 'adblock', 'rpz']).default('plain'))
+    .option('--zone <name>', 'rpz: the zone name', 'rpz.sluice.')
+    .addHelpText('after', '\nExamples:\n  sluice lists export tiktok --format hosts > tiktok.hosts\n  sluice lists export tiktok --format rpz --zone rpz.example.org. > rpz.example.org.zone')
+    .action(async (name: string, opts: { format: Exclude<ListFormat, 'auto'> | 'rpz'; zone: string }, cmd: Command) => {
       const r = await loadForCli(cmd);
       const def = r && findList(r, name);
       if (!def) return;
-      const parsed = parseList(existsSync(def.file) ? await readFile(def.file, 'utf8') : '');
+      const exists = existsSync(def.file);
+      const parsed = parseList(exists ? await readFile(def.file, 'utf8') : '');
       const rules = [...new Set(parsed.entries.map((e) => (e.subdomainsOnly ? `*.${e.domain}` : e.domain)))];
-      process.stdout.write(exportRules(rules, opts.format, [`sluice list ${name}, exported ${new Date().toISOString()}`]));
+      const header = [`sluice list ${name}, exported ${new Date().toISOString()}`];
+      if (opts.format === 'rpz') {
+        const zone = normaliseDomain(opts.zone);
+        if ('error' in zone) return fail(`--zone: ${zone.error}`, EXIT.USAGE);
+        // The serial follows the list: the file's modification time, which every edit (an atomic rename) moves on.
+        const serial = nextSerial(exists ? statSync(def.file).mtimeMs : 0);
+        process.stdout.write(zoneText({ block: rules }, { origin: zone.domain, serial }, [...header, `serial ${serial}: the list file's modification time (seconds since 1970)`]));
+        return;
+      }
+      const out = exportRules(rules, opts.format, header);
+      process.stdout.write(out.text);
+      if (out.skipped.length > 0) {
+        process.stderr.write(
+          `note: ${out.skipped.length} subdomains-only rule(s) not exported: a hosts file cannot express "subdomains only" (${out.skipped.slice(0, 5).join(', ')}${out.skipped.length > 5 ? ', …' : ''}); use --format adblock, plain or rpz\n`,
+        );
+      }
     });
 
   lists

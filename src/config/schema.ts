@@ -453,6 +453,35 @@ export const hardeningSchema = z
   })
   .describe('Defences against abuse and bypass.');
 
+const addressPort = z.string().refine((s) => parseUpstreamAddress(s) !== undefined, 'an address and port such as "127.0.0.1:5300" or "[::1]:5300" (the port defaults to 53)');
+
+export const rpzZoneSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^([a-z0-9_-]{1,63}\.)+$|^([a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}$/i, 'a zone name such as "rpz.sluice."')
+      .describe('The zone name the secondaries configure, e.g. "rpz.sluice.".'),
+    network: name.describe("The network whose effective rules the zone carries (its profile, the policies in force for it, its exceptions as passthru)."),
+    listen: addressPort.describe('Where sluice answers SOA queries (UDP, TCP) and AXFR/IXFR (TCP) for this zone, e.g. "127.0.0.1:5300".'),
+    allow_transfer: z.array(cidr).default(['127.0.0.1/32', '::1/128']).describe('Addresses that may query and transfer the zone; others get REFUSED.'),
+    notify: z.array(addressPort).default([]).describe('Secondaries sent a NOTIFY (RFC 1996) whenever the zone changes, e.g. "192.0.2.53:53".'),
+    ttl: z.number().int().min(0).max(86400).default(300).describe('TTL of the zone\'s records (and the SOA minimum), seconds.'),
+    tsig: z
+      .strictObject({
+        name: z.string().min(1).describe('Key name, as the secondaries name it, e.g. "xfr-key.".'),
+        algorithm: z.literal('hmac-sha256').default('hmac-sha256').describe('The MAC algorithm; HMAC-SHA256 only.'),
+        secret: z
+          .string()
+          .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'the key in base64')
+          .optional()
+          .describe('The shared key in base64 (e.g. from `tsig-keygen`); or secret_env.'),
+        secret_env: z.string().min(1).optional().describe('Environment variable holding the key in base64.'),
+      })
+      .optional()
+      .describe('With a key, AXFR and IXFR must be signed with it (TSIG, RFC 8945), and the answers are signed; recommended.'),
+  })
+  .describe('A Response Policy Zone served by zone transfer (docs/rpz.md).');
+
 export const loggingSchema = z
   .strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Each query is logged at debug.'),
@@ -496,8 +525,15 @@ export const configSchema = z
     admin: adminSchema.prefault({}),
     redis: redisSchema.optional(),
     hardening: hardeningSchema.prefault({}),
+    rpz: z.array(rpzZoneSchema).default([]).describe('Response Policy Zones for other resolvers (BIND, Unbound, PowerDNS, Knot) to transfer.'),
   })
   .superRefine((cfg, ctx) => {
+    cfg.rpz.forEach((z, i) => {
+      if (!(z.network in cfg.networks)) ctx.addIssue({ code: 'custom', path: ['rpz', i, 'network'], message: `unknown network "${z.network}"` });
+      if (z.tsig && (z.tsig.secret === undefined) === (z.tsig.secret_env === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['rpz', i, 'tsig', 'secret'], message: 'give the key as either secret or secret_env' });
+      }
+    });
     for (const [i, l] of cfg.listeners.entries()) {
       if (l.network !== undefined && !(l.network in cfg.networks)) {
         ctx.addIssue({ code: 'custom', path: ['listeners', i, 'network'], message: `unknown network "${l.network}"` });
@@ -559,6 +595,7 @@ export type PolicyConfig = z.infer<typeof policySchema>;
 export type ExceptionConfig = z.infer<typeof exceptionSchema>;
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 export type UpstreamsConfig = z.infer<typeof upstreamsSchema>;
+export type RpzZoneConfig = z.infer<typeof rpzZoneSchema>;
 
 export interface UpstreamAddress {
   host: string;

@@ -409,15 +409,29 @@ export async function removeRules(file: string, rules: string[], audit?: Audited
   );
 }
 
-/** Pure: rules rendered in a list format, with a header comment. */
-export function exportRules(rules: Iterable<string>, format: Exclude<ListFormat, 'auto'>, header: string[]): string {
+/**
+ * Pure: rules rendered in a list format, with a header comment. A subdomains-only rule (`*.d`):
+ *  - plain: `*.d`, sluice's own syntax;
+ *  - adblock: `||*.d^` — `*` is adblock's wildcard, so at the DNS level (hostnames only) this matches
+ *    `a.d` and `a.b.d` but not `d` itself (`||d^` would block `d` too). AdGuard's HostlistCompiler
+ *    validates it as a wildcard rule; docs/rpz.md has the details;
+ *  - hosts: a hosts file maps exact names, and has no way to say "every subdomain of d" (nor any
+ *    wildcard): the rule becomes a comment line saying so, and is listed in `skipped`.
+ */
+export function exportRules(rules: Iterable<string>, format: Exclude<ListFormat, 'auto'>, header: string[]): { text: string; skipped: string[] } {
   const lines = header.map((h) => (format === 'adblock' ? `! ${h}` : `# ${h}`));
+  const skipped: string[] = [];
   for (const r of rules) {
     const wildcard = r.startsWith('*.');
     const d = wildcard ? r.slice(2) : r;
     if (format === 'plain') lines.push(r);
-    else if (format === 'hosts') lines.push(`0.0.0.0 ${wildcard ? `*.${d}` : d}`);
-    else lines.push(wildcard ? `||*.${d}^` : `||${d}^`);
+    else if (format === 'hosts') {
+      if (!wildcard) lines.push(`0.0.0.0 ${d}`);
+      else {
+        skipped.push(r);
+        lines.push(`# not exported: ${r} (subdomains of ${d} only; a hosts file cannot express that)`);
+      }
+    } else lines.push(wildcard ? `||*.${d}^` : `||${d}^`);
   }
-  return lines.join('\n') + '\n';
+  return { text: lines.join('\n') + '\n', skipped };
 }

@@ -22,9 +22,11 @@ import { answerMessage } from '../dns/answer-bytes.js';
 import { effectiveRules } from '../rules/effective.js';
 import { listenError } from './listen-error.js';
 import { TcpListener } from './tcp.js';
+import { RpzServer } from './rpz-server.js';
+import { networkRules } from '../rpz/network-rules.js';
+import type { DomainSet } from '../match/domain-set.js';
+import type { RuleSet } from '../rules/rule-set.js';
 import { BatchedUdpListener, createUdpListener, type ListenerHooks, type UdpListener } from './udp.js';
-
-export { LoadError, loadRuleSet };
 
 export interface BoundAddress {
   protocol: 'udp' | 'tcp';
@@ -58,6 +60,10 @@ export class SluiceServer {
   private loadedRules!: LoadedRules;
   /** The policy version this instance enforces (config, lists, runtime edits). */
   version = '';
+  /** The zone-transfer endpoints of the config's `rpz:` zones (docs/rpz.md). */
+  rpz: RpzServer[] = [];
+  private rpzTimer: NodeJS.Timeout | undefined;
+  private sets: ReadonlyMap<string, DomainSet> = new Map();
 
   private constructor(
     readonly resolver: Resolver,
@@ -99,6 +105,7 @@ export class SluiceServer {
       server.startShared(loaded);
       server.adminPort = await server.observability.startAdmin();
       await server.listen();
+      await server.startRpz();
     } catch (err) {
       await server.stop();
       throw err;
@@ -148,12 +155,48 @@ export class SluiceServer {
     const rules = effective.rules;
     this.resolver.swap(rules);
     this.version = effective.version;
+    this.sets = effective.sets;
+    this.updateRpz(rules);
     if (this.shared) {
       this.shared.version = this.version;
       if (this.shared.rulesVersion !== loaded.version) this.shared.rulesSince = (this.opts.clock ?? Date.now)();
       this.shared.rulesVersion = loaded.version;
     }
     if (edits && edits.version > 0) this.opts.logger.info({ editsVersion: edits.version, version: this.version }, 'runtime edits applied');
+  }
+
+  /**
+   * The `rpz:` zones, served by one process: the only one, or worker 1 of several (the zones are
+   * the same in every worker). Zone changes in the config take effect at the next restart.
+   */
+  private async startRpz(): Promise<void> {
+    if (isWorker() && process.env.SLUICE_WORKER_ID !== '1') return;
+    const now = this.opts.clock ?? Date.now;
+    for (const z of this.config.rpz) {
+      const server = new RpzServer(z, this.opts.logger, now);
+      this.rpz.push(server);
+      await server.start().catch((err: unknown) => {
+        const a = z.listen.lastIndexOf(':');
+        throw listenError(err, z.listen.slice(0, a).replace(/^\[|\]$/g, ''), Number(z.listen.slice(a + 1)), 'tcp');
+      });
+    }
+    this.updateRpz(this.resolver.ruleSet);
+    // Policies start, end and follow schedules by the clock: look again every minute.
+    if (this.rpz.length > 0) {
+      this.rpzTimer = setInterval(() => this.updateRpz(this.resolver.ruleSet), 60_000);
+      this.rpzTimer.unref();
+    }
+  }
+
+  /** Give each RPZ zone its network's rules as enforced now; a zone that changes notifies its secondaries. */
+  private updateRpz(rules: RuleSet): void {
+    const now = (this.opts.clock ?? Date.now)();
+    for (const z of this.rpz) {
+      const network = z.network;
+      const r = networkRules(rules.engine, this.sets, network, now);
+      if (r) z.update(r);
+      else this.opts.logger.warn({ zone: z.origin, network }, 'rpz zone: its network is no longer in the config; the zone keeps its last content');
+    }
   }
 
   sharedStatus(): Record<string, unknown> {
@@ -294,6 +337,7 @@ export class SluiceServer {
         if (JSON.stringify(rules.config.listeners) !== JSON.stringify(this.config.listeners) || rules.config.udp.io !== this.config.udp.io) {
           log.warn('listener changes (listeners, udp.io) take effect at the next restart');
         }
+        if (JSON.stringify(rules.config.rpz) !== JSON.stringify(this.config.rpz)) log.warn('rpz zone changes (zones, listen, allow_transfer, notify, tsig) take effect at the next restart');
         this.loadedRules = loaded;
         this.applyRules(loaded);
         this.config = rules.config;
@@ -321,6 +365,9 @@ export class SluiceServer {
     this.watcher.close();
     this.refresher.close();
     clearInterval(this.policyTimer);
+    clearInterval(this.rpzTimer);
+    await Promise.all(this.rpz.map((z) => z.stop()));
+    this.rpz = [];
     await Promise.all(this.listeners.map((l) => l.stop(graceMs)));
     this.listeners = [];
     this.resolver.close();
