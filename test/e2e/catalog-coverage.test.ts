@@ -46,6 +46,7 @@ const BLOCKED: Record<string, Must[]> = {
     { name: 'tnc-va-us-looki.capcutapi.com', list: 'capcut', source: 'hagezi-native/tiktok.txt' },
     { name: 'frontier.capcutw.us.edgesuite.net', list: 'capcut', source: 'hagezi-native/tiktok.txt' },
     { name: 'www.capcut.cn', list: 'capcut', source: 'v2fly/capcut.txt' },
+    { name: 'lf16-capcut.faceulv.com', list: 'capcut', source: 'homebrew-cask/capcut.txt' },
   ],
   lemon8: [{ name: 'p16-va.lemon8cdn.com', list: 'lemon8', source: 'catalog.yaml lemon8 gh-code note' }],
   temu: [
@@ -64,6 +65,7 @@ const BLOCKED: Record<string, Must[]> = {
     { name: 'wx.gtimg.com', list: 'wechat', source: 'blackmatrix7/wechat.txt' },
     { name: 'res.wx.qq.com', list: 'wechat', source: 'adguard/wechat.txt' },
     { name: 'mp.wxaurl.cn', list: 'wechat', source: 'v2fly/wechat.txt' },
+    { name: 'mac.weixin.qq.com', list: 'wechat', source: 'homebrew-cask/wechat.txt' },
   ],
   ucbrowser: [
     { name: 'adslot.uc.cn', list: 'ucbrowser', source: 'v2fly/ucbrowser.txt' },
@@ -78,7 +80,7 @@ const BLOCKED: Record<string, Must[]> = {
     { name: 'nl.shein.com', list: 'shein', source: 'adguard/shein.txt' },
     { name: 'sheinsz.ltwebstatic.com', list: 'shein', source: 'adguard/shein.txt' },
   ],
-  turbovpn: [{ name: 'www.turbovpn.com', list: 'turbovpn', source: 'catalog.yaml turbovpn vendor-site' }],
+  turbovpn: [{ name: 'www.turbovpn.com', list: 'turbovpn', source: 'hagezi-doh-vpn-proxy-bypass/turbovpn.txt' }],
   shareit: [{ name: 'dl.files.wshareit.com', list: 'shareit', source: 'catalog.yaml shareit gh-code note' }],
 };
 
@@ -98,13 +100,17 @@ const ALLOWED: Record<string, [name: string, why: string][]> = {
     ['www.volcengine.com', "ByteDance's cloud, left open (only its shared static hosts are blocked)"],
     ['www.larksuite.com', 'Lark, not part of the ban'],
   ],
-  capcut: [['capcut.com.example.net', 'look-alike, not a subdomain']],
+  capcut: [
+    ['capcut.com.example.net', 'look-alike, not a subdomain'],
+    ['lf16.faceulv.com', "ByteDance's package CDN for other apps; only the CapCut-named host is listed"],
+  ],
   lemon8: [['lemon8.example.com', 'look-alike, not a subdomain']],
   temu: [['temu.example.com', 'look-alike, not a subdomain']],
   pinduoduo: [['www.aliexpress.com', 'another Chinese shop, not banned']],
   wechat: [
     ['mail.qq.com', 'QQ Mail: qq.com is all of Tencent, never blocked as a whole'],
     ['map.qq.com', 'Tencent Maps, left open on purpose'],
+    ['dldir1.qq.com', "Tencent's download server for all its installers (Homebrew's WeChat cask url)"],
     ['cloud.tencent.com', 'Tencent Cloud'],
     ['pay.wechatpay.cn', 'merchant payments, decided per deployment'],
     ['notwechat.com', 'look-alike, not a subdomain'],
