@@ -239,7 +239,7 @@ policies:
         until: $review
 catalog: $ROOT/blocklists/catalog.yaml
 lists:
-  local-additions: { file: $ROOT/blocklists/local-additions.txt }
+  local-additions: { file: $ROOT/config/lists/local-additions.txt }
 $benchlist
 state_dir: $dir/var
 upstreams:
