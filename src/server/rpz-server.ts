@@ -9,6 +9,7 @@ import net, { isIPv6 } from 'node:net';
 import type { RpzZoneConfig } from '../config/schema.js';
 import { parseUpstreamAddress } from '../config/schema.js';
 import { CLASS_IN, RCODE, TYPE } from '../dns/codes.js';
+import { readName } from '../dns/answer-bytes.js';
 import { encodeName, skipName } from '../dns/wire.js';
 import type { Logger } from '../logging/logger.js';
 import { NetworkTable } from '../match/network-table.js';
@@ -34,33 +35,14 @@ interface Question {
   clientSerial?: number;
 }
 
-function readName(msg: Buffer, p: number): { name: string; end: number } | undefined {
-  const labels: string[] = [];
-  let end = -1;
-  for (let guard = 0; guard < 128; guard++) {
-    if (p >= msg.length) return undefined;
-    const len = msg[p]!;
-    if (len === 0) return { name: labels.join('.').toLowerCase(), end: end < 0 ? p + 1 : end };
-    if ((len & 0xc0) === 0xc0) {
-      if (p + 1 >= msg.length) return undefined;
-      if (end < 0) end = p + 2;
-      p = ((len & 0x3f) << 8) | msg[p + 1]!;
-      continue;
-    }
-    if (p + 1 + len > msg.length) return undefined;
-    labels.push(msg.toString('latin1', p + 1, p + 1 + len));
-    p += len + 1;
-  }
-  return undefined;
-}
-
 function readQuestion(msg: Buffer): Question | undefined {
   if (msg.length < 12) return undefined;
   const flags = msg.readUInt16BE(2);
   if (msg.readUInt16BE(4) !== 1) return undefined;
-  const q = readName(msg, 12);
-  if (!q || q.end + 4 > msg.length) return undefined;
-  const out: Question = { id: msg.readUInt16BE(0), flags, name: q.name, type: msg.readUInt16BE(q.end), qclass: msg.readUInt16BE(q.end + 2), questionEnd: q.end + 4 };
+  const name = readName(msg, 12);
+  const end = skipName(msg, 12);
+  if (name === undefined || end < 0 || end + 4 > msg.length) return undefined;
+  const out: Question = { id: msg.readUInt16BE(0), flags, name, type: msg.readUInt16BE(end), qclass: msg.readUInt16BE(end + 2), questionEnd: end + 4 };
   if (out.type === TYPE.IXFR && msg.readUInt16BE(8) > 0) {
     // the first authority record: the client's SOA
     const n = skipName(msg, out.questionEnd);
