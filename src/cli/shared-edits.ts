@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { stateDir } from '../config/paths.js';
 import type { LoadedRules } from '../rules/load.js';
 import { findEdit, readEdits, type WrittenEdit } from '../shared/edit-store.js';
-import { editsBehind, type Heartbeat } from '../shared/instance-health.js';
+import { editsBehind, memberName, parseHeartbeats } from '../shared/instance-health.js';
 import { createRedis, describeRedisError, redisKeys, withDeadline, type RedisClient } from '../shared/redis-connection.js';
 import { NO_EDITS, parseSnapshot, type RuntimeEdits } from '../rules/edits.js';
 
@@ -65,20 +65,12 @@ export async function confirmEdit(redis: RedisClient, prefix: string, heartbeatM
   const deadline = Date.now() + waitMs;
   let at = { epoch: edit.epoch, version: edit.version };
   for (;;) {
-    const beats = Object.entries(await redis.hgetall(k.instances)).flatMap(([member, j]) => {
-      try {
-        const b = JSON.parse(j) as Heartbeat;
-        return Date.now() - b.time < heartbeatMs * 5 ? [{ member, b }] : [];
-      } catch {
-        return [];
-      }
-    });
-    const has = (b: Heartbeat) => editsBehind(b, at) === 0;
-    const applied = beats.filter((x) => has(x.b)).map((x) => x.member);
-    const waiting = beats.filter((x) => !has(x.b)).map((x) => x.member);
+    const beats = parseHeartbeats(await redis.hgetall(k.instances)).filter((b) => Date.now() - b.time < heartbeatMs * 5);
+    const applied = beats.filter((b) => editsBehind(b, at) === 0).map(memberName);
+    const waiting = beats.filter((b) => editsBehind(b, at) > 0).map(memberName);
     if (waiting.length === 0 || Date.now() >= deadline) return { applied: applied.sort(), waiting: waiting.sort() };
     await new Promise((r) => setTimeout(r, 100));
     // A merge (Redis lost its log meanwhile) renumbers the edit: follow it to where it is now.
-    if (beats.some((x) => x.b.epoch !== at.epoch)) at = (await findEdit(redis, prefix, edit.id)) ?? at;
+    if (beats.some((b) => b.epoch !== at.epoch)) at = (await findEdit(redis, prefix, edit.id)) ?? at;
   }
 }

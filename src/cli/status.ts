@@ -3,7 +3,7 @@
 // list files. Standalone: this config's policy version.
 import { Command, Option } from 'commander';
 import { readLog } from '../shared/edit-store.js';
-import { judgeInstances, type Heartbeat } from '../shared/instance-health.js';
+import { judgeInstances, memberName, parseHeartbeats } from '../shared/instance-health.js';
 import { describeRedisError, redisKeys, withDeadline } from '../shared/redis-connection.js';
 import { loadForCli } from './config-file.js';
 import { EXIT, fail, printJson, printTable } from './output.js';
@@ -34,29 +34,13 @@ export function registerStatus(program: Command): void {
       } finally {
         redis.disconnect();
       }
-      const beats = Object.values(all).flatMap((j) => {
-        try {
-          const b = JSON.parse(j) as Heartbeat;
-          return typeof b.rulesVersion === 'string' ? [b] : [];
-        } catch {
-          return [];
-        }
-      });
-      const statuses = judgeInstances(beats, { epoch: head.epoch, version: head.version }, Date.now(), cfg.heartbeat_ms * 5);
+      const statuses = judgeInstances(parseHeartbeats(all), { epoch: head.epoch, version: head.version }, Date.now(), cfg.heartbeat_ms * 5);
       if (statuses.some((s) => s.state === 'behind' || s.state === 'diverged')) process.exitCode = EXIT.FAILED;
       if (opts.json) return printJson({ mode: 'shared', redis: 'up', edits: { epoch: head.epoch, version: head.version }, instances: statuses });
       process.stdout.write(`redis holds ${head.version} shared edit(s)${head.epoch ? ` (log ${head.epoch.slice(0, 8)})` : ''}\n`);
       printTable(
         ['INSTANCE', 'HOST', 'PID', 'VERSION', 'EDITS', 'HEARTBEAT', 'STATE'],
-        statuses.map((s) => [
-          s.worker === undefined ? s.instance : `${s.instance}#${s.worker}`,
-          s.host,
-          s.pid,
-          s.version,
-          s.editsVersion,
-          `${s.ageSeconds}s ago`,
-          s.state === 'ok' ? 'ok' : `${s.state.toUpperCase()}: ${s.detail ?? ''}`,
-        ]),
+        statuses.map((s) => [memberName(s), s.host, s.pid, s.version, s.editsVersion, `${s.ageSeconds}s ago`, s.state === 'ok' ? 'ok' : `${s.state.toUpperCase()}: ${s.detail ?? ''}`]),
       );
     });
 }

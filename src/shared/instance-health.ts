@@ -35,6 +35,23 @@ export interface InstanceStatus extends Heartbeat {
   detail?: string;
 }
 
+/** Its field in the instances hash, and its name for people: the instance, `name#N` for worker N. */
+export function memberName(b: Pick<Heartbeat, 'instance' | 'worker'>): string {
+  return b.worker === undefined ? b.instance : `${b.instance}#${b.worker}`;
+}
+
+/** The heartbeats of the instances hash; values that are not one (hand-written, older versions) are skipped. */
+export function parseHeartbeats(all: Record<string, string>): Heartbeat[] {
+  return Object.values(all).flatMap((j) => {
+    try {
+      const b = JSON.parse(j) as Heartbeat;
+      return typeof b.rulesVersion === 'string' && typeof b.time === 'number' ? [b] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** The rules version the instances agree on: held by most instances (by name); a tie goes to the one held longest. */
 export function referenceRules(beats: readonly Heartbeat[]): string | undefined {
   const holders = new Map<string, { instances: Set<string>; since: number }>();

@@ -14,7 +14,7 @@ import type { Logger } from '../logging/logger.js';
 import type { QueryLogSink } from '../querylog/buffer.js';
 import { eventJson, type QueryEvent } from '../querylog/event.js';
 import { mergeInto, readLog } from './edit-store.js';
-import { editsBehind, judgeInstances, type Heartbeat, type InstanceStatus, type LogHead } from './instance-health.js';
+import { editsBehind, judgeInstances, memberName, parseHeartbeats, type Heartbeat, type InstanceStatus, type LogHead } from './instance-health.js';
 import { classifyRedisError, createRedis, redisKeys, type RedisClient, type RedisProblem } from './redis-connection.js';
 import { extendLog, foldLog, NO_EDITS, parseSnapshot, type RuntimeEdits } from '../rules/edits.js';
 
@@ -81,7 +81,6 @@ export class SharedState implements QueryLogSink {
   rulesSince = Date.now();
   /** Every instance's state as of the last heartbeat round. */
   instances: InstanceStatus[] = [];
-  peers: Heartbeat[] = [];
   droppedEvents = 0;
   replayedEvents = 0;
   private cacheQueue: { key: string; bytes: Buffer; ttlMs: number }[] = [];
@@ -104,7 +103,7 @@ export class SharedState implements QueryLogSink {
     this.worker = opts.worker;
     this.now = opts.now ?? Date.now;
     const worker = opts.worker;
-    this.member = worker === undefined ? instance : `${instance}#${worker}`;
+    this.member = memberName({ instance, worker });
     this.keys = redisKeys(cfg.key_prefix);
     const conn = { baseDir: opts.baseDir };
     this.redis = createRedis(cfg, conn);
@@ -304,15 +303,7 @@ export class SharedState implements QueryLogSink {
       };
       const res = await this.redis.pipeline().hset(this.keys.instances, this.member, JSON.stringify(beat)).hgetall(this.keys.instances).exec();
       const all = (res?.[1]?.[1] ?? {}) as Record<string, string>;
-      this.peers = Object.values(all).flatMap((j) => {
-        try {
-          const b = JSON.parse(j) as Heartbeat;
-          return typeof b.rulesVersion === 'string' ? [b] : [];
-        } catch {
-          return [];
-        }
-      });
-      this.instances = judgeInstances(this.peers, this.head, this.now(), this.cfg.heartbeat_ms * 5);
+      this.instances = judgeInstances(parseHeartbeats(all), this.head, this.now(), this.cfg.heartbeat_ms * 5);
       this.behindRounds = this.head && editsBehind({ epoch: this.edits.epoch, editsVersion: this.edits.version }, this.head) > 0 ? this.behindRounds + 1 : 0;
     } catch {
       // Redis away: the next beat tries again

@@ -97,7 +97,7 @@ describe('shared state in redis', () => {
   });
 
   it('sluice status shows both with the same policy version, and flags a diverged instance', async () => {
-    await until(async () => a.server.version === b.server.version && a.server.shared!.peers.length >= 2, 2000);
+    await until(async () => a.server.version === b.server.version && a.server.shared!.instances.length >= 2, 2000);
     const ok = await cli(a, 'status', '--json');
     const parsed = JSON.parse(ok.out) as { instances: { instance: string; version: string; state: string }[] };
     const mine = parsed.instances.filter((i) => i.instance === 'alpha' || i.instance === 'beta');
