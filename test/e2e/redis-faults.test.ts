@@ -14,9 +14,9 @@ import { referenceConfig, referenceLists, startSluice, type Harness } from '../h
 import { until } from '../helpers/until.js';
 import { writeEdit } from '../../src/shared/edit-store.js';
 import { createRedis, type RedisClient } from '../../src/shared/redis-connection.js';
-import type { QueryEvent } from '../../src/querylog/event.js';
 import { redisSchema } from '../../src/config/schema.js';
 import { freePort } from '../helpers/ports.js';
+import { anEvent } from '../helpers/events.js';
 
 const BIN = join(import.meta.dirname, '../../bin/sluice.js');
 const TOKEN = 'redis-faults-token-0123456789';
@@ -293,27 +293,18 @@ describe('replay after an outage', () => {
       await until('connected', () => h.server.shared!.up, 5000);
       await redis.stop();
       await until('down', () => !h.server.shared!.up, 5000);
-      const base: QueryEvent = {
+      const base = anEvent({
         time: Date.now(),
         instance: 'replayer',
         client: '10.1.2.3',
-        network: 'internal',
-        profile: 'staff',
-        policy: null,
         list: 'tiktok',
         rule: 'tiktok.com',
         name: 'www.tiktok.com',
-        type: 'A',
         decision: 'blocked',
-        wouldBlock: false,
-        exception: false,
-        cache: false,
-        upstream: null,
         rcode: 3,
         answers: 0,
         durationMs: 0.1,
-        transport: 'udp',
-      };
+      });
       const batch = Array.from({ length: 1000 }, (_, i) => ({ ...base, time: base.time + i }));
       for (let i = 0; i < 100; i++) h.server.shared!.write(batch);
       const before = h.server.shared!.replayedEvents;

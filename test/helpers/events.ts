@@ -27,3 +27,29 @@ export function anyEvent(text: fc.Arbitrary<string>, name: fc.Arbitrary<string> 
     transport: fc.constantFrom('udp', 'tcp'),
   }) as fc.Arbitrary<QueryEvent>;
 }
+
+/** One ordinary allowed event, with `fields` changed: for tests that need an event, not a range of them. */
+export function anEvent(fields: Partial<QueryEvent> = {}): QueryEvent {
+  return {
+    time: Date.parse('2026-03-01T12:00:00Z'),
+    instance: 'test',
+    client: '127.0.0.1',
+    network: 'internal',
+    profile: 'staff',
+    policy: null,
+    list: null,
+    rule: null,
+    name: 'example.org',
+    type: 'A',
+    decision: 'allowed',
+    wouldBlock: false,
+    exception: false,
+    cache: false,
+    upstream: null,
+    rcode: 0,
+    answers: 1,
+    durationMs: 1,
+    transport: 'udp',
+    ...fields,
+  };
+}

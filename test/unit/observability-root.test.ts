@@ -15,31 +15,12 @@ import { ObservabilityRoot, type ObservabilitySource } from '../../src/server/ob
 import { LOG_MESSAGE, SHARED_MESSAGE } from '../../src/server/worker-ipc.js';
 import { encodeEventBatch } from '../../src/querylog/event-batch.js';
 import type { QueryEvent } from '../../src/querylog/event.js';
+import { anEvent } from '../helpers/events.js';
 
 const TOKEN = 'root-test-token-0123456789';
 const T0 = Date.parse('2026-03-01T12:00:00Z');
 
-const event = (name: string): QueryEvent => ({
-  time: T0,
-  instance: 'test',
-  client: '127.0.0.1',
-  network: 'internal',
-  profile: 'staff',
-  policy: null,
-  list: null,
-  rule: null,
-  name,
-  type: 'A',
-  decision: 'allowed',
-  wouldBlock: false,
-  exception: false,
-  cache: false,
-  upstream: null,
-  rcode: 0,
-  answers: 1,
-  durationMs: 1,
-  transport: 'udp',
-});
+const event = (name: string): QueryEvent => anEvent({ time: T0, name });
 
 const CONFIG = (lists: string) => `listeners: [{ address: 127.0.0.1, port: 0 }]
 networks: { internal: { cidrs: [127.0.0.0/8], profile: staff } }
