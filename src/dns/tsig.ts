@@ -6,7 +6,6 @@ import { encodeName, skipName } from './wire.js';
 export const TYPE_TSIG = 250;
 const CLASS_ANY = 255;
 export const HMAC_SHA256 = 'hmac-sha256';
-export const TSIG_ERROR = { BADSIG: 16, BADKEY: 17, BADTIME: 18 } as const;
 /** Allowed clock difference, seconds (the RFC's recommended fudge). */
 const FUDGE = 300;
 

@@ -416,7 +416,3 @@ export class SharedState implements QueryLogSink {
     for (const c of [this.redis, this.sub, this.reader]) c.disconnect();
   }
 }
-
-export function defaultInstanceName(configured: string | undefined): string {
-  return configured ?? `${hostname()}`;
-}
