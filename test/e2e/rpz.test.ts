@@ -3,10 +3,8 @@
 // blocks what sluice blocks, follows a `sluice lists add` by NOTIFY and transfer, and refuses a
 // transfer from an address outside allow_transfer.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +14,7 @@ import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { referenceConfig, referenceLists, startSluice, type Harness } from '../helpers/sluice-harness.js';
 import { until } from '../helpers/until.js';
 import { makeWorkspace, runSluice, type Workspace } from './cli-workspace.js';
+import { freeTcpUdpPort } from '../helpers/ports.js';
 
 const UNBOUND = '/usr/sbin/unbound';
 const NAMED_CHECKZONE = '/usr/bin/named-checkzone';
@@ -31,26 +30,6 @@ function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout
     child.once('error', fail);
     child.once('close', (code) => done({ code, stdout, stderr }));
   });
-}
-
-/** A port free on 127.0.0.1 for both TCP and UDP (the RPZ endpoint and Unbound bind both). */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((done, fail) => {
-      const s = createServer();
-      s.once('error', fail);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => done(p));
-      });
-    });
-    const udpFree = await new Promise<boolean>((done) => {
-      const u = dgram.createSocket('udp4');
-      u.once('error', () => done(false));
-      u.bind(port, '127.0.0.1', () => u.close(() => done(true)));
-    });
-    if (udpFree) return port;
-  }
 }
 
 interface Unbound {
@@ -166,7 +145,7 @@ describe('sluice lists export --format rpz', () => {
     expect(check.status, check.stdout + check.stderr).toBe(0);
     expect(check.stdout).toContain(`loaded serial ${serial}`);
 
-    unbound = await startUnbound(await freePort(), upstream.address.replace(':', '@'), [`zonefile: "${zoneFile}"`]);
+    unbound = await startUnbound(await freeTcpUdpPort(), upstream.address.replace(':', '@'), [`zonefile: "${zoneFile}"`]);
     const ask = (name: string) => resolve(unbound!.server, name, 'A', { timeoutMs: 2000 });
     for (const name of ['blocked.example', 'deep.sub.blocked.example', 'x.wild.example', 'hosts.example', 'www.ad.example']) {
       expect((await ask(name)).rcode, `${name}\n${unbound.log()}`).toBe(RCODE.NXDOMAIN);
@@ -181,8 +160,8 @@ describe('the zone-transfer endpoint', () => {
   let unbound: Unbound;
   let rpzPort: number;
   beforeAll(async () => {
-    rpzPort = await freePort();
-    const unboundPort = await freePort();
+    rpzPort = await freeTcpUdpPort();
+    const unboundPort = await freeTcpUdpPort();
     h = await startSluice({
       upstream: upstream.address,
       lists: referenceLists,
@@ -254,7 +233,7 @@ describe('TSIG (HMAC-SHA256) on the zone-transfer endpoint', () => {
   let rpzPort: number;
   const secret = randomBytes(32).toString('base64');
   beforeAll(async () => {
-    rpzPort = await freePort();
+    rpzPort = await freeTcpUdpPort();
     // big enough for a transfer of several messages
     const bulk = Array.from({ length: 2000 }, (_, i) => `n${i}.bulk.example\n`).join('');
     h = await startSluice({
@@ -310,7 +289,7 @@ describe('shared mode: a shared edit changes the zone', () => {
   let rpzPort: number;
   beforeAll(async () => {
     redis = await startRedis();
-    rpzPort = await freePort();
+    rpzPort = await freeTcpUdpPort();
     h = await startSluice({
       upstream: upstream.address,
       lists: referenceLists,

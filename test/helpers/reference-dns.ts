@@ -3,12 +3,11 @@
 // /usr/sbin/unbound) as a pure forwarder or a validating one in front of it. Everything listens on
 // 127.0.0.1 on free ports and lives in a temporary directory; nothing reads /etc/resolv.conf.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RCODE, resolve, type ServerAddress } from './dns-client.js';
+import { freeTcpUdpPort } from './ports.js';
 
 const NSD = '/usr/sbin/nsd';
 const UNBOUND = '/usr/sbin/unbound';
@@ -39,27 +38,6 @@ export interface ReferenceServer extends ServerAddress {
   /** What the server wrote to its log file and stderr so far (for failure messages). */
   log(): string;
   stop(): Promise<void>;
-}
-
-/** A port free for both UDP and TCP on 127.0.0.1 (the servers bind both). */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((done, fail) => {
-      const s = createServer();
-      s.once('error', fail);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => done(p));
-      });
-    });
-    const udpFree = await new Promise<boolean>((done) => {
-      const u = dgram.createSocket('udp4');
-      u.once('error', () => done(false));
-      u.bind(port, '127.0.0.1', () => u.close(() => done(true)));
-    });
-    if (udpFree) return port;
-  }
-  throw new Error('no free loopback port for both UDP and TCP');
 }
 
 // Daemons still running when the test process exits are killed, with their own children (NSD
@@ -313,7 +291,7 @@ export async function startNsd(zones: ZoneSpec[]): Promise<NsdServer> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-nsd-'));
   try {
     const written = zones.map((z) => ({ z, ...writeZone(dir, z) }));
-    const port = await freePort();
+    const port = await freeTcpUdpPort();
     const logFile = join(dir, 'nsd.log');
     const conf = [
       'server:',
@@ -380,7 +358,7 @@ export async function startUnbound(opts: UnboundOptions): Promise<ReferenceServe
   requireReferenceTools();
   const dir = mkdtempSync(join(tmpdir(), 'sluice-unbound-'));
   try {
-    const port = await freePort();
+    const port = await freeTcpUdpPort();
     const logFile = join(dir, 'unbound.log');
     const anchors = opts.validate ? (opts.trustAnchors ?? []) : [];
     if (opts.validate && anchors.length === 0) throw new Error('a validating Unbound needs trust anchors');
