@@ -29,10 +29,22 @@ export const listenerSchema = z
     address: ipAddress.describe('Address to listen on, e.g. "127.0.0.1", "0.0.0.0" or "::".'),
     port: port.default(53).describe('Port to listen on (0 picks a free port, for tests).'),
     protocols: z
-      .array(z.enum(['udp', 'tcp']))
+      .array(z.enum(['udp', 'tcp', 'dot', 'doh']))
       .min(1)
       .default(['udp', 'tcp'])
-      .describe('Transports served on this address.'),
+      .describe(
+        'Transports served on this address: `udp` and `tcp` on `port`, `dot` (DNS over TLS, RFC 7858) on `dot_port`, `doh` (DNS over HTTPS, RFC 8484, HTTP/2 and HTTP/1.1) on `doh_port`. ' +
+          '`dot` and `doh` need `tls`.',
+      ),
+    dot_port: port.default(853).describe('Port of the DNS-over-TLS listener (`dot` in protocols).'),
+    doh_port: port.default(443).describe('Port of the DNS-over-HTTPS listener (`doh` in protocols); queries at `doh.path`.'),
+    tls: z
+      .strictObject({
+        cert_file: z.string().min(1).describe('PEM certificate chain (server certificate first), relative to the config file. Replaced on disk or on SIGHUP: new handshakes use the new one; open connections are kept.'),
+        key_file: z.string().min(1).describe('PEM private key of the certificate, relative to the config file.'),
+      })
+      .optional()
+      .describe('Certificate of the `dot` and `doh` listeners (from the organisation\'s CA, or ACME).'),
     network: name
       .optional()
       .describe(
@@ -40,7 +52,12 @@ export const listenerSchema = z
           'Without it the client source address is looked up in the networks table.',
       ),
   })
-  .describe('An address and port sluice answers on.');
+  .describe('An address and port sluice answers on.')
+  .superRefine((l, ctx) => {
+    if ((l.protocols.includes('dot') || l.protocols.includes('doh')) && !l.tls) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: '`dot` and `doh` listeners need `tls: { cert_file, key_file }`' });
+    }
+  });
 
 export const networkLogSchema = z
   .strictObject({
@@ -129,9 +146,45 @@ export const remoteListsSchema = z
   })
   .describe('Downloading `url` lists.');
 
-const upstreamAddress = z
+const plainUpstream = z
   .string()
-  .refine((s) => s === 'system' || parseUpstreamAddress(s) !== undefined, 'an address such as "192.0.2.53", "192.0.2.53:5353", "[2001:db8::53]:53" or "system"');
+  .refine(
+    (s) => s === 'system' || parseUpstreamAddress(s) !== undefined || parseEncryptedUpstream(s) !== undefined,
+    'an upstream such as "192.0.2.53", "192.0.2.53:5353", "[2001:db8::53]:53", "system", "tls://192.0.2.53", "tls://192.0.2.53#dns.example.org" or "https://192.0.2.53/dns-query"',
+  )
+  .refine((s) => parseEncryptedUpstream(s)?.hostIsName !== true, 'a tls:// or https:// upstream named by host name needs `bootstrap` addresses: write it as { url: ..., bootstrap: [...] }');
+
+const encryptedUpstream = z
+  .strictObject({
+    url: z
+      .string()
+      .refine((s) => parseEncryptedUpstream(s) !== undefined, 'a "tls://host[:port]" (DNS over TLS) or "https://host[:port]/path" (DNS over HTTPS) URL')
+      .describe('"tls://host[:853]" (DNS over TLS, RFC 7858) or "https://host[:443]/dns-query" (DNS over HTTPS, RFC 8484, HTTP/2).'),
+    tls_name: z.string().min(1).optional().describe('Name the server certificate must carry (and SNI); default: the URL\'s host (for an address: an IP in the certificate).'),
+    bootstrap: z
+      .array(ipAddress)
+      .min(1)
+      .optional()
+      .describe('Addresses of the server, so that reaching it never needs DNS; each is an upstream of its own (tried in order). Needed when the URL names a host.'),
+    spki_pins: z
+      .array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'a base64 SHA-256 digest of the SubjectPublicKeyInfo (44 characters)'))
+      .min(1)
+      .optional()
+      .describe('Pin set (RFC 7858 §4.2): the connection is accepted only when a certificate of the chain has one of these SPKI SHA-256 digests (base64), as `openssl x509 -pubkey | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64` prints.'),
+    ca_file: z.string().min(1).optional().describe('PEM file of the CA(s) that sign the server certificate, relative to the config file (default: the system CAs).'),
+    fallback: z
+      .enum(['none', 'plain'])
+      .default('none')
+      .describe('`plain`: while the encrypted connection cannot be made (refused, TLS or certificate failure), ask the same address over plain DNS on port 53. Off unless configured: it sends the queries in clear text.'),
+    method: z.enum(['post', 'get']).default('post').describe('DNS over HTTPS: POST (application/dns-message) or GET (?dns=).'),
+  })
+  .refine((u) => u.bootstrap !== undefined || parseEncryptedUpstream(u.url)?.hostIsName !== true, {
+    message: 'an upstream named by host name needs `bootstrap` addresses, so that reaching it never needs DNS',
+    path: ['bootstrap'],
+  })
+  .describe('An encrypted upstream with its verification settings.');
+
+const upstreamAddress = z.union([plainUpstream, encryptedUpstream]);
 
 export const upstreamsSchema = z
   .strictObject({
@@ -171,6 +224,20 @@ export const upstreamsSchema = z
       .min(1)
       .default(4096)
       .describe('A pool socket is replaced by one with a fresh random port after this many queries (RFC 5452).'),
+    tls_connections: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(2)
+      .describe('Persistent connections per DNS-over-TLS upstream, each carrying many queries at once (RFC 7766 pipelining; answers may come out of order). DNS over HTTPS uses one HTTP/2 connection per upstream.'),
+    tls_idle_timeout_ms: z
+      .number()
+      .int()
+      .min(1000)
+      .max(3600000)
+      .default(30000)
+      .describe('An idle connection to a DoT/DoH upstream is closed after this long; the next query opens it again (with TLS session resumption).'),
   })
   .describe('Where allowed queries are forwarded.');
 
@@ -265,6 +332,52 @@ export const tcpSchema = z
     max_connections_per_client: z.number().int().min(1).default(20).describe('Connections from one client address beyond this are refused.'),
   })
   .describe('DNS over TCP.');
+
+export const dotSchema = z
+  .strictObject({
+    idle_timeout_ms: millis(600000).default(30000).describe('A DNS-over-TLS connection with no query for this long is closed (RFC 7858 §3.4 asks for longer than plain TCP).'),
+    max_connections: z.number().int().min(1).default(5000).describe('Connections beyond this are refused.'),
+    max_connections_per_client: z.number().int().min(1).default(20).describe('Connections from one client address beyond this are refused.'),
+  })
+  .describe('The DNS-over-TLS listeners (`dot` in a listener\'s protocols).');
+
+export const dohSchema = z
+  .strictObject({
+    path: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]$/, 'a path such as "/dns-query"')
+      .default('/dns-query')
+      .describe('Path of the DoH endpoint (GET ?dns= and POST application/dns-message); the DoH template is https://HOST{path}{?dns}.'),
+    client_ids: z
+      .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, "-" and "_"'), name)
+      .default({})
+      .describe(
+        'Device groups named by path, as Blocky and AdGuard Home do: a query to `{path}/ID` belongs to the network given here. ' +
+          'It never widens access: it applies only to a client whose own address (or listener) already puts it in a network; an unknown ID is answered 404.',
+      ),
+    idle_timeout_ms: millis(600000).default(30000).describe('A DoH connection with no request for this long is closed.'),
+    max_connections: z.number().int().min(1).default(5000).describe('Connections beyond this are refused.'),
+    max_connections_per_client: z.number().int().min(1).default(20).describe('Connections from one client address beyond this are refused.'),
+    max_concurrent_streams: z.number().int().min(1).max(1000).default(100).describe('HTTP/2 streams (requests) one connection may have open at once.'),
+    max_request_bytes: z.number().int().min(512).max(65535).default(65535).describe('A DNS message in a request longer than this is answered 413.'),
+  })
+  .describe('The DNS-over-HTTPS listeners (`doh` in a listener\'s protocols).');
+
+export const ddrSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Answer `_dns.resolver.arpa` SVCB queries (RFC 9462) with this resolver\'s DoT and DoH endpoints, so Windows 11, Apple and Android devices upgrade to them by themselves. Only when a listener serves `dot` or `doh`.'),
+    name: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Name of the encrypted resolver (the SVCB target), which its certificate carries; default: the first DNS name of the listener\'s certificate.'),
+    ipv4hint: z.array(ipAddress).optional().describe('Addresses clients use to reach the encrypted endpoints; default: the listeners\' IPv4 addresses, except a wildcard.'),
+    ipv6hint: z.array(ipAddress).optional().describe('As `ipv4hint`, for IPv6.'),
+  })
+  .describe('Discovery of Designated Resolvers (RFC 9462).');
 
 export const udpSchema = z
   .strictObject({
@@ -520,6 +633,9 @@ export const configSchema = z
     cache: cacheSchema.prefault({}),
     udp: udpSchema.prefault({}),
     tcp: tcpSchema.prefault({}),
+    dot: dotSchema.prefault({}),
+    doh: dohSchema.prefault({}),
+    ddr: ddrSchema.prefault({}),
     logging: loggingSchema.prefault({}),
     query_log: queryLogSchema.prefault({}),
     admin: adminSchema.prefault({}),
@@ -587,6 +703,12 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type ListenerConfig = z.infer<typeof listenerSchema>;
+export type ListenerProtocol = ListenerConfig['protocols'][number];
+
+/** The port a listener serves `protocol` on: `port` for UDP and TCP, `dot_port`, `doh_port`. */
+export function listenerPort(l: ListenerConfig, protocol: ListenerProtocol): number {
+  return protocol === 'dot' ? l.dot_port : protocol === 'doh' ? l.doh_port : l.port;
+}
 export type NetworkConfig = z.infer<typeof networkSchema>;
 export type ProfileConfig = z.infer<typeof profileSchema>;
 export type BlockResponseConfig = z.infer<typeof blockResponseSchema>;
@@ -595,13 +717,70 @@ export type PolicyConfig = z.infer<typeof policySchema>;
 export type ExceptionConfig = z.infer<typeof exceptionSchema>;
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 export type UpstreamsConfig = z.infer<typeof upstreamsSchema>;
+export type UpstreamConfig = z.infer<typeof upstreamAddress>;
+export type DohConfig = z.infer<typeof dohSchema>;
+export type DotConfig = z.infer<typeof dotSchema>;
+export type DdrConfig = z.infer<typeof ddrSchema>;
 export type RpzZoneConfig = z.infer<typeof rpzZoneSchema>;
 
 export interface UpstreamAddress {
+  /** The server's address (never a name: reaching an upstream needs no DNS). */
   host: string;
   port: number;
   /** false: this upstream's AD bit is not passed on (upstreams.trust_ad). */
   trustAd?: boolean;
+  /** Set for DNS over TLS or HTTPS; plain DNS (UDP, TCP on truncation) without it. */
+  encrypted?: EncryptedUpstream;
+}
+
+/** How to reach an encrypted upstream, and what its certificate must show. */
+export interface EncryptedUpstream {
+  protocol: 'dot' | 'doh';
+  /** The URL as configured (the metrics label and the logs name the upstream by it). */
+  url: string;
+  /** The name checked in the certificate and sent as SNI; undefined: `host` is an address, checked as an IP SAN. */
+  tlsName: string | undefined;
+  /** DoH: the request path, e.g. "/dns-query"; and the :authority. */
+  path: string;
+  authority: string;
+  /** SPKI SHA-256 pins in base64 (RFC 7858 §4.2); empty: the CA chain decides. */
+  pins: readonly string[];
+  /** Absolute path of a CA file; undefined: the system CAs. */
+  caFile: string | undefined;
+  /** Ask `host`:53 in plain DNS while the encrypted connection cannot be made. */
+  fallbackPlain: boolean;
+  method: 'post' | 'get';
+}
+
+/** A parsed tls:// or https:// URL: the host (a name or address), port, path, and the #tls-name if given. */
+export interface EncryptedUrl {
+  protocol: 'dot' | 'doh';
+  host: string;
+  hostIsName: boolean;
+  port: number;
+  path: string;
+  tlsName: string | undefined;
+}
+
+/** "tls://192.0.2.1[:853][#name]", "https://dns.example[:443]/dns-query" → its parts; undefined when it is neither. */
+export function parseEncryptedUpstream(s: string): EncryptedUrl | undefined {
+  const m = /^(tls|https):\/\//.exec(s);
+  if (!m) return undefined;
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return undefined;
+  }
+  if (u.username || u.password || u.search) return undefined;
+  const protocol = m[1] === 'tls' ? 'dot' : 'doh';
+  if (protocol === 'dot' && u.pathname !== '' && u.pathname !== '/') return undefined;
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  if (host === '') return undefined;
+  const port = u.port === '' ? (protocol === 'dot' ? 853 : 443) : Number(u.port);
+  const tlsName = u.hash.length > 1 ? decodeURIComponent(u.hash.slice(1)) : undefined;
+  const path = protocol === 'doh' ? (u.pathname === '/' || u.pathname === '' ? '/dns-query' : u.pathname) : '';
+  return { protocol, host: isIP(host) !== 0 ? canonicalHost(host) : host.toLowerCase(), hostIsName: isIP(host) === 0, port, path, tlsName };
 }
 
 /** "192.0.2.1", "192.0.2.1:5353", "::1", "[::1]:5353" → host and port. */

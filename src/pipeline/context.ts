@@ -3,7 +3,15 @@
 import type { Query } from '../dns/wire.js';
 import type { Decision, Network } from '../policy/policy-engine.js';
 
-export type Transport = 'udp' | 'tcp';
+/** How a query reached sluice: plain UDP or TCP, DNS over TLS (RFC 7858) or over HTTPS (RFC 8484). */
+export type Transport = 'udp' | 'tcp' | 'dot' | 'doh';
+
+export const TRANSPORTS: readonly Transport[] = ['udp', 'tcp', 'dot', 'doh'];
+
+/** A stored transport name back to the type; anything unknown reads as udp, as before DoT/DoH existed. */
+export function asTransport(s: unknown): Transport {
+  return s === 'tcp' || s === 'dot' || s === 'doh' ? s : 'udp';
+}
 
 export interface ClientInfo {
   address: string;

@@ -40,6 +40,8 @@ export const DNSTAP = {
   INET6: 2,
   UDP: 1,
   TCP: 2,
+  DOT: 3,
+  DOH: 4,
 } as const;
 
 export type DnstapTarget = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
@@ -313,7 +315,7 @@ export class DnstapEncoder {
       b[p++] = addr.length === 4 ? DNSTAP.INET : DNSTAP.INET6;
     }
     b[p++] = M_SOCKET_PROTOCOL;
-    b[p++] = e.transport === 'tcp' ? DNSTAP.TCP : DNSTAP.UDP;
+    b[p++] = e.transport === 'tcp' ? DNSTAP.TCP : e.transport === 'dot' ? DNSTAP.DOT : e.transport === 'doh' ? DNSTAP.DOH : DNSTAP.UDP;
     if (addr) {
       b[p++] = M_QUERY_ADDRESS;
       b[p++] = addr.length;

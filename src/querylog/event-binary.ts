@@ -8,6 +8,7 @@
 // Layout (little-endian): n u32, dict count u32; the dict strings (u16 byte length, UTF-8); then
 // n × CODED codes as i32 (-1: null), time f64, durationMs f64, rcode i32 (-1: null), answers i32,
 // flags u8; then the names (u8 length, latin1: a query name is at most 255 bytes of wire text).
+import { asTransport } from '../pipeline/context.js';
 import type { LoggedDecision, QueryEvent } from './event.js';
 import { CODED } from './event-batch.js';
 const F = CODED.length;
@@ -124,7 +125,7 @@ export function decodeEventBinary(data: ArrayBuffer): QueryEvent[] | undefined {
         rcode: rcode < 0 ? null : rcode,
         answers: view.getInt32(r + 20, true),
         durationMs: view.getFloat64(r + 8, true),
-        transport: at(i, 10) === 'tcp' ? 'tcp' : 'udp',
+        transport: asTransport(at(i, 10)),
       };
     }
     // A batch is read to its last byte: anything else is a cut or damaged one.

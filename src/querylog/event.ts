@@ -1,7 +1,7 @@
 // One query log event per query. Built on the hot path from the request context: plain fields,
 // no formatting; serialisation happens in the sinks, off the hot path.
 import { typeName } from '../dns/codes.js';
-import type { RequestContext } from '../pipeline/context.js';
+import type { RequestContext, Transport } from '../pipeline/context.js';
 
 export type LoggedDecision = 'allowed' | 'blocked' | 'refused' | 'error' | 'malformed';
 
@@ -29,7 +29,7 @@ export interface QueryEvent {
   rcode: number | null;
   answers: number;
   durationMs: number;
-  transport: 'udp' | 'tcp';
+  transport: Transport;
 }
 
 export function eventFromContext(ctx: RequestContext, instance: string, client: string, durationMs: number): QueryEvent {

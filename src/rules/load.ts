@@ -76,7 +76,7 @@ export async function loadRuleSet(configFile: string, logger: Logger, opts: Load
   // The only file the rules read besides config and lists; read here so that compiling is pure.
   const c = loaded.config.upstreams;
   const system = [...c.default, ...c.conditional.flatMap((z) => z.servers)].includes('system') ? systemResolvers() : [];
-  const result: LoadedRules = { rules: new RuleSet(loaded.config, sets, system), loaded, lists, sets, system, version: '' };
+  const result: LoadedRules = { rules: new RuleSet(loaded.config, sets, system, loaded.baseDir), loaded, lists, sets, system, version: '' };
   result.version = policyVersion(result);
   return result;
 }

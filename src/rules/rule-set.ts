@@ -2,12 +2,11 @@
 // the pre-encoded blocked answers per profile, the upstream routes. Built off the hot path by a
 // load or reload (or a shared edit) and swapped in whole; never changed after.
 import type { Config, UpstreamAddress } from '../config/schema.js';
-import { parseUpstreamAddress } from '../config/schema.js';
 import { BlockedAnswers } from '../dns/blocked-answers.js';
 import { DomainSet } from '../match/domain-set.js';
 import { NetworkTable } from '../match/network-table.js';
 import { PolicyEngine, type Network } from '../policy/policy-engine.js';
-import { buildRoutes, type UpstreamRoutes } from '../upstream/routes.js';
+import { buildRoutes, expandUpstreams, type UpstreamRoutes } from '../upstream/routes.js';
 
 /** Everything a config decides, compiled for the hot path. */
 export class RuleSet {
@@ -21,12 +20,14 @@ export class RuleSet {
 
   /**
    * Pure: `system` is what the loader read from /etc/resolv.conf for `system` upstreams (read once
-   * per load, not again for every shared edit that recompiles the rules).
+   * per load, not again for every shared edit that recompiles the rules). `baseDir` is the config
+   * file's directory, against which an upstream's `ca_file` resolves.
    */
   constructor(
     readonly config: Config,
     lists: ReadonlyMap<string, DomainSet>,
     system: readonly UpstreamAddress[] = [],
+    baseDir = '.',
   ) {
     this.engine = new PolicyEngine(config, lists);
     const ranges = [];
@@ -40,8 +41,7 @@ export class RuleSet {
       this.nxdomain.set(name, new BlockedAnswers({ ...p.response, mode: 'nxdomain' }));
     }
     const trustAd = config.upstreams.trust_ad;
-    const expand = (list: string[]): UpstreamAddress[] =>
-      list.flatMap((s) => (s === 'system' ? system.map((a) => ({ ...a, trustAd: trustAd ?? false })) : [{ ...parseUpstreamAddress(s)!, trustAd: trustAd ?? true }]));
+    const expand = (list: Config['upstreams']['default']): UpstreamAddress[] => expandUpstreams(list, system, trustAd, baseDir);
     for (const z of config.hardening.rebinding_allow) this.rebindingAllow.add(z.toLowerCase().replace(/\.$/, ''));
     this.routes = buildRoutes(
       expand(config.upstreams.default),

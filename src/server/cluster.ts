@@ -9,7 +9,7 @@ import cluster, { type Worker } from 'node:cluster';
 import dgram from 'node:dgram';
 import net, { isIPv6 } from 'node:net';
 import { availableParallelism } from 'node:os';
-import type { Config } from '../config/schema.js';
+import { listenerPort, type Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import { instanceName } from '../querylog/query-log.js';
 import { WorkersSource } from './cluster-observability.js';
@@ -76,11 +76,13 @@ async function probeListeners(config: Config): Promise<void> {
   const held: (() => Promise<void>)[] = [];
   try {
     for (const l of config.listeners) {
-      if (l.port === 0) continue; // a port the kernel picks is free
       for (const proto of l.protocols) {
+        const port = listenerPort(l, proto);
+        if (port === 0) continue; // a port the kernel picks is free
         held.push(
-          await probe(l.address, l.port, proto).catch((err: unknown) => {
-            throw listenError(err, l.address, l.port, proto);
+          // DoT and DoH are TCP ports.
+          await probe(l.address, port, proto === 'udp' ? 'udp' : 'tcp').catch((err: unknown) => {
+            throw listenError(err, l.address, port, proto);
           }),
         );
       }

@@ -27,7 +27,7 @@ export function hostPort(address: string, port: number): string {
 }
 
 /** `err` from binding `address:port/protocol` (`what`: which listener, when not a DNS one). */
-export function listenError(err: unknown, address: string, port: number, protocol: 'udp' | 'tcp', what?: string): ListenError {
+export function listenError(err: unknown, address: string, port: number, protocol: 'udp' | 'tcp' | 'dot' | 'doh', what?: string): ListenError {
   if (err instanceof ListenError) return err;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const reason = (code && REASONS[code]) ?? (err as Error | undefined)?.message ?? String(err);

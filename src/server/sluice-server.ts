@@ -273,6 +273,7 @@ export class SluiceServer {
         let port = l.port;
         try {
           for (const proto of l.protocols) {
+            if (proto !== 'udp' && proto !== 'tcp') continue; // DoT and DoH: see below
             let note: string | undefined;
             let listener: UdpListener | TcpListener;
             if (proto === 'udp') {

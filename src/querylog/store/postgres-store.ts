@@ -23,6 +23,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { asTransport } from '../../pipeline/context.js';
 import type { QueryEvent } from '../event.js';
 import type { QueryFilter } from '../filter.js';
 import type { QueryPage } from '../memory-store.js';
@@ -119,7 +120,7 @@ function rowToEvent(r: Row): QueryEvent {
     rcode: r.rcode as number | null,
     answers: r.answers as number,
     durationMs: r.duration_ms as number,
-    transport: r.transport as QueryEvent['transport'],
+    transport: asTransport(r.transport),
   };
 }
 

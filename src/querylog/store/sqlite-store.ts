@@ -29,6 +29,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { asTransport, type Transport } from '../../pipeline/context.js';
 import type { LoggedDecision, QueryEvent } from '../event.js';
 import type { QueryFilter } from '../filter.js';
 import type { QueryPage } from '../memory-store.js';
@@ -108,7 +109,7 @@ interface Shape {
   cache: boolean;
   upstream: string | null;
   rcode: number | null;
-  transport: 'udp' | 'tcp';
+  transport: Transport;
 }
 
 interface ShapeRow {
@@ -1187,7 +1188,7 @@ function rowShape(r: ShapeRow): Shape {
     cache: r.cache === 1,
     upstream: r.upstream,
     rcode: r.rcode,
-    transport: r.transport === 'tcp' ? 'tcp' : 'udp',
+    transport: asTransport(r.transport),
   };
 }
 
