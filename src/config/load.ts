@@ -54,7 +54,9 @@ export function parseConfig(text: string, file: string): LoadedConfig {
         file,
         line: e.linePos?.[0]?.line,
         path: '',
-        message: e.message.split('\n')[0] ?? e.message,
+        // The yaml library ends its first line with "at line 9, column 1:" (the excerpt that
+        // followed is dropped): the line is already in front, so keep only the column.
+        message: yamlMessage(e.message, e.linePos?.[0]?.col),
       })),
     );
   }
@@ -91,8 +93,79 @@ function locateIssue(issue: z.core.$ZodIssue, raw: unknown, doc: Document, lc: L
     file,
     line: lineOf(doc, lc, path),
     path: formatPath(path),
-    message: describeIssue(issue, valueAt(raw, issue.path)),
+    message: describeIssue(issue, valueAt(raw, issue.path), issue.code === 'unrecognized_keys' ? knownKeys(issue.path) : []),
   };
+}
+
+function yamlMessage(message: string, col: number | undefined): string {
+  const first = (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
+  return col !== undefined ? `${first} (column ${col})` : first;
+}
+
+/** The keys the schema allows for the object at `path` (for "did you mean"). */
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  let schemas: unknown[] = [configSchema];
+  for (const seg of [...path, undefined]) {
+    const next: unknown[] = [];
+    for (const s of schemas.flatMap(unwrap)) {
+      const def = (s as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
+      if (!def) continue;
+      if (seg === undefined) {
+        if (def.type === 'object') next.push(...Object.keys(def.shape as object));
+      } else if (def.type === 'object') {
+        const child = (def.shape as Record<PropertyKey, unknown>)[seg];
+        if (child) next.push(child);
+      } else if (def.type === 'record') next.push(def.valueType);
+      else if (def.type === 'array') next.push(def.element);
+    }
+    if (seg === undefined) return next as string[];
+    schemas = next;
+  }
+  return [];
+}
+
+/** Through the wrappers (default, optional, pipe, union) to the schemas that give a shape. */
+function unwrap(s: unknown): unknown[] {
+  const def = (s as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
+  if (!def) return [];
+  switch (def.type) {
+    case 'default':
+    case 'prefault':
+    case 'optional':
+    case 'nullable':
+    case 'readonly':
+      return unwrap(def.innerType);
+    case 'pipe':
+      return unwrap(def.in);
+    case 'union':
+      return (def.options as unknown[]).flatMap(unwrap);
+    default:
+      return [s];
+  }
+}
+
+/** The known key nearest to `key` by edit distance, when it is near enough to be a typo. */
+export function nearestKey(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
@@ -104,14 +177,18 @@ function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
-function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
+function describeIssue(issue: z.core.$ZodIssue, value: unknown, known: readonly string[]): string {
   switch (issue.code) {
-    case 'unrecognized_keys':
-      return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    case 'unrecognized_keys': {
+      const text = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      const near = issue.keys.length === 1 ? nearestKey(issue.keys[0]!, known) : undefined;
+      return near ? `${text}; did you mean "${near}"?` : text;
+    }
     case 'invalid_type':
-      return issue.input === undefined ? `required, expected ${issue.expected}` : `expected ${issue.expected}, got ${describeValue(issue.input)}`;
+      // zod does not keep the input in its issues: the value comes from the parsed YAML.
+      return value === undefined ? `required: expected ${expectedText(issue.expected)}` : `expected ${expectedText(issue.expected)}, got ${describeValue(value)}`;
     case 'invalid_value':
-      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(issue.input)}`;
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${value === undefined ? 'nothing' : describeValue(value)}`;
     case 'custom':
       // Refinements carry what was expected; say what was found too.
       return value !== undefined && typeof value !== 'object' && !issue.message.startsWith('unknown') && !issue.message.startsWith('must')
@@ -122,11 +199,18 @@ function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
   }
 }
 
+function expectedText(expected: string): string {
+  const words: Record<string, string> = { number: 'a number', string: 'a string', boolean: 'true or false', array: 'a list', object: 'a mapping', int: 'a whole number' };
+  return words[expected] ?? expected;
+}
+
 function describeValue(v: unknown): string {
-  if (v === null) return 'null';
+  if (v === null) return 'null (an empty value)';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  return `${typeof v} ${JSON.stringify(v)}`;
+  if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
+  if (typeof v === 'number') return `the number ${v}`;
+  return String(v);
 }
 
 /** Line of the deepest YAML node that exists along `path`. */

@@ -74,6 +74,27 @@ describe('config', () => {
 
   it('checks enum values', () => {
     const p = problems(valid.replace('block: [tiktok]', 'block: [tiktok]\n    block_response: { mode: sinkhole }'));
-    expect(p[0]).toMatch(/profiles\.staff\.block_response\.mode: expected one of "nxdomain", "null", "refused", "address"/);
+    expect(p[0]).toMatch(/profiles\.staff\.block_response\.mode: expected one of "nxdomain", "null", "refused", "address", got the string "sinkhole"$/);
+  });
+
+  it('says what was expected and what was found for a value of the wrong type', () => {
+    expect(problems(valid.replace('port: 5353', 'port: fifteen'))[0]).toBe('sluice.yaml:4 listeners[0].port: expected a number, got the string "fifteen"');
+    expect(problems(`${valid}cache:\n  prefetch: [yes]\n`)[0]).toMatch(/cache\.prefetch: expected true or false, got a list$/);
+    // Present with the wrong type is not "required".
+    expect(problems(`${valid}upstreams:\n  timeout_ms: "1000"\n`)[0]).toMatch(/upstreams\.timeout_ms: expected a number, got the string "1000"$/);
+    expect(problems(valid.replace('    profile: staff\n', ''))[0]).toMatch(/networks\.internal\.profile: required: expected a string$/);
+  });
+
+  it('suggests the nearest known key for a typo, at any depth', () => {
+    expect(problems(`${valid}cache:\n  max_entrie: 5\n`)[0]).toBe('sluice.yaml:15 cache.max_entrie: unknown key "max_entrie"; did you mean "max_entries"?');
+    expect(problems(valid.replace('listeners:', 'listners:'))).toContainEqual(expect.stringMatching(/listners: unknown key "listners"; did you mean "listeners"\?$/));
+    expect(problems(valid.replace('    profile: staff', '    profile: staff\n    log: { levle: all }'))[0]).toMatch(/did you mean "level"\?$/);
+    expect(problems(`${valid}zzzzzz: 1\n`)[0]).toMatch(/unknown key "zzzzzz"$/);
+  });
+
+  it('ends a YAML syntax error with its column, not a dangling excerpt', () => {
+    const p = problems(`${valid}profiles2: {\n`)[0]!;
+    expect(p).toMatch(/^sluice\.yaml:\d+: .+ \(column \d+\)$/);
+    expect(p).not.toMatch(/:$/);
   });
 });
