@@ -109,7 +109,9 @@ function why(x: CheckResult): string {
 export function registerCheck(program: Command): void {
   program
     .command('check')
-    .description('Explain the decision for a domain: network, profile, list and rule (file:line), or the allow entry. Exit 0 allowed, 1 blocked.')
+    .description(
+      'Explain the decision for a domain: network, profile, list and rule (file:line), or the allow entry. Exit 0 allowed, 1 blocked, 3 refused (the client is in no network), 2 usage or config error.',
+    )
     .argument('<domain>', 'the name to check')
     .option('--client <ip>', 'as asked by this client address')
     .option('--network <name>', 'as asked from this network')
@@ -153,8 +155,8 @@ export function registerCheck(program: Command): void {
       } else {
         for (const net of engine.networks.values()) results.push(describe(r, edits, n.domain, type, net, 'every network', now));
       }
-      const blocked = results.some((x) => x.decision !== 'allowed');
-      process.exitCode = blocked ? EXIT.FAILED : EXIT.OK;
+      // Blocked anywhere wins over refused: with several networks shown, a block is the news.
+      process.exitCode = results.some((x) => x.decision === 'blocked') ? EXIT.FAILED : results.some((x) => x.decision === 'refused') ? EXIT.REFUSED : EXIT.OK;
       for (const x of results) x.policyVersion = effective.version;
       const versionText = `${effective.version}${shared.from === 'none' ? '' : ` (list files + ${edits.version} shared edit(s) from ${shared.from})`}`;
       if (opts.json) return printJson(results.length === 1 ? results[0] : results);

@@ -7,6 +7,8 @@ export const EXIT = {
   FAILED: 1,
   /** Usage error, or the config could not be loaded. */
   USAGE: 2,
+  /** `check`: the client is in no network, so the server would answer REFUSED (not a block). */
+  REFUSED: 3,
 } as const;
 
 /**

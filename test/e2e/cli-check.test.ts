@@ -64,9 +64,9 @@ describe.concurrent('sluice check', () => {
     expect(temu.stdout).toMatch(/^ {2}list +temu$/m);
   });
 
-  it('a client in no network is REFUSED (exit 1)', async () => {
+  it('a client in no network is REFUSED (exit 3, not the 1 of a block)', async () => {
     const r = await ws.sluice('check', 'example.org', '--client', '127.9.9.9');
-    expect(r.code, r.stderr).toBe(1);
+    expect(r.code, r.stderr).toBe(3);
     expect(r.stdout).toMatch(/^example\.org A: REFUSED$/m);
     expect(r.stdout).toContain('127.9.9.9 is in no network');
   });
