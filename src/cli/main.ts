@@ -2,7 +2,8 @@
 // need not load the server, the list compiler or the PostgreSQL client, and the start-up of a
 // command (node, its modules, the config) is most of what a report over a small store costs.
 import { Command } from 'commander';
-import { exitQuietlyOnClosedPipe } from './output.js';
+import { EXIT, exitQuietlyOnClosedPipe } from './output.js';
+import { packageVersion } from './version.js';
 
 type Register = (program: Command) => void;
 
@@ -50,7 +51,10 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command('sluice')
     .description('A DNS resolver that sinkholes banned apps per network.')
     .option('-c, --config <file>', 'config file (default: $SLUICE_CONFIG, else config/sluice.yaml)')
-    .addHelpText('after', '\nExit codes: 0 success, 1 a check failed (blocked name, invalid config, refused edit), 2 usage or start-up error.');
+    .version(packageVersion(), '-V, --version', 'the sluice version (`sluice version` also shows Node.js and the commit)')
+    .addHelpText('after', '\nExit codes: 0 success, 1 a check failed (blocked name, invalid config, refused edit), 2 usage or start-up error, 3 `check`: the client is refused.')
+    // Commander's own help command takes one word: `sluice help lists add` showed the help of `lists`.
+    .helpCommand(false);
   program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   // Only when a command runs (not when tests or the docs build the program). Not for `serve`: a
   // server must not exit 0 because a pipe closed; its log does not go through process.stdout.
@@ -58,5 +62,21 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
     if (action.name() !== 'serve') exitQuietlyOnClosedPipe();
   });
   for (const register of registers) register(program);
+  program
+    .command('help [command...]')
+    .description('Help for a command or a subcommand, e.g. `sluice help lists add`.')
+    .action((words: string[]) => {
+      let cmd: Command = program;
+      for (const w of words) {
+        const sub = cmd.commands.find((c) => c.name() === w || c.aliases().includes(w));
+        if (!sub) {
+          process.stderr.write(`sluice: no command "${[...words.slice(0, words.indexOf(w)), w].join(' ')}"\n`);
+          process.exitCode = EXIT.USAGE;
+          return;
+        }
+        cmd = sub;
+      }
+      cmd.outputHelp();
+    });
   return program;
 }

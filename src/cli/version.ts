@@ -31,10 +31,13 @@ function gitCommit(): string | undefined {
   }
 }
 
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 export function versionInfo(): VersionInfo {
-  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
   const commit = gitCommit();
-  return { sluice: pkg.version, node: process.version, ...(commit ? { commit } : {}) };
+  return { sluice: packageVersion(), node: process.version, ...(commit ? { commit } : {}) };
 }
 
 export function registerVersion(program: Command): void {

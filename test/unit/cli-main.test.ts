@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { buildProgram, commandOf } from '../../src/cli/main.js';
 
 const argv = (...a: string[]) => ['node', 'sluice', ...a];
@@ -17,9 +17,39 @@ describe('the CLI loads only the command it runs', () => {
 
   it('registers that one command, with its subcommands, or all of them', async () => {
     const one = await buildProgram(argv('log', 'erase', '--client', '10.0.0.1'));
-    expect(one.commands.map((c) => c.name())).toEqual(['log']);
+    expect(one.commands.map((c) => c.name())).toEqual(['log', 'help']);
     expect(one.commands[0]!.commands.map((c) => c.name())).toEqual(expect.arrayContaining(['query', 'erase', 'migrate']));
     const all = await buildProgram(argv('--help'));
-    expect(all.commands.map((c) => c.name())).toEqual(['serve', 'config', 'lists', 'check', 'policy', 'status', 'log', 'report', 'health', 'version']);
+    expect(all.commands.map((c) => c.name())).toEqual(['serve', 'config', 'lists', 'check', 'policy', 'status', 'log', 'report', 'health', 'version', 'help']);
+  });
+});
+
+describe('help and version', () => {
+  async function run(...words: string[]): Promise<string> {
+    let out = '';
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      out += String(chunk);
+      return true;
+    });
+    try {
+      await (await buildProgram(argv(...words))).parseAsync(argv(...words));
+    } finally {
+      spy.mockRestore();
+    }
+    return out;
+  }
+
+  it('`sluice help lists add` shows the help of `lists add`, not of `lists`', async () => {
+    expect((await run('help', 'lists', 'add')).split('\n')[0]).toBe('Usage: sluice lists add [options] <name> <domains...>');
+    expect((await run('help', 'check')).split('\n')[0]).toBe('Usage: sluice check [options] <domain>');
+  });
+
+  it('`--version` prints the package version', async () => {
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    try {
+      expect(await run('--version')).toMatch(/^\d+\.\d+\.\d+\n$/);
+    } finally {
+      exit.mockRestore();
+    }
   });
 });
