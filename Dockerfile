@@ -8,7 +8,7 @@
 # Three stages: `build` compiles the batched UDP socket (C) and TypeScript with the dev dependencies, `deps` installs the production
 # dependencies only, and the final stage copies the results onto a clean image. Nothing of npm's dev
 # tree (typescript, vitest, eslint, playwright) reaches the final stage.
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 # A C compiler for the batched UDP socket (native/udp-batch.c); the image's Node has its headers.

@@ -89,10 +89,10 @@ describe('Dockerfile', () => {
     expect(validate(`${DOCKERFILE}\nWORKDIR relative\nCMD ["again"]\n`, { instructionCmdMultiple: strict, instructionWorkdirRelative: strict })).toHaveLength(2);
   });
 
-  it('is a multi-stage build on an official Node 20 LTS image', () => {
+  it('is a multi-stage build on an official Node 24 LTS image (Node 20 reached end of life on 2026-04-30)', () => {
     expect(ast.getDirectives().map((d) => [d.getName(), d.getValue()])).toEqual([['syntax', 'docker/dockerfile:1']]);
     expect(stages.length).toBeGreaterThanOrEqual(2);
-    for (const s of stages) expect(s.from).toMatch(/^node:20[.\d]*-(bookworm|bullseye)-slim$/);
+    for (const s of stages) expect(s.from).toMatch(/^node:24[.\d]*-(bookworm|trixie)-slim$/);
   });
 
   it('runs the final stage as a non-root user, set after the last RUN', () => {
