@@ -1,14 +1,22 @@
-// The config a CLI command works on: --config, else $SLUICE_CONFIG, else config/sluice.yaml.
+// The config a CLI command works on: --config, else $SLUICE_CONFIG, else /etc/sluice/sluice.yaml
+// when it exists (an installed package), else config/sluice.yaml (a checkout).
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { auditLogFile } from '../config/paths.js';
 import type { LoadedRules } from '../rules/load.js';
 import { EXIT, fail } from './output.js';
 
-export const DEFAULT_CONFIG = 'config/sluice.yaml';
+export const INSTALLED_CONFIG = '/etc/sluice/sluice.yaml';
+export const CHECKOUT_CONFIG = 'config/sluice.yaml';
+
+/** Where admins look first (as for unbound.conf or named.conf), then the checkout's own config. */
+export function defaultConfigPath(exists: (file: string) => boolean = existsSync): string {
+  return exists(INSTALLED_CONFIG) ? INSTALLED_CONFIG : CHECKOUT_CONFIG;
+}
 
 export function configPath(cmd: Command): string {
   const opts = cmd.optsWithGlobals<{ config?: string }>();
-  return opts.config ?? process.env.SLUICE_CONFIG ?? DEFAULT_CONFIG;
+  return opts.config ?? process.env.SLUICE_CONFIG ?? defaultConfigPath();
 }
 
 /** Load config and lists as the server would; on failure print every problem and return undefined. */

@@ -10,7 +10,7 @@ export function registerConfig(program: Command): void {
   config
     .command('validate')
     .description('Validate a config file and the lists it names. Exit 0 when valid, 1 when not.')
-    .argument('[file]', 'config file (default: --config, $SLUICE_CONFIG, config/sluice.yaml)')
+    .argument('[file]', 'config file (default: --config, $SLUICE_CONFIG, /etc/sluice/sluice.yaml, config/sluice.yaml)')
     .addHelpText('after', '\nExamples:\n  sluice config validate\n  sluice config validate /etc/sluice/sluice.yaml')
     .action(async (fileArg: string | undefined, _opts: unknown, cmd: Command) => {
       const file = fileArg ?? configPath(cmd);

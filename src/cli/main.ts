@@ -50,7 +50,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const registers = await Promise.all(names.map((n) => COMMANDS[n]!()));
   const program = new Command('sluice')
     .description('A DNS resolver that sinkholes banned apps per network.')
-    .option('-c, --config <file>', 'config file (default: $SLUICE_CONFIG, else config/sluice.yaml)')
+    .option('-c, --config <file>', 'config file (default: $SLUICE_CONFIG, else /etc/sluice/sluice.yaml when it exists, else config/sluice.yaml)')
     .version(packageVersion(), '-V, --version', 'the sluice version (`sluice version` also shows Node.js and the commit)')
     .addHelpText('after', '\nExit codes: 0 success, 1 a check failed (blocked name, invalid config, refused edit), 2 usage or start-up error, 3 `check`: the client is refused.')
     // Commander's own help command takes one word: `sluice help lists add` showed the help of `lists`.

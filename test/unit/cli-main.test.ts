@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { buildProgram, commandOf } from '../../src/cli/main.js';
+import { defaultConfigPath } from '../../src/cli/config-file.js';
 
 const argv = (...a: string[]) => ['node', 'sluice', ...a];
 
@@ -51,5 +52,12 @@ describe('help and version', () => {
     } finally {
       exit.mockRestore();
     }
+  });
+});
+
+describe('the default config', () => {
+  it('is /etc/sluice/sluice.yaml when it exists (an installed package), else the checkout’s config/sluice.yaml', () => {
+    expect(defaultConfigPath((f) => f === '/etc/sluice/sluice.yaml')).toBe('/etc/sluice/sluice.yaml');
+    expect(defaultConfigPath(() => false)).toBe('config/sluice.yaml');
   });
 });
