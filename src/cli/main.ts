@@ -11,6 +11,7 @@ type Register = (program: Command) => void;
 const COMMANDS: Record<string, () => Promise<Register>> = {
   serve: async () => (await import('./serve.js')).registerServe,
   config: async () => (await import('./config.js')).registerConfig,
+  init: async () => (await import('./init.js')).registerInit,
   lists: async () => (await import('./lists.js')).registerLists,
   check: async () => (await import('./check.js')).registerCheck,
   policy: async () => (await import('./policy.js')).registerPolicy,

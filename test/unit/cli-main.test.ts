@@ -1,6 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { buildProgram, commandOf } from '../../src/cli/main.js';
 import { defaultConfigPath } from '../../src/cli/config-file.js';
+import { starterConfig } from '../../src/cli/init.js';
+import { parseConfig } from '../../src/config/load.js';
 
 const argv = (...a: string[]) => ['node', 'sluice', ...a];
 
@@ -21,7 +23,7 @@ describe('the CLI loads only the command it runs', () => {
     expect(one.commands.map((c) => c.name())).toEqual(['log', 'help']);
     expect(one.commands[0]!.commands.map((c) => c.name())).toEqual(expect.arrayContaining(['query', 'erase', 'migrate']));
     const all = await buildProgram(argv('--help'));
-    expect(all.commands.map((c) => c.name())).toEqual(['serve', 'config', 'lists', 'check', 'policy', 'status', 'log', 'report', 'health', 'version', 'help']);
+    expect(all.commands.map((c) => c.name())).toEqual(['serve', 'config', 'init', 'lists', 'check', 'policy', 'status', 'log', 'report', 'health', 'version', 'help']);
   });
 });
 
@@ -59,5 +61,17 @@ describe('the default config', () => {
   it('is /etc/sluice/sluice.yaml when it exists (an installed package), else the checkout’s config/sluice.yaml', () => {
     expect(defaultConfigPath((f) => f === '/etc/sluice/sluice.yaml')).toBe('/etc/sluice/sluice.yaml');
     expect(defaultConfigPath(() => false)).toBe('config/sluice.yaml');
+  });
+});
+
+describe('sluice init', () => {
+  it('writes a starter config that the schema accepts, with absolute catalog and state paths', () => {
+    const text = starterConfig({ catalog: '/usr/lib/sluice/blocklists/catalog.yaml', stateDir: '/var/lib/sluice', today: '2026-12-02' });
+    expect(text).toContain('review_by: 2027-06-02');
+    const { config } = parseConfig(text, '/etc/sluice/sluice.yaml');
+    expect(config.state_dir).toBe('/var/lib/sluice');
+    expect(config.catalog).toBe('/usr/lib/sluice/blocklists/catalog.yaml');
+    expect(config.policies['app-ban']!.mode).toBe('dry-run');
+    expect(text).toMatch(/^# sluice site config/);
   });
 });
