@@ -33,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define BATCH 64
@@ -509,6 +511,41 @@ static napi_value Stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// notify(path, text) -> 0 or -errno: one datagram to a Unix socket, for systemd's NOTIFY_SOCKET
+// (sd_notify(3)): node:dgram has no Unix datagram sockets. A path starting with "@" is in the
+// abstract namespace.
+static napi_value Notify(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct sockaddr_un sa;
+  char path[sizeof sa.sun_path + 1];
+  char text[4096];
+  size_t plen, tlen;
+  CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen));
+  CHECK(napi_get_value_string_utf8(env, argv[1], text, sizeof text, &tlen));
+  int result = 0;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (plen == 0 || plen >= sizeof sa.sun_path) result = -EINVAL;
+  else {
+    memcpy(sa.sun_path, path, plen);
+    if (path[0] == '@') sa.sun_path[0] = 0;
+    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) result = -errno;
+    else {
+      ssize_t r;
+      do r = sendto(fd, text, tlen, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+      while (r < 0 && errno == EINTR);
+      if (r < 0) result = -errno;
+      close(fd);
+    }
+  }
+  CHECK(napi_create_int32(env, result, &out));
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, Open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -517,6 +554,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unref", NULL, Unref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, Stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"notify", NULL, Notify, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

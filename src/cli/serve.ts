@@ -7,6 +7,7 @@ import { SluiceServer } from '../server/sluice-server.js';
 import { LoadError, loadRuleSet } from '../rules/load.js';
 import { isWorker, reportFailed, reportReady, runPrimary, workerCount } from '../server/cluster.js';
 import { silentLogger } from '../logging/logger.js';
+import { systemdNotifier } from '../server/systemd-notify.js';
 
 export function registerServe(program: Command): void {
   program
@@ -59,16 +60,26 @@ export function registerServe(program: Command): void {
         process.exitCode = 2;
         return;
       }
+      const systemd = isWorker() ? undefined : systemdNotifier(process.env, (e) => logger.warn(e));
       if (isWorker()) reportReady();
-      else logger.info({ config: opts.config }, 'sluice started');
+      else {
+        logger.info({ config: opts.config }, 'sluice started');
+        systemd?.ready('serving');
+      }
+      const reload = async () => {
+        systemd?.reloading();
+        const ok = await server.reload();
+        systemd?.status(ok ? 'serving' : 'serving the last good config: the reload was refused (see the log)');
+      };
       process.off('SIGHUP', onHup);
-      process.on('SIGHUP', () => void server.reload());
-      if (reloadAsked) void server.reload();
+      process.on('SIGHUP', () => void reload());
+      if (reloadAsked) void reload();
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
         stopping = true;
         logger.info({ signal }, 'stopping');
+        systemd?.stopping();
         // The 5 s promise: answer what is in flight for up to 4 s, then exit regardless.
         const hard = setTimeout(() => process.exit(0), 5000);
         hard.unref();

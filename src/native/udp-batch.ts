@@ -31,6 +31,8 @@ export interface BatchBinding {
   unref(handle: unknown): void;
   /** [send errors, truncated datagrams] */
   stats(handle: unknown): [number, number];
+  /** One datagram to a Unix socket (systemd's NOTIFY_SOCKET; "@" is the abstract namespace): 0, or a negative errno. */
+  notify(path: string, text: string): number;
 }
 
 export type BatchBindingLoad = { binding: BatchBinding; reason?: undefined } | { binding?: undefined; reason: string };

@@ -18,6 +18,7 @@ import { ObservabilityRoot } from './observability-root.js';
 import { withNodeFlags } from './node-flags.js';
 import { loadRuleSet } from '../rules/load.js';
 import { ListenError, listenError } from './listen-error.js';
+import { systemdNotifier } from './systemd-notify.js';
 
 const FAILED = 'sluice-failed';
 
@@ -174,6 +175,8 @@ export async function runPrimary(count: number, logger: Logger, configFile: stri
   };
   let started = false;
   let reloadTimer: NodeJS.Timeout | undefined;
+  // The primary is systemd's main process: it says READY once every worker serves.
+  const systemd = systemdNotifier(process.env, (e) => logger.warn(e));
 
   /** A worker cannot start: say why once, and stop the others (it would fail again on a respawn). */
   const failed = (id: number, problems: string[]) => {
@@ -203,6 +206,7 @@ export async function runPrimary(count: number, logger: Logger, configFile: stri
       if (!started && ready.size === count) {
         started = true;
         logger.info({ workers: count }, 'sluice started');
+        systemd.ready(`serving with ${count} workers`);
       }
     });
     w.on('exit', (code, signal) => {
@@ -232,6 +236,7 @@ export async function runPrimary(count: number, logger: Logger, configFile: stri
     if (stopping) return;
     stopping = true;
     logger.info({ reason }, 'stopping');
+    systemd.stopping();
     for (const w of workers) w.process.kill('SIGTERM');
     setTimeout(() => process.exit(exitCode), 8000).unref();
     if (exitCode !== 0) process.exitCode = exitCode;
@@ -241,6 +246,9 @@ export async function runPrimary(count: number, logger: Logger, configFile: stri
   cluster.setupPrimary({ execArgv: withNodeFlags(process.execArgv) });
   for (let i = 1; i <= count; i++) fork(i);
   process.on('SIGHUP', () => {
+    // Each worker reloads on its own; the primary cannot know when all are done, so READY follows at once.
+    systemd.reloading();
+    systemd.status(`serving with ${count} workers (reload sent)`);
     for (const w of workers) w.process.kill('SIGHUP');
     void observe();
   });

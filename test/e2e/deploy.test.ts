@@ -254,6 +254,13 @@ describe('systemd unit', () => {
     expect(one('MemoryDenyWriteExecute')).not.toBe('yes');
   });
 
+  it('is Type=notify with a watchdog: started means answering, a hung process is restarted', () => {
+    expect(one('Type')).toBe('notify');
+    // systemd-notify(1), the fallback without the native addon, is a child process.
+    expect(one('NotifyAccess')).toBe('all');
+    expect(one('WatchdogSec')).toMatch(/^\d+s$/);
+  });
+
   it('reloads with SIGHUP on `systemctl reload`, stops with SIGTERM, validates the config first', () => {
     expect(one('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
     expect(one('KillSignal')).toBe('SIGTERM');

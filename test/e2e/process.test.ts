@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RCODE, resolve } from '../helpers/dns-client.js';
+import { until } from '../helpers/until.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { referenceConfig, referenceLists } from '../helpers/sluice-harness.js';
 
@@ -125,5 +126,50 @@ describe('sluice serve', () => {
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     expect(code).toBe(2);
     expect(stderr).toMatch(/broken\.yaml:\d+ networks\.guest\.colour: unknown key "colour"/);
+  });
+
+  it.each([
+    ['through the native addon', {}],
+    ['through systemd-notify(1) without it', { SLUICE_NO_NATIVE: '1' }],
+  ])('tells systemd (Type=notify) it is ready, reloading and stopping, and pings the watchdog, %s', async (_how, extra) => {
+    // A Unix datagram socket standing in for systemd's: Node has none, python3 prints each datagram.
+    const sock = join(dir, `notify-${Object.keys(extra).length}.sock`);
+    const receiver = spawn('/usr/bin/python3', [
+      '-u',
+      '-c',
+      'import socket,sys,json\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound")\nwhile True: print(json.dumps(s.recv(4096).decode()))',
+      sock,
+    ]);
+    const got: string[] = [];
+    let bound = false;
+    receiver.stdout.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n').filter(Boolean)) {
+        if (line === 'bound') bound = true;
+        else got.push(JSON.parse(line) as string);
+      }
+    });
+    await until('the notify socket', () => bound, 5000, 10);
+    const cfg = join(dir, 'notify.yaml');
+    writeFileSync(cfg, referenceConfig().replaceAll('@UPSTREAM@', upstream.address));
+    const s = await run(cfg, { NOTIFY_SOCKET: sock, WATCHDOG_USEC: '200000', ...extra });
+    try {
+      await until('READY=1', () => got.some((m) => m.includes('READY=1')), 5000, 10);
+      const ready = got.find((m) => m.includes('READY=1'))!;
+      expect(ready).toContain(`MAINPID=${s.child.pid}`);
+      expect(ready).toContain('STATUS=serving');
+      // WATCHDOG_USEC 0.2 s: a ping every 0.1 s.
+      await until('three watchdog pings', () => got.filter((m) => m === 'WATCHDOG=1').length >= 3, 5000, 10);
+      s.child.kill('SIGHUP');
+      await until('RELOADING=1', () => got.some((m) => m.startsWith('RELOADING=1')), 5000, 10);
+      await until('READY=1 after the reload', () => got.slice(got.findIndex((m) => m.startsWith('RELOADING=1'))).some((m) => m.startsWith('READY=1')), 5000, 10);
+      expect(got.find((m) => m.startsWith('RELOADING=1'))).toMatch(/^RELOADING=1\nMONOTONIC_USEC=\d+$/);
+      const exited = new Promise<number | null>((r) => s.child.on('exit', (code) => r(code)));
+      s.child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      await until('STOPPING=1', () => got.includes('STOPPING=1'), 5000, 10);
+    } finally {
+      s.child.kill('SIGKILL');
+      receiver.kill('SIGKILL');
+    }
   });
 });

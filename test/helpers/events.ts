@@ -24,7 +24,7 @@ export function anyEvent(text: fc.Arbitrary<string>, name: fc.Arbitrary<string> 
     rcode: fc.option(fc.integer({ min: 0, max: 4095 }), { nil: null }),
     answers: fc.integer({ min: 0, max: 65535 }),
     durationMs: fc.oneof(fc.double({ min: 0, max: 1e6, noNaN: true }), fc.constantFrom(0.001, 1.5, 12)),
-    transport: fc.constantFrom('udp', 'tcp'),
+    transport: fc.constantFrom('udp', 'tcp', 'dot', 'doh'),
   }) as fc.Arbitrary<QueryEvent>;
 }
 
