@@ -1,31 +1,41 @@
-// `sluice health`: is a running server answering? One real DNS query to the first listener, and
-// GET /healthz on the admin server when it is enabled. Exit 0 healthy, 1 not: the contract of
-// Docker's HEALTHCHECK (which reserves 2), so a config that cannot be read is also exit 1.
+// `sluice health`: is a running server answering? One DNS query to every listener (each address and
+// transport: UDP, TCP, DoT, DoH), answered by sluice itself — never forwarded, never logged, so a
+// dead upstream does not make the server look dead and the probe does not pollute the query log —
+// and GET /healthz on the admin server when it is enabled (Redis, workers, the query-log store).
+// Exit 0 healthy, 1 not: the contract of Docker's HEALTHCHECK (which reserves 2), so a config that
+// cannot be read is also exit 1.
 import dgram from 'node:dgram';
+import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 import { randomInt } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { CLASS_IN, TYPE, rcodeName } from '../dns/codes.js';
 import { encodeName } from '../dns/wire.js';
 import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.js';
-import { parseUpstreamAddress } from '../config/schema.js';
+import { listenerPort, parseUpstreamAddress } from '../config/schema.js';
+import { HEALTH_PROBE_NAME } from '../pipeline/context.js';
 import { adminUrl } from '../querylog/log-source.js';
 import { configPath } from './config-file.js';
 import { EXIT, printJson } from './output.js';
 
-/** RFC 6761 reserves .invalid, so the query can never leak a real lookup; any answer will do. */
-export const HEALTH_QUERY_NAME = 'health.sluice.invalid';
+/** Answered by sluice itself (see HEALTH_PROBE_NAME); an older server forwards or refuses it, and any answer still counts. */
+export const HEALTH_QUERY_NAME = HEALTH_PROBE_NAME;
+
+export type ProbeTransport = 'udp' | 'tcp' | 'dot' | 'doh';
 
 export interface DnsTarget {
   host: string;
   port: number;
-  transport: 'udp' | 'tcp';
+  transport: ProbeTransport;
+  /** DoH: the path of the endpoint. */
+  path?: string;
 }
 
 export interface DnsProbe {
   ok: boolean;
   target?: string;
-  transport?: 'udp' | 'tcp';
+  transport?: ProbeTransport;
   rcode?: string;
   ms?: number;
   error?: string;
@@ -44,7 +54,10 @@ export interface AdminProbe {
 
 export interface HealthReport {
   healthy: boolean;
+  /** The first listener that failed, else the first listener. */
   dns: DnsProbe;
+  /** Every listener and transport. */
+  listeners: DnsProbe[];
   admin: AdminProbe;
   /** What an admin should look at though the server is healthy: list files it refused. */
   warnings: string[];
@@ -59,11 +72,22 @@ export function healthWarnings(body: unknown): string[] {
 
 /** Where to send the test query: the first listener; a wildcard address is reached on loopback. */
 export function dnsTargetOf(loaded: LoadedConfig): DnsTarget | string {
-  const l = loaded.config.listeners[0];
-  if (!l) return `no listeners in ${loaded.file}`;
-  if (l.port === 0) return `the first listener has port 0 (a random port); give --server HOST:PORT`;
-  const host = l.address === '0.0.0.0' ? '127.0.0.1' : l.address === '::' ? '::1' : l.address;
-  return { host, port: l.port, transport: l.protocols.includes('udp') ? 'udp' : 'tcp' };
+  const all = dnsTargetsOf(loaded);
+  return typeof all === 'string' ? all : all[0]!;
+}
+
+/** Every listener and transport of the config (a wildcard address is reached on loopback). */
+export function dnsTargetsOf(loaded: LoadedConfig): DnsTarget[] | string {
+  const out: DnsTarget[] = [];
+  for (const l of loaded.config.listeners) {
+    const host = l.address === '0.0.0.0' ? '127.0.0.1' : l.address === '::' ? '::1' : l.address;
+    for (const transport of l.protocols) {
+      const port = listenerPort(l, transport);
+      if (port === 0) return `a listener has port 0 (a random port); give --server HOST:PORT`;
+      out.push({ host, port, transport, ...(transport === 'doh' ? { path: loaded.config.doh.path } : {}) });
+    }
+  }
+  return out.length > 0 ? out : `no listeners in ${loaded.file}`;
 }
 
 function formatTarget(t: DnsTarget): string {
@@ -108,9 +132,15 @@ function askUdp(t: DnsTarget, query: Buffer, id: number, timeoutMs: number): Pro
   });
 }
 
-function askTcp(t: DnsTarget, query: Buffer, id: number, timeoutMs: number): Promise<number> {
+/**
+ * TCP, or DoT (RFC 7858) when `tls`: the certificate is not checked — the probe asks whether this
+ * server answers on the port, and an expired certificate is for the admin's monitoring of it.
+ */
+function askTcp(t: DnsTarget, query: Buffer, id: number, timeoutMs: number, overTls = false): Promise<number> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: t.host, port: t.port });
+    const socket = overTls
+      ? tls.connect({ host: t.host, port: t.port, ALPNProtocols: ['dot'], rejectUnauthorized: false, servername: net.isIP(t.host) ? undefined : t.host })
+      : net.connect({ host: t.host, port: t.port });
     let pending = Buffer.alloc(0);
     let settled = false;
     const done = (err: Error | undefined, rcode?: number) => {
@@ -124,7 +154,7 @@ function askTcp(t: DnsTarget, query: Buffer, id: number, timeoutMs: number): Pro
     const timer = setTimeout(() => done(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     const prefix = Buffer.alloc(2);
     prefix.writeUInt16BE(query.length, 0);
-    socket.once('connect', () => socket.write(Buffer.concat([prefix, query])));
+    socket.once(overTls ? 'secureConnect' : 'connect', () => socket.write(Buffer.concat([prefix, query])));
     socket.on('data', (chunk) => {
       pending = Buffer.concat([pending, chunk]);
       if (pending.length < 2) return;
@@ -139,13 +169,52 @@ function askTcp(t: DnsTarget, query: Buffer, id: number, timeoutMs: number): Pro
   });
 }
 
+/** DoH (RFC 8484): one POST over HTTP/2, the certificate not checked (as for DoT). */
+function askDoh(t: DnsTarget, query: Buffer, id: number, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const authority = `https://${net.isIPv6(t.host) ? `[${t.host}]` : t.host}:${t.port}`;
+    const session = http2.connect(authority, { rejectUnauthorized: false });
+    let settled = false;
+    const done = (err: Error | undefined, rcode?: number) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      session.destroy();
+      if (err) reject(err);
+      else resolve(rcode!);
+    };
+    const timer = setTimeout(() => done(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    session.on('error', (err) => done(err));
+    const req = session.request({ ':method': 'POST', ':path': t.path ?? '/dns-query', 'content-type': 'application/dns-message', accept: 'application/dns-message' });
+    const chunks: Buffer[] = [];
+    let status = 0;
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (status !== 200) return done(new Error(`HTTP ${status}`));
+      const rcode = replyRcode(Buffer.concat(chunks), id);
+      if (rcode === undefined) done(new Error('the reply does not match the query'));
+      else done(undefined, rcode);
+    });
+    req.on('error', (err) => done(err));
+    req.end(query);
+  });
+}
+
+const ASK: Record<ProbeTransport, (t: DnsTarget, query: Buffer, id: number, timeoutMs: number) => Promise<number>> = {
+  udp: askUdp,
+  tcp: (t, q, id, ms) => askTcp(t, q, id, ms),
+  dot: (t, q, id, ms) => askTcp(t, q, id, ms, true),
+  doh: askDoh,
+};
+
 export async function probeDns(t: DnsTarget, timeoutMs: number): Promise<DnsProbe> {
   const id = randomInt(0, 0x10000);
   const query = encodeHealthQuery(id);
   const started = performance.now();
   const base = { target: formatTarget(t), transport: t.transport };
   try {
-    const rcode = await (t.transport === 'udp' ? askUdp : askTcp)(t, query, id, timeoutMs);
+    const rcode = await ASK[t.transport](t, query, id, timeoutMs);
     return { ok: true, ...base, rcode: rcodeName(rcode), ms: Math.round(performance.now() - started) };
   } catch (err) {
     return { ok: false, ...base, error: (err as Error).message };
@@ -185,11 +254,11 @@ export interface HealthOptions {
 
 /** Both probes, run in parallel. `loaded` may be undefined when --server (and --admin) say everything. */
 export async function checkHealth(loaded: LoadedConfig | undefined, opts: HealthOptions, loadError?: string): Promise<HealthReport> {
-  let dnsTarget: DnsTarget | string;
+  let dnsTargets: DnsTarget[] | string;
   if (opts.server !== undefined) {
     const a = parseUpstreamAddress(opts.server);
-    dnsTarget = a ? { ...a, transport: 'udp' } : `--server ${opts.server}: not an address such as 127.0.0.1:53 or [::1]:53`;
-  } else dnsTarget = loaded ? dnsTargetOf(loaded) : (loadError ?? 'no config');
+    dnsTargets = a ? [{ host: a.host, port: a.port, transport: 'udp' }] : `--server ${opts.server}: not an address such as 127.0.0.1:53 or [::1]:53`;
+  } else dnsTargets = loaded ? dnsTargetsOf(loaded) : (loadError ?? 'no config');
 
   let adminTarget: string | AdminProbe;
   if (opts.admin !== undefined) adminTarget = opts.admin;
@@ -197,11 +266,23 @@ export async function checkHealth(loaded: LoadedConfig | undefined, opts: Health
   else if (!loaded.config.admin.enabled) adminTarget = { ok: true, skipped: `admin.enabled is false in ${loaded.file}` };
   else adminTarget = adminUrl(loaded);
 
-  const [dns, admin] = await Promise.all([
-    typeof dnsTarget === 'string' ? { ok: false, error: dnsTarget } : probeDns(dnsTarget, opts.timeoutMs),
+  const [listeners, admin] = await Promise.all([
+    typeof dnsTargets === 'string' ? [{ ok: false, error: dnsTargets }] : Promise.all(dnsTargets.map((t) => probeDns(t, opts.timeoutMs))),
     typeof adminTarget === 'string' ? probeAdmin(adminTarget, opts.timeoutMs) : adminTarget,
   ]);
-  return { healthy: dns.ok && admin.ok, dns, admin, warnings: healthWarnings(admin.body) };
+  const dns = listeners.find((l) => !l.ok) ?? listeners[0]!;
+  return { healthy: listeners.every((l) => l.ok) && admin.ok, dns, listeners, admin, warnings: [...healthWarnings(admin.body), ...partWarnings(admin.body)] };
+}
+
+/** What /healthz says of the parts besides DNS, when one is unwell: the store, Redis, the workers. */
+export function partWarnings(body: unknown): string[] {
+  if (typeof body !== 'object' || body === null) return [];
+  const b = body as { store?: { ok?: unknown; error?: unknown; lastError?: unknown }; redis?: unknown; problems?: unknown };
+  const out: string[] = [];
+  if (b.store && b.store.ok === false) out.push(`query-log store: ${String(b.store.lastError ?? b.store.error ?? 'not ok')}`);
+  if (typeof b.redis === 'string' && b.redis !== 'ok' && b.redis !== 'up') out.push(`redis: ${b.redis}`);
+  if (Array.isArray(b.problems)) for (const p of b.problems) out.push(String(p));
+  return out;
 }
 
 function describeDns(d: DnsProbe): string {
@@ -219,7 +300,7 @@ function describeAdmin(a: AdminProbe): string {
 export function registerHealth(program: Command): void {
   program
     .command('health')
-    .description('Is the running server healthy? A test DNS query to the first listener and GET /healthz on the admin server. Exit 0 healthy, 1 not.')
+    .description('Is the running server healthy? A test query to every listener (answered by sluice itself, never forwarded) and GET /healthz on the admin server. Exit 0 healthy, 1 not.')
     .addOption(new Option('--server <host:port>', 'DNS address to query instead of the first listener (e.g. 127.0.0.1:53, [::1]:53)'))
     .addOption(new Option('--admin <url>', "admin server base URL instead of the config's admin section (e.g. http://127.0.0.1:8053)"))
     .addOption(
@@ -232,10 +313,12 @@ export function registerHealth(program: Command): void {
     .addOption(new Option('--json', 'machine-readable output'))
     .addHelpText(
       'after',
-      `\nThe query is for ${HEALTH_QUERY_NAME} (type A); any answer with the query's ID counts, REFUSED included,` +
-        '\nso the probe works from an address that is in no network. Wildcard listeners (0.0.0.0, ::) are' +
-        '\nqueried on loopback. A list file the server refused (see `sluice lists`) is a WARN line and' +
-        '\ndoes not change the exit code: the server serves its last good state, as it should.' +
+      `\nThe query is for ${HEALTH_QUERY_NAME} (type A): sluice answers it itself, from any address, and` +
+        '\nneither forwards nor logs it, so a dead upstream does not fail the probe. Every listener is asked' +
+        '\non each of its transports (DoT and DoH without checking the certificate). Wildcard listeners' +
+        '\n(0.0.0.0, ::) are queried on loopback. A list file the server refused (see `sluice lists`), or' +
+        '\na query-log store that cannot write, is a warn line and does not change the exit code: the' +
+        '\nserver answers, as it should.' +
         '\n\nExamples:\n  sluice health\n  sluice health --config /etc/sluice/sluice.yaml --timeout 3000' +
         '\n  sluice health --server 127.0.0.1:5353 --admin http://127.0.0.1:8053 --json',
     )
@@ -253,8 +336,9 @@ export function registerHealth(program: Command): void {
       const report = await checkHealth(loaded, { server: opts.server, admin: opts.admin, timeoutMs: Number(opts.timeout) }, loadError);
       process.exitCode = report.healthy ? EXIT.OK : EXIT.FAILED;
       if (opts.json) return printJson(report);
-      const warnings = report.warnings.map((w) => `lists  WARN  ${w}\n`).join('');
+      const warnings = report.warnings.map((w) => `warn   ${w}\n`).join('');
       const verdict = report.healthy ? (report.warnings.length > 0 ? `healthy, with ${report.warnings.length} warning${report.warnings.length === 1 ? '' : 's'}` : 'healthy') : 'UNHEALTHY';
-      process.stdout.write(`dns    ${describeDns(report.dns)}\nadmin  ${describeAdmin(report.admin)}\n${warnings}${verdict}\n`);
+      const dnsLines = report.listeners.map((l) => `dns    ${describeDns(l)}\n`).join('');
+      process.stdout.write(`${dnsLines}admin  ${describeAdmin(report.admin)}\n${warnings}${verdict}\n`);
     });
 }

@@ -23,6 +23,13 @@ export interface ClientInfo {
   listenerNetwork: string | undefined;
 }
 
+/**
+ * The name `sluice health` asks (RFC 6761 reserves .invalid, so it can never be a real lookup): it
+ * is answered by sluice itself, before any network or policy, and never forwarded or logged, so the
+ * probe tells whether this server answers, whatever its upstreams do and whoever asks.
+ */
+export const HEALTH_PROBE_NAME = 'health.sluice.invalid';
+
 export type Outcome = 'allowed' | 'blocked' | 'refused' | 'error' | 'malformed';
 
 export interface RequestContext {
@@ -44,6 +51,8 @@ export interface RequestContext {
   rcode?: number;
   /** The bytes to send; undefined when the message is dropped. */
   response?: Buffer;
+  /** The health probe (HEALTH_PROBE_NAME): answered here, not counted in the metrics nor logged. */
+  probe?: boolean;
 }
 
 /** A stage answers (bytes) or returns undefined to let the next stage try. Only forwarding awaits. */

@@ -16,7 +16,7 @@ import { UpstreamPool, type UpstreamHealth } from '../upstream/upstream-pool.js'
 import { AnswerCache, type Clock } from './answer-cache.js';
 import { loadBatchBinding } from '../native/udp-batch.js';
 import { classify } from './classify.js';
-import type { ClientInfo, RequestContext } from './context.js';
+import { HEALTH_PROBE_NAME, type ClientInfo, type RequestContext } from './context.js';
 import { Forwarder, type ForwardResult } from './forward.js';
 import { routeFor } from '../upstream/routes.js';
 import type { RuleSet } from '../rules/rule-set.js';
@@ -64,6 +64,7 @@ type Stage = (r: Resolver, ctx: RequestContext, rt: Runtime) => RequestContext |
 
 /** The synchronous stages, in the order they run; a query none answers is forwarded. */
 const STAGES: readonly Stage[] = [
+  (r, ctx) => r.answerHealthProbe(ctx),
   (r, ctx, rt) => r.refuseOutsideNetworks(ctx, rt),
   (r, ctx) => r.rateLimit(ctx),
   (r, ctx, rt) => r.decide(ctx, rt),
@@ -195,6 +196,14 @@ export class Resolver {
   }
 
   // The stages (see STAGES). Public only for the list above; each is called once per query.
+
+  /** `sluice health`'s query: NOERROR from here, for any client, never forwarded (see HEALTH_PROBE_NAME). */
+  answerHealthProbe(ctx: RequestContext): RequestContext | undefined {
+    if (ctx.query.name !== HEALTH_PROBE_NAME) return undefined;
+    ctx.probe = true;
+    ctx.outcome = 'allowed';
+    return this.finish(ctx, encodeRcode(ctx.msg, RCODE.NOERROR, ctx.query.questionEnd, ctx.query.edns), RCODE.NOERROR);
+  }
 
   /** Never an open resolver: a client in no configured network, or a class other than IN, is refused. */
   refuseOutsideNetworks(ctx: RequestContext, rt: Runtime): RequestContext | undefined {

@@ -75,6 +75,7 @@ export class Observability {
 
   /** Hot path, after the answer was sent. */
   done(ctx: RequestContext): void {
+    if (ctx.probe) return; // `sluice health`: neither traffic nor a query of anyone's
     const ms = performance.now() - ctx.startedHr;
     this.metrics.observe(ctx, ms / 1000);
     this.queryLog.record(ctx, Math.round(ms * 1000) / 1000);

@@ -52,15 +52,49 @@ describe('sluice health', () => {
     expect(code).toBe(0);
   });
 
-  it('counts REFUSED as an answer: the probe works from an address in no network', async () => {
-    const outsider = await startSluice({ config: referenceConfig().replace('127.0.0.0/16', '127.1.0.0/16'), lists: referenceLists });
+  it('is answered by sluice itself, from an address in no network too: never forwarded, never logged', async () => {
+    const outsider = await startSluice({ config: referenceConfig().replace('127.0.0.0/16', '127.1.0.0/16'), lists: referenceLists, upstream: upstream.address });
     try {
+      const asked = upstream.queries.length;
       const report = await checkHealth(undefined, { server: `${outsider.udp.host}:${outsider.udp.port}`, admin, timeoutMs: 2000 });
-      expect(report.dns).toMatchObject({ ok: true, rcode: 'REFUSED' });
+      expect(report.dns).toMatchObject({ ok: true, rcode: 'NOERROR' });
       expect(report.healthy).toBe(true);
+      const inside = await checkHealth(undefined, { server: dns, admin, timeoutMs: 2000 });
+      expect(inside.dns).toMatchObject({ ok: true, rcode: 'NOERROR' });
+      expect(upstream.queries.length).toBe(asked);
+      const log = (await (await fetch(`${admin}/api/log?name=health.sluice.invalid`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { events: unknown[] };
+      expect(log.events).toEqual([]);
     } finally {
       await outsider.stop();
     }
+  });
+
+  it('stays healthy when every upstream is dead: the probe does not depend on them', async () => {
+    const deadUpstream = `127.0.0.1:${await closedPort()}`;
+    const cut = await startSluice({ config: referenceConfig(), lists: referenceLists, upstream: deadUpstream });
+    try {
+      const report = await checkHealth(undefined, { server: `${cut.udp.host}:${cut.udp.port}`, admin, timeoutMs: 1000 });
+      expect(report.dns).toMatchObject({ ok: true, rcode: 'NOERROR' });
+      expect(report.healthy).toBe(true);
+    } finally {
+      await cut.stop();
+    }
+  });
+
+  it('asks every listener on each transport, and names the one that does not answer', async () => {
+    const dead = await closedPort();
+    const two = parseConfig(
+      configText().replace('address: 127.0.0.1\n    port: 0', `address: 127.0.0.1\n    port: ${h.udp.port}\n  - address: 127.0.0.1\n    port: ${dead}\n    protocols: [tcp]`),
+      'two.yaml',
+    );
+    const report = await checkHealth(two, { timeoutMs: 1000 });
+    expect(report.listeners.map((l) => [l.target, l.transport, l.ok])).toEqual([
+      [dns, 'udp', true],
+      [dns, 'tcp', true],
+      [`127.0.0.1:${dead}`, 'tcp', false],
+    ]);
+    expect(report.dns).toMatchObject({ ok: false, target: `127.0.0.1:${dead}` });
+    expect(report.healthy).toBe(false);
   });
 
   it('prints a line per probe and "healthy" for people', async () => {
