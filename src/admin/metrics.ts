@@ -164,6 +164,14 @@ export class QueryMetrics {
         for (const [upstream, h] of res().upstreamHealth) for (const [reason, n] of h.invalid) c.inc({ upstream, reason }, n);
       },
     );
+    perUpstream(
+      'sluice_upstream_connect_failures_total',
+      'DoT/DoH upstream connections that could not be made (tls-name, pin, certificate, ca-file, refused, timeout, tls, http, network) or were lost with queries in flight (closed), by upstream and reason.',
+      ['upstream', 'reason'],
+      (c) => {
+        for (const [upstream, h] of res().upstreamHealth) for (const [reason, n] of h.connectFailures) c.inc({ upstream, reason }, n);
+      },
+    );
     perUpstream('sluice_upstream_retries_total', 'Attempts sent again to an upstream already asked for the same query (it was slow or lost the query).', ['upstream'], (c) => {
       for (const [upstream, h] of res().upstreamHealth) if (h.retries > 0) c.inc({ upstream }, h.retries);
     });

@@ -12,7 +12,7 @@ import { checkReply } from '../dns/reply-check.js';
 import { encodeAnswer, encodeRcode, encodeRecord, encodeTruncated, fitAnswer, readQuery, skipName, udpLimit, type EdeInfo, type Query } from '../dns/wire.js';
 import type { Decision } from '../policy/policy-engine.js';
 import { RateLimiter } from './rate-limiter.js';
-import { UpstreamPool, type UpstreamHealth } from '../upstream/upstream-pool.js';
+import { UpstreamPool, type UpstreamEvent, type UpstreamHealth } from '../upstream/upstream-pool.js';
 import { AnswerCache, type Clock } from './answer-cache.js';
 import { loadBatchBinding } from '../native/udp-batch.js';
 import { classify } from './classify.js';
@@ -54,6 +54,8 @@ export interface Runtime {
 export interface RuntimeHooks {
   /** Every answer the cache stores (the shared cache writes it behind to Redis). */
   onStore?: (key: string, answer: AnswerBytes) => void;
+  /** Encrypted upstreams that could not be reached, or fell back to plain DNS (rate-limited by the pool). */
+  onUpstreamEvent?: (e: UpstreamEvent) => void;
 }
 
 /**
@@ -122,7 +124,7 @@ export class Resolver {
     const c = rules.config;
     const was = previous?.rules.config;
     const samePool = previous !== undefined && was !== undefined && sameUpstreams(was, c);
-    const pool = samePool ? previous.pool : newPool(c);
+    const pool = samePool ? previous.pool : newPool(c, this.hooks.onUpstreamEvent);
     // New upstreams: their answers may differ, so the cache starts empty. Resizing an LRU means a new one.
     const cache = samePool && was.cache.max_entries === c.cache.max_entries ? previous.cache : this.newCache(c);
     const forwarder = previous && pool === previous.pool && cache === previous.cache ? previous.forwarder : new Forwarder(pool, cache, () => this.clamp());
@@ -402,7 +404,7 @@ function sameUpstreams(a: Config, b: Config): boolean {
   return a.udp.io === b.udp.io && a.hardening.upstream_backoff_ms === b.hardening.upstream_backoff_ms && JSON.stringify(a.upstreams) === JSON.stringify(b.upstreams);
 }
 
-function newPool(config: Config): UpstreamPool {
+function newPool(config: Config, onEvent: ((e: UpstreamEvent) => void) | undefined): UpstreamPool {
   const u = config.upstreams;
   // Upstream sockets are batched whenever the listeners may be (udp.io auto or batched) and the addon is built.
   const batch = config.udp.io === 'dgram' ? undefined : loadBatchBinding().binding;
@@ -414,6 +416,9 @@ function newPool(config: Config): UpstreamPool {
     minTimeoutMs: Math.min(u.min_timeout_ms, u.timeout_ms),
     totalTimeoutMs: u.total_timeout_ms,
     batch,
+    tlsConnections: u.tls_connections,
+    tlsIdleTimeoutMs: u.tls_idle_timeout_ms,
+    onEvent,
   });
 }
 

@@ -85,6 +85,10 @@ export class SluiceServer {
     const loaded = await loadRuleSet(opts.configFile, opts.logger);
     // The shared cache writes every answer the cache stores behind to Redis (once shared state is up).
     const hooks: RuntimeHooks = loaded.loaded.config.redis?.shared_cache ? { onStore: (key, a) => server.shared?.publishCache(key, answerMessage(a), a.cacheTtl * 1000) } : {};
+    hooks.onUpstreamEvent = (e) =>
+      e.kind === 'connect-failed'
+        ? opts.logger.warn({ upstream: e.upstream, reason: e.reason, detail: e.detail, suppressed: e.suppressed }, `upstream connection failed: ${e.reason}`)
+        : opts.logger.warn({ upstream: e.upstream, to: e.to, suppressed: e.suppressed }, 'encrypted upstream unreachable: falling back to plain DNS');
     const server: SluiceServer = new SluiceServer(new Resolver(loaded.rules, opts.clock, hooks), opts, loaded.rules.config);
     server.loadedRules = loaded;
     const now = opts.clock ?? Date.now;

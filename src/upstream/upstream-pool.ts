@@ -2,7 +2,9 @@
 // gets a fresh random ID on a randomly chosen socket, and each socket is replaced by one on a new
 // random port after a number of queries, so the (ID, port) pair stays hard to guess (RFC 5452)
 // without creating a socket per query. A reply is accepted only from the server asked, with the
-// ID and question that were sent.
+// ID and question that were sent. An encrypted upstream (DoT, DoH) is asked the same way, over a
+// persistent stream of its own (stream-upstream.ts) instead of a UDP socket: the same timeouts,
+// back-off, failover and reply checks apply.
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { randomFillSync } from 'node:crypto';
@@ -12,6 +14,10 @@ import { checkReply, type ReplyProblem } from '../dns/reply-check.js';
 import { copyBytes } from '../bytes/copy-bytes.js';
 import type { Query } from '../dns/wire.js';
 import { SourceAddresses, type BatchBinding, type BatchSocket } from '../native/udp-batch.js';
+import { DohUpstream } from './doh-session.js';
+import { DotUpstream } from './dot-connection.js';
+import { sameQuestion, type InFlight, type StreamUpstream } from './stream-upstream.js';
+import type { ConnectFailure } from './tls-verify.js';
 
 export interface UpstreamOptions {
   /** A failing upstream is skipped for this long, then probed by one query; each failed probe doubles it, up to 60 s. */
@@ -25,6 +31,28 @@ export interface UpstreamOptions {
   totalTimeoutMs: number;
   /** The batched native socket for upstream queries (see src/native/udp-batch.ts); node:dgram without it. */
   batch?: BatchBinding | undefined;
+  /** Persistent connections per DoT upstream (upstreams.tls_connections). */
+  tlsConnections?: number;
+  /** An idle DoT/DoH connection is closed after this long (upstreams.tls_idle_timeout_ms). */
+  tlsIdleTimeoutMs?: number;
+  /** Connection failures and plain fallbacks of encrypted upstreams, at most one per kind and upstream per minute. */
+  onEvent?: ((e: UpstreamEvent) => void) | undefined;
+  /** The port of `fallback: plain` (53; tests move it). */
+  plainFallbackPort?: number;
+}
+
+/** What the server logs (at warn) about encrypted upstreams. `suppressed`: like events since the last one reported. */
+export type UpstreamEvent =
+  { kind: 'connect-failed'; upstream: string; reason: ConnectFailure; detail: string; suppressed: number } | { kind: 'fallback'; upstream: string; to: string; suppressed: number };
+
+/** Events of one kind and upstream are reported at most once per this period. */
+const EVENT_INTERVAL_MS = 60_000;
+
+/** What an attempt goes out on: a UDP socket of the pool, or an encrypted upstream's stream. */
+interface Carrier {
+  readonly pending: Map<number, InFlight>;
+  send(out: Buffer, a: Attempt): void;
+  forget(id: number): void;
 }
 
 /** One UDP port of the pool. Two kinds, one behaviour: node:dgram, and the batched native socket. */
@@ -145,7 +173,7 @@ export type UpstreamFailure = 'timeout' | 'invalid' | 'backoff' | 'closed';
 
 export type UpstreamResult =
   /** An answer; its rcode may still be SERVFAIL/REFUSED/FORMERR/NOTIMP when every upstream said so. */
-  { ok: true; reply: Buffer; server: string; address: UpstreamAddress; transport: 'udp' | 'tcp' } | { ok: false; reason: UpstreamFailure; server?: string; problem?: ReplyProblem };
+  { ok: true; reply: Buffer; server: string; address: UpstreamAddress; transport: 'udp' | 'tcp' | 'dot' | 'doh' } | { ok: false; reason: UpstreamFailure; server?: string; problem?: ReplyProblem };
 
 /**
  * What the pool knows of one upstream, as Unbound's infra cache: its smoothed round-trip time and
@@ -167,6 +195,8 @@ export interface UpstreamHealth {
   probing: boolean;
   invalid: Map<ReplyProblem, number>;
   retries: number;
+  /** Encrypted upstreams: connections that could not be made (or were lost with queries in flight), by reason. */
+  connectFailures: Map<ConnectFailure, number>;
 }
 
 /** Unbound's first timeout for an upstream it has no RTT for (UNKNOWN_SERVER_NICENESS). */
@@ -185,6 +215,10 @@ export class UpstreamPool {
   readonly health = new Map<string, UpstreamHealth>();
   /** Upstreams with downUntil > 0: while none is, every query may use every server as configured. */
   private backedOff = 0;
+  /** The DoT/DoH upstreams asked so far, by label; their connections open on the first query. */
+  private readonly streams = new Map<string, StreamUpstream>();
+  /** When an event of each kind and upstream was last reported, and how many were not since. */
+  private readonly reported = new Map<string, { at: number; suppressed: number }>();
 
   get hasBackedOff(): boolean {
     return this.backedOff > 0;
@@ -212,7 +246,7 @@ export class UpstreamPool {
     let h = this.health.get(label);
     if (!h) {
       const rto = Math.max(this.opts.minTimeoutMs, Math.min(UNKNOWN_RTO_MS, this.opts.timeoutMs));
-      h = { srtt: NaN, rttvar: 0, rto, failures: 0, downUntil: 0, backoffMs: this.opts.backoffMs ?? 5000, probing: false, invalid: new Map(), retries: 0 };
+      h = { srtt: NaN, rttvar: 0, rto, failures: 0, downUntil: 0, backoffMs: this.opts.backoffMs ?? 5000, probing: false, invalid: new Map(), retries: 0, connectFailures: new Map() };
       this.health.set(label, h);
     }
     return h;
@@ -287,13 +321,56 @@ export class UpstreamPool {
   }
 
   /** A UDP socket of `family`; a retry leaves from another port when the pool has one (RFC 5452 §9.2). */
-  socketFor(family: 'udp4' | 'udp6', avoid: PoolSocket | undefined): PoolSocket {
+  socketFor(family: 'udp4' | 'udp6', avoid: Carrier | undefined): PoolSocket {
     // A retry leaves from another slot (another port) whenever there is one.
-    return this.pick(family, avoid && this.opts.sockets > 1 ? this.pools[family].indexOf(avoid) : -1);
+    return this.pick(family, avoid instanceof PoolSocket && this.opts.sockets > 1 ? this.pools[family].indexOf(avoid) : -1);
+  }
+
+  /** The stream of encrypted upstream `server`, made on its first query. */
+  streamFor(server: UpstreamAddress): StreamUpstream {
+    const label = formatServer(server);
+    let s = this.streams.get(label);
+    if (!s) {
+      const encrypted = server.encrypted!;
+      const health = this.healthOf(label);
+      const opts = {
+        connections: this.opts.tlsConnections ?? 2,
+        idleMs: this.opts.tlsIdleTimeoutMs ?? 30_000,
+        // A handshake gets as long as a whole query may take, at least a second.
+        connectTimeoutMs: Math.max(1000, this.opts.totalTimeoutMs),
+        onFailure: (reason: ConnectFailure, detail: string) => {
+          health.connectFailures.set(reason, (health.connectFailures.get(reason) ?? 0) + 1);
+          this.report(`c ${label}`, (suppressed) => ({ kind: 'connect-failed', upstream: label, reason, detail, suppressed }));
+        },
+      };
+      const target = { ...server, encrypted };
+      s = encrypted.protocol === 'dot' ? new DotUpstream(target, opts) : new DohUpstream(target, opts);
+      this.streams.set(label, s);
+    }
+    return s;
+  }
+
+  /** A query for encrypted `server` goes to its plain fallback instead. */
+  fellBack(server: UpstreamAddress, plain: UpstreamAddress): void {
+    const label = formatServer(server);
+    this.report(`f ${label}`, (suppressed) => ({ kind: 'fallback', upstream: label, to: formatServer(plain), suppressed }));
+  }
+
+  private report(key: string, event: (suppressed: number) => UpstreamEvent): void {
+    const onEvent = this.opts.onEvent;
+    if (!onEvent) return;
+    const now = Date.now();
+    const r = this.reported.get(key);
+    if (r && now - r.at < EVENT_INTERVAL_MS) {
+      r.suppressed++;
+      return;
+    }
+    onEvent(event(r?.suppressed ?? 0));
+    this.reported.set(key, { at: now, suppressed: 0 });
   }
 
   /** A random query ID not in flight on `socket`; -1 when 65k queries are in flight on it. */
-  freeId(socket: PoolSocket): number {
+  freeId(socket: Carrier): number {
     let id = this.nextId();
     for (let tries = 0; socket.pending.has(id) && tries < 16; tries++) id = this.nextId();
     return socket.pending.has(id) ? -1 : id;
@@ -345,25 +422,59 @@ export class UpstreamPool {
       }
       pool.length = 0;
     }
+    for (const s of this.streams.values()) {
+      for (const p of [...s.pending.values()]) (p as Attempt).exchange.abort();
+      s.close();
+    }
+    this.streams.clear();
   }
 }
 
-/** One UDP attempt of an exchange: what its socket waits for (by ID), and what came of it. */
-interface Attempt {
-  readonly exchange: Exchange;
-  readonly socket: PoolSocket;
-  readonly id: number;
-  readonly server: UpstreamAddress;
-  /** The server's address, to match the reply's source. */
-  readonly host: string;
-  readonly port: number;
-  readonly question: Buffer;
-  readonly health: UpstreamHealth;
-  readonly sentAt: number;
+/** One attempt of an exchange: what its socket or stream waits for (by ID), and what came of it. */
+class Attempt implements InFlight {
   /** Still waiting for its answer. */
-  open: boolean;
+  open = true;
   /** Its server sent a valid reply (any rcode). */
-  replied: boolean;
+  replied = false;
+
+  constructor(
+    readonly exchange: Exchange,
+    readonly socket: Carrier,
+    readonly id: number,
+    readonly server: UpstreamAddress,
+    readonly question: Buffer,
+    readonly health: UpstreamHealth,
+    readonly sentAt: number,
+  ) {}
+
+  /** The server's address, to match a datagram's source. */
+  get host(): string {
+    return this.server.host;
+  }
+
+  get port(): number {
+    return this.server.port;
+  }
+
+  answer(msg: Buffer): void {
+    this.exchange.reply(this, msg);
+  }
+
+  drop(): void {
+    this.exchange.dropped(this);
+  }
+}
+
+// The plain-DNS address an encrypted upstream falls back to (`fallback: plain`): its host, port 53.
+const plainFallbacks = new WeakMap<UpstreamAddress, UpstreamAddress>();
+
+function plainFallbackOf(s: UpstreamAddress, port: number): UpstreamAddress {
+  let p = plainFallbacks.get(s);
+  if (!p) {
+    p = { host: s.host, port, ...(s.trustAd === undefined ? {} : { trustAd: s.trustAd }) };
+    plainFallbacks.set(s, p);
+  }
+  return p;
 }
 
 /**
@@ -379,6 +490,8 @@ class Exchange {
   private readonly order: UpstreamAddress[];
   /** Servers that gave a definite answer (a bad rcode or an invalid reply): not asked again. */
   private done: UpstreamAddress[] | undefined;
+  /** Encrypted servers whose connection was lost under an attempt of this query. */
+  private lostOnce: UpstreamAddress[] | undefined;
   private next = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly deadline: number;
@@ -439,20 +552,62 @@ class Exchange {
     if (remaining <= 0 || pool.closed) return this.finish(this.last);
     const label = formatServer(server);
     const health = pool.healthOf(label);
-    const family = server.host.includes(':') ? 'udp6' : 'udp4';
     const n = this.attempts.length;
-    const socket = pool.socketFor(family, n > 0 ? this.attempts[n - 1]!.socket : undefined);
+    let socket: Carrier;
+    if (server.encrypted) {
+      const stream = pool.streamFor(server);
+      if (!stream.accepting(Date.now())) return this.unreachable(server, stream, armTimer);
+      socket = stream;
+    } else socket = pool.socketFor(server.host.includes(':') ? 'udp6' : 'udp4', n > 0 ? this.attempts[n - 1]!.socket : undefined);
     const id = pool.freeId(socket);
     for (let i = 0; i < n; i++) if (this.attempts[i]!.server === server) health.retries++;
     if (id >= 0) {
       // `question` is a view into the query, which no one writes to again (a datagram has its own
       // buffer; TCP copies each message out of its stream), so it is kept without a copy.
-      const a: Attempt = { exchange: this, socket, id, server, host: server.host, port: server.port, question: this.question, health, sentAt: performance.now(), open: true, replied: false };
+      const a = new Attempt(this, socket, id, server, this.question, health, performance.now());
       this.attempts.push(a);
       socket.pending.set(id, a);
-      socket.send(buildUpstreamQuery(id, this.question, this.query), a);
+      socket.send(buildUpstreamQuery(id, this.question, this.query, server.encrypted?.protocol === 'dot'), a);
     }
     if (armTimer) this.arm(Math.min(health.rto, remaining));
+  }
+
+  /**
+   * Encrypted `server` takes no query now (its reconnect back-off runs): its plain fallback when
+   * configured, else the next server at once.
+   */
+  private unreachable(server: UpstreamAddress, stream: StreamUpstream, armTimer: boolean): void {
+    if (server.encrypted!.fallbackPlain && stream.failing) {
+      const plain = plainFallbackOf(server, this.pool.opts.plainFallbackPort ?? 53);
+      this.pool.fellBack(server, plain);
+      return this.send(plain, armTimer);
+    }
+    if (this.last.ok === false && this.last.server === undefined) this.last = { ok: false, reason: 'backoff', server: formatServer(server) };
+    this.markDone(server);
+    if (armTimer) this.sendNext();
+  }
+
+  /** The stream of attempt `a` was lost before its answer: no use waiting for its timeout. */
+  dropped(a: Attempt): void {
+    if (!a.open) return;
+    a.open = false;
+    a.socket.forget(a.id);
+    if (this.settled) {
+      if (a.health === this.probe) this.judgeProbe(a.health, false);
+      return;
+    }
+    const stream = a.server.encrypted ? this.pool.streamFor(a.server) : undefined;
+    if (a.server.encrypted?.fallbackPlain && stream?.failing) {
+      const plain = plainFallbackOf(a.server, this.pool.opts.plainFallbackPort ?? 53);
+      this.pool.fellBack(a.server, plain);
+      return this.send(plain, true);
+    }
+    // A connection may close just as a query goes out on it (the server's idle timeout, RFC 7766
+    // §6.2.3): the server is asked once more, on a new connection, before it counts as done.
+    if (this.lostOnce?.includes(a.server)) this.markDone(a.server);
+    else (this.lostOnce ??= []).push(a.server);
+    // An earlier attempt lost while a later one is under way: that one keeps its time.
+    if (a === this.attempts[this.attempts.length - 1] || !this.attempts.some((x) => x.open)) this.sendNext();
   }
 
   private arm(ms: number): void {
@@ -485,6 +640,7 @@ class Exchange {
       if (a.health === this.probe) this.judgeProbe(a.health, checkReply(msg, this.query.questionEnd) === undefined);
       return;
     }
+    if (a.server.encrypted) return this.judge(a, msg, a.server.encrypted.protocol);
     if (msg[2]! & 0x02) {
       // Truncated: the same server again over TCP, within what is left of the deadline.
       this.tcpOpen++;
@@ -503,7 +659,7 @@ class Exchange {
     this.judge(a, msg, 'udp');
   }
 
-  private judge(a: Attempt, reply: Buffer, transport: 'udp' | 'tcp'): void {
+  private judge(a: Attempt, reply: Buffer, transport: 'udp' | 'tcp' | 'dot' | 'doh'): void {
     const label = formatServer(a.server);
     const problem = checkReply(reply, this.query.questionEnd);
     if (problem) {
@@ -600,9 +756,16 @@ class Exchange {
   }
 }
 
-/** Header (fresh ID, RD, AD, CD from the client), the client's question, OPT advertising 1232 with its DO bit. */
-export function buildUpstreamQuery(id: number, question: Buffer, query: Query): Buffer {
-  const b = Buffer.allocUnsafe(12 + question.length + 11);
+/**
+ * Header (fresh ID, RD, AD, CD from the client), the client's question, OPT advertising 1232 with
+ * its DO bit. `framed`: after the 2-byte length of DNS over TCP/TLS, in the same buffer.
+ */
+export function buildUpstreamQuery(id: number, question: Buffer, query: Query, framed = false): Buffer {
+  const o = framed ? 2 : 0;
+  const len = 12 + question.length + 11;
+  const whole = Buffer.allocUnsafe(o + len);
+  if (framed) whole.writeUInt16BE(len, 0);
+  const b = framed ? whole.subarray(2) : whole;
   b.writeUInt16BE(id, 0);
   b[2] = 0x01; // RD
   // AD: "tell me whether you validated" (RFC 6840 §5.7), so the cached answer can carry AD for any
@@ -621,20 +784,7 @@ export function buildUpstreamQuery(id: number, question: Buffer, query: Query): 
   b[p + 6] = query.edns?.do ? 0x80 : 0;
   b[p + 7] = 0;
   b.writeUInt16BE(0, p + 8);
-  return b;
-}
-
-/** The reply's question equals ours (name compared case-insensitively, RFC 5452 §9.1). */
-function sameQuestion(reply: Buffer, question: Buffer): boolean {
-  if (reply.readUInt16BE(4) !== 1 || reply.length < 12 + question.length) return false;
-  for (let i = 0; i < question.length; i++) {
-    let a = reply[12 + i]!;
-    let b = question[i]!;
-    if (a >= 0x41 && a <= 0x5a) a |= 0x20;
-    if (b >= 0x41 && b <= 0x5a) b |= 0x20;
-    if (a !== b) return false;
-  }
-  return true;
+  return whole;
 }
 
 function tcpExchange(server: UpstreamAddress, query: Buffer, question: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
@@ -679,7 +829,8 @@ const labels = new WeakMap<UpstreamAddress, string>();
 export function formatServer(s: UpstreamAddress): string {
   let label = labels.get(s);
   if (label === undefined) {
-    label = s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+    // An encrypted upstream by its URL (which names the bootstrap address when there are several).
+    label = s.encrypted ? s.encrypted.url : s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
     labels.set(s, label);
   }
   return label;
