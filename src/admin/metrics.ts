@@ -32,6 +32,8 @@ export interface MetricsSources {
   listRefusals?: () => { list: string; refused: boolean; total: number }[];
   now: () => number;
   tcpConnections?: () => number;
+  /** Open connections of the DNS-over-TLS and DNS-over-HTTPS listeners. */
+  encryptedConnections?: () => { dot: number; doh: number };
   /** Batched UDP sockets: [answers the kernel would not take, datagrams too long for a slot]. */
   udpDrops?: () => [number, number];
   /** Events the sinks of the log's owner refused, per sink (the buffer hands them all to the owner). */
@@ -195,6 +197,8 @@ export class QueryMetrics {
     );
     counter('sluice_stale_answers_total', 'Answers served stale from the cache because no upstream answered (RFC 8767).', () => res().counters.stale);
     gauge('sluice_tcp_connections', 'Open DNS-over-TCP connections (bounded by tcp.max_connections).', (g) => g.set(src.tcpConnections?.() ?? 0), [], 'sum');
+    gauge('sluice_dot_connections', 'Open DNS-over-TLS connections (bounded by dot.max_connections).', (g) => g.set(src.encryptedConnections?.().dot ?? 0), [], 'sum');
+    gauge('sluice_doh_connections', 'Open DNS-over-HTTPS connections, HTTP/2 and HTTP/1.1 (bounded by doh.max_connections).', (g) => g.set(src.encryptedConnections?.().doh ?? 0), [], 'sum');
     counter('sluice_udp_send_errors_total', 'UDP answers the kernel would not take (send buffer full); the client retries.', () => src.udpDrops?.()[0] ?? 0);
     counter('sluice_udp_oversized_total', 'UDP datagrams longer than 16 KiB, dropped unread (no DNS query is that long).', () => src.udpDrops?.()[1] ?? 0);
     counter('sluice_servfail_total', 'Queries answered SERVFAIL because no upstream answered.', () => res().counters.servfail);

@@ -21,6 +21,11 @@ export interface ClientInfo {
   listener: string;
   /** Network pinned by the listener's config, if any. */
   listenerNetwork: string | undefined;
+  /**
+   * DoH only: the network of the request path's client ID (`doh.client_ids`). It replaces the
+   * network of the listener or address, and never admits a client that has none.
+   */
+  pathNetwork?: string;
 }
 
 /**

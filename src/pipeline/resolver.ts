@@ -9,6 +9,7 @@ import type { Config } from '../config/schema.js';
 import { CLASS_IN, EDE, RCODE, TYPE, isUpstreamFailure, rcodeName } from '../dns/codes.js';
 import { renderAnswer, scanAnswer, type AnswerBytes } from '../dns/answer-bytes.js';
 import { checkReply } from '../dns/reply-check.js';
+import { padResponse, queryAsksPadding } from '../dns/padding.js';
 import { encodeAnswer, encodeRcode, encodeRecord, encodeTruncated, fitAnswer, readQuery, skipName, udpLimit, type EdeInfo, type Query } from '../dns/wire.js';
 import type { Decision } from '../policy/policy-engine.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -389,11 +390,14 @@ export class Resolver {
   /** Answers larger than the client accepts are fitted to its buffer, or sent with TC (RFC 1035 §4.2.1, RFC 6891 §7). */
   private finish(ctx: RequestContext, bytes: Buffer, rcode: number): RequestContext {
     ctx.rcode = rcode;
-    const limit = ctx.client.transport === 'udp' ? udpLimit(ctx.query) : 0xffff;
+    const transport = ctx.client.transport;
+    const limit = transport === 'udp' ? udpLimit(ctx.query) : 0xffff;
     if (bytes.length > limit) {
       bytes = fitAnswer(bytes, limit, ctx.msg, ctx.query);
       if (bytes[2]! & 0x02) this.counters.truncated++;
     }
+    // EDNS padding (RFC 8467) over DoT/DoH only, when the query asks: no cost on the UDP/TCP path.
+    if ((transport === 'dot' || transport === 'doh') && ctx.query.edns && queryAsksPadding(ctx.msg, ctx.query.questionEnd)) bytes = padResponse(bytes);
     ctx.response = bytes;
     return ctx;
   }

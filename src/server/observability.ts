@@ -36,6 +36,7 @@ export class Observability {
     private readonly sharedStatus: () => Record<string, unknown> = () => ({}),
     private readonly tcpConnections: () => number = () => 0,
     private readonly udpDrops: () => [number, number] = () => [0, 0],
+    private readonly encryptedConnections: () => { dot: number; doh: number } = () => ({ dot: 0, doh: 0 }),
   ) {
     this.loaded = loaded;
     const c = loaded.loaded.config;
@@ -53,6 +54,7 @@ export class Observability {
       shared: () => this.sharedStatus(),
       tcpConnections: () => this.tcpConnections(),
       udpDrops: () => this.udpDrops(),
+      encryptedConnections: () => this.encryptedConnections(),
       store: () => owner?.store?.health(),
       ownerDrops: () => owner?.sinkDropped ?? new Map(),
     });

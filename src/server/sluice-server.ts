@@ -2,9 +2,9 @@
 // Reload builds a complete new RuleSet off the hot path and swaps it in only when everything
 // loaded; a broken config or list keeps the old state serving and says why.
 import { typeName, rcodeName } from '../dns/codes.js';
-import type { Config } from '../config/schema.js';
+import { listenerPort, type Config, type ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
-import type { RequestContext } from '../pipeline/context.js';
+import type { RequestContext, Transport } from '../pipeline/context.js';
 import { Resolver, type RuntimeHooks } from '../pipeline/resolver.js';
 import { LoadError, loadRuleSet, saveActivated, stateFilesToWatch, type LoadedRules } from '../rules/load.js';
 import { FileWatcher } from './file-watcher.js';
@@ -15,13 +15,16 @@ import { LogOwner } from './log-owner.js';
 import { instanceName } from '../querylog/query-log.js';
 import { isWorker, reportReloaded } from './cluster.js';
 import { reportShared } from './worker-ipc.js';
-import { join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { stateDir } from '../config/paths.js';
 import { SharedState } from '../shared/shared-state.js';
 import { answerMessage } from '../dns/answer-bytes.js';
 import { effectiveRules } from '../rules/effective.js';
 import { listenError } from './listen-error.js';
 import { TcpListener } from './tcp.js';
+import { createDotListener } from './dot-listener.js';
+import { DohListener } from './doh-listener.js';
+import { TlsCertificate } from './tls-certificate.js';
 import { RpzServer } from './rpz-server.js';
 import { networkRules } from '../rpz/network-rules.js';
 import type { DomainSet } from '../match/domain-set.js';
@@ -29,7 +32,7 @@ import type { RuleSet } from '../rules/rule-set.js';
 import { BatchedUdpListener, createUdpListener, type ListenerHooks, type UdpListener } from './udp.js';
 
 export interface BoundAddress {
-  protocol: 'udp' | 'tcp';
+  protocol: Transport;
   address: string;
   port: number;
   /** UDP: the batched socket or node:dgram, and why not batched when it could have been. */
@@ -44,7 +47,9 @@ export interface ServerOptions {
 }
 
 export class SluiceServer {
-  private listeners: (UdpListener | TcpListener)[] = [];
+  private listeners: (UdpListener | TcpListener | DohListener)[] = [];
+  /** Certificates of the DoT/DoH listeners, one per cert/key pair: replaced on change and on reload. */
+  private certificates = new Map<string, TlsCertificate>();
   readonly bound: BoundAddress[] = [];
   private reloading: Promise<boolean> | undefined;
   private debug = false;
@@ -104,6 +109,7 @@ export class SluiceServer {
       () => server.sharedStatus(),
       () => server.tcpConnections(),
       () => server.udpDrops(),
+      () => server.encryptedConnections(),
     );
     try {
       server.startShared(loaded);
@@ -305,7 +311,49 @@ export class SluiceServer {
         for (const b of bound) log.info({ protocol: b.protocol, address: b.address, port: b.port, network: l.network, io: b.io, io_note: b.note }, 'listening');
         break;
       }
+      if (l.protocols.includes('dot')) await this.listenEncrypted(l, 'dot', hooks);
+      if (l.protocols.includes('doh')) await this.listenEncrypted(l, 'doh', hooks);
     }
+  }
+
+  /** A DoT or DoH listener on its own port (`dot_port`, `doh_port`), with the listener's certificate. */
+  private async listenEncrypted(l: ListenerConfig, proto: 'dot' | 'doh', hooks: ListenerHooks): Promise<void> {
+    const port = listenerPort(l, proto);
+    const certificate = this.certificate(l);
+    const handler = () => this.resolver;
+    const listener =
+      proto === 'dot'
+        ? createDotListener(
+            l.address,
+            port,
+            l.network,
+            handler,
+            hooks,
+            () => ({ idleTimeoutMs: this.config.dot.idle_timeout_ms, maxConnections: this.config.dot.max_connections, maxConnectionsPerClient: this.config.dot.max_connections_per_client }),
+            certificate,
+          )
+        : new DohListener(l.address, port, l.network, handler, hooks, () => this.config.doh, certificate);
+    const a = await listener.start().catch((err: unknown) => {
+      throw listenError(err, l.address, port, proto);
+    });
+    this.listeners.push(listener);
+    this.bound.push({ protocol: proto, ...a });
+    this.opts.logger.info({ protocol: proto, address: a.address, port: a.port, network: l.network, cert: certificate.certFile }, 'listening');
+  }
+
+  /** The certificate of listener `l` (its files relative to the config file), shared by listeners naming the same files. */
+  private certificate(l: ListenerConfig): TlsCertificate {
+    if (!l.tls) throw new Error(`listener ${l.address}: dot and doh need tls: { cert_file, key_file }`); // the schema requires it
+    const base = dirname(resolvePath(this.opts.configFile));
+    const certFile = resolvePath(base, l.tls.cert_file);
+    const keyFile = resolvePath(base, l.tls.key_file);
+    const key = `${certFile}\0${keyFile}`;
+    let c = this.certificates.get(key);
+    if (!c) {
+      c = new TlsCertificate(certFile, keyFile, this.opts.logger);
+      this.certificates.set(key, c);
+    }
+    return c;
   }
 
   /** Summed over the batched UDP listeners: [send errors, oversized datagrams]. */
@@ -322,12 +370,22 @@ export class SluiceServer {
 
   tcpConnections(): number {
     let n = 0;
-    for (const l of this.listeners) if (l instanceof TcpListener) n += l.connections;
+    for (const l of this.listeners) if (l instanceof TcpListener && l.transport === 'tcp') n += l.connections;
+    return n;
+  }
+
+  /** Open connections of the DoT and DoH listeners. */
+  encryptedConnections(): { dot: number; doh: number } {
+    const n = { dot: 0, doh: 0 };
+    for (const l of this.listeners) {
+      if (l instanceof DohListener) n.doh += l.connections;
+      else if (l instanceof TcpListener && l.transport === 'dot') n.dot += l.connections;
+    }
     return n;
   }
 
   /** Port of the first listener of `protocol` (tests listen on port 0). */
-  port(protocol: 'udp' | 'tcp' = 'udp'): number {
+  port(protocol: Transport = 'udp'): number {
     return this.bound.find((b) => b.protocol === protocol)?.port ?? 0;
   }
 
@@ -336,6 +394,8 @@ export class SluiceServer {
     // Reloads do not overlap: a second request while one runs waits for it and then runs again.
     const run = async (): Promise<boolean> => {
       const log = this.opts.logger;
+      // Certificates are read again on every reload (SIGHUP), whatever becomes of the config.
+      for (const c of this.certificates.values()) c.reload();
       try {
         const loaded = await loadRuleSet(this.opts.configFile, log, { previous: this.loadedRules });
         const { rules } = loaded;
@@ -375,6 +435,8 @@ export class SluiceServer {
     this.rpz = [];
     await Promise.all(this.listeners.map((l) => l.stop(graceMs)));
     this.listeners = [];
+    for (const c of this.certificates.values()) c.close();
+    this.certificates.clear();
     this.resolver.close();
     await this.observability?.close();
     await this.shared?.close();

@@ -1,5 +1,6 @@
 // TCP listener (RFC 7766): length-prefixed messages, pipelined queries on one connection answered
-// as each is ready (possibly out of order), an idle timeout, and a cap on connections.
+// as each is ready (possibly out of order), an idle timeout, and a cap on connections. DNS over TLS
+// (RFC 7858) is the same stream inside TLS: src/server/dot-listener.ts gives it a TLS server.
 import net from 'node:net';
 import type { ClientInfo, RequestContext } from '../pipeline/context.js';
 import type { ListenerHooks, MessageHandler } from './udp.js';
@@ -14,6 +15,17 @@ export interface TcpLimits {
 // A client that pipelines faster than it reads its answers is paused, not buffered without bound.
 const MAX_PENDING_WRITE = 256 * 1024;
 const MAX_IN_FLIGHT_PER_CONNECTION = 128;
+
+/**
+ * What carries the stream: plain TCP, or a TLS server that calls `onSecure` with each socket after
+ * its handshake. Connections are admitted (limits) as TCP connections, before any TLS work.
+ */
+export interface StreamServer {
+  transport: 'tcp' | 'dot';
+  create(onSecure: (sock: net.Socket) => void): net.Server;
+}
+
+const PLAIN_TCP: StreamServer = { transport: 'tcp', create: () => net.createServer() };
 
 export class TcpListener {
   private server: net.Server | undefined;
@@ -30,43 +42,55 @@ export class TcpListener {
     private readonly handler: () => MessageHandler,
     private readonly hooks: ListenerHooks,
     private readonly limits: () => TcpLimits,
+    private readonly stream: StreamServer = PLAIN_TCP,
   ) {}
 
   start(): Promise<{ address: string; port: number }> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer((sock) => this.onConnection(sock));
+      const plain = this.stream.transport === 'tcp';
+      const server = this.stream.create((sock) => this.onConnection(sock));
+      server.on('connection', (sock: net.Socket) => {
+        if (this.admit(sock) && plain) this.onConnection(sock);
+      });
       this.server = server;
       server.once('error', reject);
       server.listen({ host: this.address, port: this.port, ipv6Only: false }, () => {
         server.off('error', reject);
-        server.on('error', (e) => this.hooks.error(e, 'tcp server'));
+        server.on('error', (e) => this.hooks.error(e, `${this.stream.transport} server`));
         const a = server.address() as net.AddressInfo;
         resolve({ address: a.address, port: a.port });
       });
     });
   }
 
-  private onConnection(sock: net.Socket): void {
+  /** A new TCP connection within the limits is counted until it closes; beyond them it is closed at once. */
+  private admit(sock: net.Socket): boolean {
     const limits = this.limits();
     const remote = sock.remoteAddress ?? '';
     const mine = this.perClient.get(remote) ?? 0;
     if (this.sockets.size >= limits.maxConnections || mine >= limits.maxConnectionsPerClient) {
       this.refused++;
       sock.destroy();
-      return;
+      return false;
     }
     this.sockets.add(sock);
     this.perClient.set(remote, mine + 1);
     sock.setNoDelay(true);
-    // RFC 7766 §6.2.3: the idle timer runs while no query is in progress; a half-sent length prefix
-    // followed by silence is idle too, so a stalled client cannot hold a connection open.
-    sock.setTimeout(limits.idleTimeoutMs, () => sock.destroy());
     sock.on('close', () => {
       this.sockets.delete(sock);
       const n = (this.perClient.get(remote) ?? 1) - 1;
       if (n <= 0) this.perClient.delete(remote);
       else this.perClient.set(remote, n);
     });
+    return true;
+  }
+
+  /** A connection ready for DNS messages (for DoT: after the TLS handshake). */
+  private onConnection(sock: net.Socket): void {
+    const limits = this.limits();
+    // RFC 7766 §6.2.3: the idle timer runs while no query is in progress; a half-sent length prefix
+    // followed by silence is idle too, so a stalled client cannot hold a connection open.
+    sock.setTimeout(limits.idleTimeoutMs, () => sock.destroy());
     sock.on('drain', () => {
       if (sock.isPaused() && (this.inFlightOn.get(sock) ?? 0) < MAX_IN_FLIGHT_PER_CONNECTION) sock.resume();
     });
@@ -75,7 +99,7 @@ export class TcpListener {
     const client: ClientInfo = {
       address: sock.remoteAddress ?? '',
       port: sock.remotePort ?? 0,
-      transport: 'tcp',
+      transport: this.stream.transport,
       listener: `${a.address}:${a.port}`,
       listenerNetwork: this.listenerNetwork,
     };
@@ -98,7 +122,7 @@ export class TcpListener {
     try {
       r = this.handler().handle(msg, client);
     } catch (err) {
-      this.hooks.error(err as Error, 'tcp handler');
+      this.hooks.error(err as Error, `${this.stream.transport} handler`);
       return;
     }
     // Most answers (blocked, cached, refused) are synchronous: sent at once, no closures made.
@@ -112,7 +136,7 @@ export class TcpListener {
     this.inFlight.track(
       r,
       (ctx) => this.send(ctx, sock),
-      (err) => this.hooks.error(err, 'tcp handler'),
+      (err) => this.hooks.error(err, `${this.stream.transport} handler`),
       () => {
         const left = (this.inFlightOn.get(sock) ?? 1) - 1;
         if (left <= 0) this.inFlightOn.delete(sock);
@@ -134,6 +158,10 @@ export class TcpListener {
       sock.destroy();
     }
     this.hooks.done(ctx);
+  }
+
+  get transport(): 'tcp' | 'dot' {
+    return this.stream.transport;
   }
 
   get connections(): number {

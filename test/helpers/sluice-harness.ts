@@ -15,6 +15,9 @@ export interface Harness {
   configFile: string;
   udp: { host: string; port: number };
   tcp: { host: string; port: number };
+  /** The first DoT and DoH listeners' ports (0 when there is none). */
+  dot: { host: string; port: number };
+  doh: { host: string; port: number };
   writeConfig(text: string): void;
   writeList(name: string, text: string): void;
   /** Log records, when started with `captureLogs`. */
@@ -58,13 +61,18 @@ export async function startSluice(opts: HarnessOptions): Promise<Harness> {
         }),
       )
     : silentLogger();
-  const server = await SluiceServer.start({ configFile, logger, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const server = await SluiceServer.start({ configFile, logger, ...(opts.clock ? { clock: opts.clock } : {}) }).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true }); // a test that expects the start to fail leaves nothing behind
+    throw err;
+  });
   return {
     server,
     dir,
     configFile,
     udp: { host: '127.0.0.1', port: server.port('udp') },
     tcp: { host: '127.0.0.1', port: server.port('tcp') },
+    dot: { host: '127.0.0.1', port: server.port('dot') },
+    doh: { host: '127.0.0.1', port: server.port('doh') },
     writeConfig,
     writeList,
     logs,
