@@ -368,12 +368,15 @@ export const ddrSchema = z
     enabled: z
       .boolean()
       .default(true)
-      .describe('Answer `_dns.resolver.arpa` SVCB queries (RFC 9462) with this resolver\'s DoT and DoH endpoints, so Windows 11, Apple and Android devices upgrade to them by themselves. Only when a listener serves `dot` or `doh`.'),
+      .describe(
+        'Answer `_dns.resolver.arpa` SVCB queries (RFC 9462) with this resolver\'s DoT and DoH endpoints, so Windows 11, Apple and Android devices upgrade to them by themselves; also `_dns.<name>` SVCB. ' +
+          'Without a `dot` or `doh` listener (or a name) the records are left out, but resolver.arpa is still answered here, never forwarded (RFC 9462 §6.5). `false`: resolver.arpa is resolved as any other name.',
+      ),
     name: z
       .string()
       .min(1)
       .optional()
-      .describe('Name of the encrypted resolver (the SVCB target), which its certificate carries; default: the first DNS name of the listener\'s certificate.'),
+      .describe('Name of the encrypted resolver (the SVCB target), which its certificate carries; default: the first DNS name (not a wildcard) of the first `dot`/`doh` listener\'s certificate.'),
     ipv4hint: z.array(ipAddress).optional().describe('Addresses clients use to reach the encrypted endpoints; default: the listeners\' IPv4 addresses, except a wildcard.'),
     ipv6hint: z.array(ipAddress).optional().describe('As `ipv4hint`, for IPv6.'),
   })

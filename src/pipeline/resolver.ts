@@ -1,7 +1,8 @@
 // The request pipeline. The stages run in the order of STAGES below; each answers the query or
 // passes it on, and only the last step, forwarding, is asynchronous:
-//   read query → refuse outside networks → rate limit → decide (policy: blocked answer) → ANY →
-//   cache → forward → inspect the answer (CNAME chain, rebinding) → render → fit to the transport
+//   read query → refuse outside networks → rate limit → decide (policy: blocked answer) →
+//   resolver.arpa (DDR) → ANY → cache → forward → inspect the answer (CNAME chain, rebinding) →
+//   render → fit to the transport
 // What answers (the compiled rules, the cache, the upstream pool, the forwarder) is one Runtime
 // record: a reload or a shared edit builds a new one off the hot path and swaps it in with one
 // assignment; the cache and the pool carry over unless the config parts they depend on changed.
@@ -71,6 +72,7 @@ const STAGES: readonly Stage[] = [
   (r, ctx, rt) => r.refuseOutsideNetworks(ctx, rt),
   (r, ctx) => r.rateLimit(ctx),
   (r, ctx, rt) => r.decide(ctx, rt),
+  (r, ctx, rt) => r.answerDdr(ctx, rt),
   (r, ctx, rt) => r.answerAny(ctx, rt),
   (r, ctx, rt) => r.answerFromCache(ctx, rt),
 ];
@@ -244,6 +246,16 @@ export class Resolver {
     if (decision.kind === 'blocked') return this.blocked(ctx, decision, rt);
     ctx.outcome = 'allowed';
     return undefined;
+  }
+
+  /**
+   * RFC 9462: resolver.arpa is served here, never forwarded; `_dns.resolver.arpa` SVCB names this
+   * resolver's DoT/DoH endpoints. After the policy, so that a list blocking the name still blocks
+   * it; logged as allowed with no upstream, as the ANY answer is. Off with `ddr.enabled: false`.
+   */
+  answerDdr(ctx: RequestContext, rt: Runtime): RequestContext | undefined {
+    const bytes = rt.rules.ddr?.answer(ctx.msg, ctx.query);
+    return bytes ? this.finish(ctx, bytes, bytes[3]! & 0xf) : undefined;
   }
 
   /** RFC 8482: ANY gets one synthesised HINFO record (or REFUSED), never a forwarded full answer. */

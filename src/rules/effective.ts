@@ -17,5 +17,5 @@ export interface EffectiveRules {
 export function effectiveRules(loaded: LoadedRules, edits: RuntimeEdits | undefined): EffectiveRules {
   if (!edits || edits.version === 0) return { rules: loaded.rules, sets: loaded.sets, version: loaded.version };
   const sets = overlay(loaded.sets, edits);
-  return { rules: new RuleSet(loaded.loaded.config, sets, loaded.system, loaded.loaded.baseDir), sets, version: policyVersion(loaded, editsHash(edits)) };
+  return { rules: new RuleSet(loaded.loaded.config, sets, loaded.system, loaded.loaded.baseDir, loaded.certName), sets, version: policyVersion(loaded, editsHash(edits)) };
 }

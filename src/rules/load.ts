@@ -1,7 +1,10 @@
 // Config file + lists (+ /etc/resolv.conf for `system` upstreams) → RuleSet: the one place that
 // reads everything a RuleSet needs from disk; compiling it (rule-set.ts) is then pure.
 // Used at start, on every reload, and by the CLI (so `sluice check` sees what the server sees).
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.js';
 import { describeServing, loadLists, type LoadedLists } from '../lists/list-loader.js';
 import { acceptedPath, listStateDir, readSavedState, saveGoodState } from '../lists/list-state.js';
@@ -9,6 +12,7 @@ import type { Logger } from '../logging/logger.js';
 import { DomainSet } from '../match/domain-set.js';
 import { RuleSet } from './rule-set.js';
 import type { UpstreamAddress } from '../config/schema.js';
+import { ddrCertificateListener, firstDnsName } from '../dns/ddr.js';
 import { systemResolvers } from '../upstream/system-resolvers.js';
 
 export class LoadError extends Error {
@@ -26,6 +30,8 @@ export interface LoadedRules {
   sets: Map<string, DomainSet>;
   /** The resolvers of /etc/resolv.conf, read once at this load, for `system` upstreams. */
   system: UpstreamAddress[];
+  /** The first DNS name of the DoT/DoH certificate, read at this load: DDR's default resolver name. */
+  certName: string | undefined;
   /** Hash of the effective config and list contents (runtime edits are added by the caller). */
   version: string;
 }
@@ -76,9 +82,46 @@ export async function loadRuleSet(configFile: string, logger: Logger, opts: Load
   // The only file the rules read besides config and lists; read here so that compiling is pure.
   const c = loaded.config.upstreams;
   const system = [...c.default, ...c.conditional.flatMap((z) => z.servers)].includes('system') ? systemResolvers() : [];
-  const result: LoadedRules = { rules: new RuleSet(loaded.config, sets, system, loaded.baseDir), loaded, lists, sets, system, version: '' };
+  const cert = readDdrCertificate(loaded, logger);
+  const certName = firstDnsName(cert?.subjectAltName);
+  const result: LoadedRules = { rules: new RuleSet(loaded.config, sets, system, loaded.baseDir, certName), loaded, lists, sets, system, certName, version: '' };
+  warnAboutDdr(result, cert, logger);
   result.version = policyVersion(result);
   return result;
+}
+
+/** The certificate DDR names (the first DoT/DoH listener's), when DDR is on; its file is read again at every load. */
+function readDdrCertificate(loaded: LoadedConfig, logger: Logger): X509Certificate | undefined {
+  const listener = loaded.config.ddr.enabled ? ddrCertificateListener(loaded.config) : undefined;
+  if (!listener?.tls) return undefined;
+  const file = resolve(loaded.baseDir, listener.tls.cert_file);
+  try {
+    return new X509Certificate(readFileSync(file)); // the first certificate of the chain: the server's
+  } catch (err) {
+    logger.warn({ file, err: (err as Error).message }, `${file}: cannot read the certificate for DDR: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Say why `_dns.resolver.arpa` names no endpoint, or why clients will not verify it (RFC 9462 §4.2). */
+function warnAboutDdr(loaded: LoadedRules, cert: X509Certificate | undefined, logger: Logger): void {
+  const ddr = loaded.rules.ddr;
+  if (ddr?.problem) {
+    logger.warn({ ddr: ddr.problem }, `DDR: ${ddr.problem}; _dns.resolver.arpa is answered with no records (set ddr.name)`);
+    return;
+  }
+  if (!ddr || ddr.records.length === 0 || !cert) return;
+  const ips = new Set<string>();
+  for (const entry of (cert.subjectAltName ?? '').split(', ')) {
+    if (entry.startsWith('IP Address:') && ipaddr.isValid(entry.slice(11))) ips.add(ipaddr.parse(entry.slice(11)).toNormalizedString());
+  }
+  const missing = [...new Set(ddr.records.flatMap((r) => [...(r.ipv4hint ?? []), ...(r.ipv6hint ?? [])]))].filter((a) => !ips.has(ipaddr.parse(a).toNormalizedString()));
+  if (missing.length > 0) {
+    logger.warn(
+      { missing },
+      `DDR: the certificate has no IP address entry for ${missing.join(', ')}: clients that verify the designation (RFC 9462 §4.2, Windows 11, Apple) will not upgrade through that address; add it to the certificate's subjectAltName`,
+    );
+  }
 }
 
 /**

@@ -3,6 +3,7 @@
 // load or reload (or a shared edit) and swapped in whole; never changed after.
 import type { Config, UpstreamAddress } from '../config/schema.js';
 import { BlockedAnswers } from '../dns/blocked-answers.js';
+import { buildDdrZone, type DdrZone } from '../dns/ddr.js';
 import { DomainSet } from '../match/domain-set.js';
 import { NetworkTable } from '../match/network-table.js';
 import { PolicyEngine, type Network } from '../policy/policy-engine.js';
@@ -17,17 +18,21 @@ export class RuleSet {
   readonly rebindingAllow = new DomainSet();
   /** For names that get NXDOMAIN whatever the profile says (see NXDOMAIN_SIGNALS). */
   readonly nxdomain = new Map<string, BlockedAnswers>();
+  /** resolver.arpa and this resolver's DDR designation (RFC 9462); undefined when `ddr.enabled` is off. */
+  readonly ddr: DdrZone | undefined;
 
   /**
    * Pure: `system` is what the loader read from /etc/resolv.conf for `system` upstreams (read once
    * per load, not again for every shared edit that recompiles the rules). `baseDir` is the config
-   * file's directory, against which an upstream's `ca_file` resolves.
+   * file's directory, against which an upstream's `ca_file` resolves. `certName` is the first DNS
+   * name of the DoT/DoH certificate (read by the loader), DDR's default resolver name.
    */
   constructor(
     readonly config: Config,
     lists: ReadonlyMap<string, DomainSet>,
     system: readonly UpstreamAddress[] = [],
     baseDir = '.',
+    certName?: string,
   ) {
     this.engine = new PolicyEngine(config, lists);
     const ranges = [];
@@ -43,6 +48,7 @@ export class RuleSet {
     const trustAd = config.upstreams.trust_ad;
     const expand = (list: Config['upstreams']['default']): UpstreamAddress[] => expandUpstreams(list, system, trustAd, baseDir);
     for (const z of config.hardening.rebinding_allow) this.rebindingAllow.add(z.toLowerCase().replace(/\.$/, ''));
+    this.ddr = buildDdrZone(config, certName);
     this.routes = buildRoutes(
       expand(config.upstreams.default),
       config.upstreams.conditional.map((c) => ({ zone: c.zone, servers: expand(c.servers) })),
