@@ -232,31 +232,33 @@ export class QueryMetrics {
         for (const l of src.listRefusals?.() ?? []) this.inc({ list: l.list }, l.total);
       },
     });
-    gauge(
-      'sluice_querylog_dropped_events',
-      'Query log events dropped because the buffer or a sink could not keep up.',
-      (g) => {
-        g.reset();
+    // A counter: the running totals only grow (a gauge holding them broke rate() and promtool's check).
+    new client.Counter({
+      name: 'sluice_querylog_dropped_events_total',
+      help: 'Query log events dropped because the buffer or a sink could not keep up, by stage (buffer, or a sink).',
+      labelNames: ['stage'],
+      aggregator: 'sum',
+      registers: [r],
+      collect() {
+        this.reset();
         const b = src.buffer();
         if (!b) return;
-        g.set({ stage: 'buffer' }, b.dropped);
-        for (const [sink, n] of b.sinkDropped) g.set({ stage: sink }, n);
-        for (const [sink, n] of src.ownerDrops?.() ?? []) g.set({ stage: sink }, n);
+        this.inc({ stage: 'buffer' }, b.dropped);
+        for (const [sink, n] of b.sinkDropped) this.inc({ stage: sink }, n);
+        for (const [sink, n] of src.ownerDrops?.() ?? []) this.inc({ stage: sink }, n);
       },
-      ['stage'],
-      'sum',
-    );
-    registerStoreMetrics(r, src);
+    });
+    // Only where the store is (standalone): a worker of several has none, and the primary registers
+    // its own next to the workers' aggregate; twice, the families would be exposed twice.
+    if (src.store) registerStoreMetrics(r, src);
+    // A timestamp in seconds (Prometheus base units, as probe_ssl_earliest_cert_expiry): days left
+    // are `(sluice_policy_review_due_timestamp_seconds - time()) / 86400`, overdue `< time()`.
     gauge(
-      'sluice_policy_review_days_left',
-      'Days until a policy must be reviewed (negative: overdue).',
+      'sluice_policy_review_due_timestamp_seconds',
+      'When a policy must be reviewed (review_by, the end of that day in the policy time zone), as a Unix time; absent without review_by.',
       (g) => {
         g.reset();
-        const now = src.now();
-        for (const p of res().ruleSet.engine.policies) {
-          const s = policyState(p, now);
-          if (s.reviewInDays !== undefined) g.set({ policy: p.id }, s.reviewInDays);
-        }
+        for (const p of res().ruleSet.engine.policies) if (p.reviewBy !== undefined) g.set({ policy: p.id }, p.reviewBy / 1000);
       },
       ['policy'],
     );

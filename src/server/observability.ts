@@ -55,7 +55,7 @@ export class Observability {
       tcpConnections: () => this.tcpConnections(),
       udpDrops: () => this.udpDrops(),
       encryptedConnections: () => this.encryptedConnections(),
-      store: () => owner?.store?.health(),
+      ...(owner ? { store: () => owner.store?.health() } : {}),
       ownerDrops: () => owner?.sinkDropped ?? new Map(),
     });
     if (owner) this.root = new ObservabilityRoot(owner, this.source(), now, log);

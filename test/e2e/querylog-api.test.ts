@@ -144,10 +144,10 @@ describe('GET /metrics', () => {
     expect(lines).toContain('sluice_list_entries{list="tiktok"} 2');
     expect(lines).toContain('sluice_list_entries{list="turbovpn"} 1');
     expect(lines).toContain('sluice_list_entries{list="doh-bypass"} 3');
-    // 2026-12-01T12:09Z to the end of 2027-04-30
-    expect(lines).toContain('sluice_policy_review_days_left{policy="app-ban"} 151');
+    // The end of 2027-04-30 in the policy's time zone (UTC by default).
+    expect(lines).toContain(`sluice_policy_review_due_timestamp_seconds{policy="app-ban"} ${Date.parse('2027-05-01T00:00:00Z') / 1000}`);
     expect(lines).toContain('sluice_policy_state{policy="app-ban",state="active"} 1');
-    expect(lines).toContain('sluice_querylog_dropped_events{stage="buffer"} 0');
+    expect(lines).toContain('sluice_querylog_dropped_events_total{stage="buffer"} 0');
     expect(lines).toContain('sluice_query_duration_seconds_count 10');
   });
 });

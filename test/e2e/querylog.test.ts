@@ -81,8 +81,8 @@ describe('the log buffer under overload', () => {
     expect(tiny.sinkDropped.has('memory')).toBe(false);
 
     const metrics = (await obs.metrics.metrics()).split('\n');
-    expect(metrics).toContain(`sluice_querylog_dropped_events{stage="buffer"} ${tiny.dropped}`);
-    expect(metrics).toContain(`sluice_querylog_dropped_events{stage="refuser"} ${tiny.accepted}`);
+    expect(metrics).toContain(`sluice_querylog_dropped_events_total{stage="buffer"} ${tiny.dropped}`);
+    expect(metrics).toContain(`sluice_querylog_dropped_events_total{stage="refuser"} ${tiny.accepted}`);
     // the queries themselves were all counted
     expect(metrics).toContain(`sluice_queries_total{network="staff",profile="staff",decision="blocked",type="A"} ${n / 2}`);
     expect(metrics).toContain(`sluice_queries_total{network="staff",profile="staff",decision="allowed",type="A"} ${n / 2}`);
