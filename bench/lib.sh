@@ -158,10 +158,25 @@ start_server() {
         printf '  pidfile: ""\n  use-syslog: no\n  logfile: ""\n  verbosity: 0\n  module-config: "iterator"\n'
         printf '  msg-cache-size: 64m\n  rrset-cache-size: 128m\n  qname-minimisation: no\n'
         sed 's#.*#  local-zone: "&." always_nxdomain#' "$list"
+        [ -z "${UNBOUND_EXTRA:-}" ] || printf '%s\n' "$UNBOUND_EXTRA"   # more server: lines (DoT listener)
         printf 'forward-zone:\n  name: "."\n  forward-addr: 127.0.0.1@%s\n' "$UP_PORT"; } >"$conf"
       start_bg "unbound-$port" "$SERVER_CPUS" unbound -d -c "$conf" ;;
     node-ceiling)
       start_bg "node-ceiling-$port" "$SERVER_CPUS" node "$BENCH/dgram-responder.mjs" "$port" ;;
+    dnsdist)
+      # a rule for the list (SuffixMatchNode: each domain and its subdomains, NXDOMAIN as Unbound
+      # answers) and a packet cache in front of the fake upstream; DNSDIST_EXTRA adds Lua lines
+      # (the DoT/DoH frontends). No security polling: it would ask a public name.
+      conf="$RUN/dnsdist-$port.conf"
+      { printf 'setSecurityPollSuffix("")\nsetLocal("127.0.0.1:%s")\nsetACL({"127.0.0.0/8"})\n' "$port"
+        printf 'newServer({address="127.0.0.1:%s", name="up"})\n' "$UP_PORT"
+        if [ -n "$list" ]; then
+          printf 'local smn = newSuffixMatchNode()\nfor line in io.lines("%s") do smn:add(line) end\n' "$list"
+          printf 'addAction(SuffixMatchNodeRule(smn, true), RCodeAction(DNSRCode.NXDOMAIN))\n'
+          printf 'getPool(""):setCache(newPacketCache(100000, {maxTTL=86400, minTTL=0}))\n'
+        fi
+        [ -z "${DNSDIST_EXTRA:-}" ] || printf '%s\n' "$DNSDIST_EXTRA"; } >"$conf"
+      start_bg "dnsdist-$port" "${DNSDIST_CPUS-$SERVER_CPUS}" dnsdist --supervised --disable-syslog -C "$conf" ;;
     *) echo "unknown server $name" >&2; return 1 ;;
   esac
 }
@@ -194,6 +209,14 @@ start_upstream() {
   wait_answer "$UP_PORT" up.example 5 '192\.0\.2\.1' "$UPSTREAM_PID" || { echo "bench: fake upstream did not start ($RUN/upstream.log)" >&2; return 1; }
 }
 
+# up_ticks : CPU ticks of the upstream side: the fake upstream and EXTRA_UP_PIDS (a DoT proxy in
+# front of it), so that their work is not counted as other processes' load
+up_ticks() {
+  local t=0 p
+  for p in "$UPSTREAM_PID" ${EXTRA_UP_PIDS:-}; do t=$((t + $(cpu_ticks "$p"))); done
+  echo $t
+}
+
 # ---------- dnsperf runs ----------------------------------------------------------------------
 
 # gen_miss FILE N : N unique names never asked before (a new tag per file), all forwarded
@@ -213,11 +236,13 @@ qfile() {
   esac
 }
 
-perf() { pin "$PERF_CPUS" dnsperf -s 127.0.0.1 "$@"; }
+# perf ARGS : dnsperf (or PERF_TOOL, a program with its command line and output: bench/doh-perf.sh)
+perf() { pin "$PERF_CPUS" "${PERF_TOOL:-dnsperf}" -s 127.0.0.1 "$@"; }
 
 # prime PORT KIND : untimed warm-up (JIT, caches): the cached names once, then PRIME_DUR s of load
+# (PERF_MODE: the transport options of the first run, e.g. "-m dot"; DNSPERF_OPTS for the second)
 prime() {
-  [ "$2" = cached ] && perf -p "$1" -d "$D/q_cached_prime.txt" -n 1 -l 5 -t 1 >/dev/null 2>&1
+  [ "$2" = cached ] && perf -p "$1" ${PERF_MODE:-} -d "$D/q_cached_prime.txt" -n 1 -l 5 -t 1 >/dev/null 2>&1
   perf -p "$1" -d "$(qfile "$2")" -l "$PRIME_DUR" $DNSPERF_OPTS >/dev/null 2>&1
 }
 
@@ -237,14 +262,14 @@ children_ticks() {
 sat_run() {
   local port=$1 kind=$2 pid=$3 out=$4 q t0 t1 s0 s1 b0 b1 u0 u1 c0 c1
   q=$(qfile "$kind")
-  t0=$(cpu_ticks "$pid"); u0=$(cpu_ticks "$UPSTREAM_PID"); children_ticks c0
+  t0=$(cpu_ticks "$pid"); u0=$(up_ticks); children_ticks c0
   s0=$(steal_ticks); b0=$(cpu_busy)
   perf -p "$port" -d "$q" -l "$DUR" $DNSPERF_OPTS >"$out" 2>&1
   b1=$(cpu_busy); s1=$(steal_ticks)
-  t1=$(cpu_ticks "$pid"); u1=$(cpu_ticks "$UPSTREAM_PID"); children_ticks c1
+  t1=$(cpu_ticks "$pid"); u1=$(up_ticks); children_ticks c1
   awk -v t=$((t1 - t0)) -v s=$((s1 - s0)) -v o=$(( (b1 - b0) - (t1 - t0) - (u1 - u0) - (c1 - c0) )) \
     -v d="$DUR" -v n="$NCPU" '
-    /Queries per second/{q=$4} /Average Latency/{a=$4*1000}
+    /Queries per second/{q=$4} /Average Latency/ && a==""{a=$4*1000}   # the first: DoT/DoH add a connection latency
     /Queries lost/{l=$3; p=$4; gsub(/[()%]/,"",p)}
     END{if(o<0) o=0
         printf "%.0f %.3f %s %s %.0f %.0f %.1f\n", q, a, (l==""?"-":l), (p==""?"100":p), t/d, o/d, s/(d*n)}' "$out"
@@ -255,12 +280,12 @@ sat_run() {
 lat_run() {
   local port=$1 kind=$2 rate=$3 pid=$4 out=$5 q pct t0 t1 b0 b1 u0 u1 c0 c1
   q=$(qfile "$kind")
-  t0=$(cpu_ticks "$pid"); u0=$(cpu_ticks "$UPSTREAM_PID"); children_ticks c0; b0=$(cpu_busy)
+  t0=$(cpu_ticks "$pid"); u0=$(up_ticks); children_ticks c0; b0=$(cpu_busy)
   perf -p "$port" -d "$q" -l "$LAT_DUR" -Q "$rate" $DNSPERF_OPTS -v >"$out" 2>&1
-  b1=$(cpu_busy); t1=$(cpu_ticks "$pid"); u1=$(cpu_ticks "$UPSTREAM_PID"); children_ticks c1
+  b1=$(cpu_busy); t1=$(cpu_ticks "$pid"); u1=$(up_ticks); children_ticks c1
   pct=$(awk '/^> /{print $NF}' "$out" | sort -n |
     awk '{a[NR]=$1} END{if(NR==0){print "- -"; exit} printf "%.3f %.3f", a[int(NR*.5)+1]*1000, a[int(NR*.99)+(NR*.99>int(NR*.99))]*1000}')
-  echo "$rate $(awk '/Average Latency/{printf "%.3f", $4*1000}' "$out") $pct" \
+  echo "$rate $(awk '/Average Latency/{printf "%.3f", $4*1000; exit}' "$out") $pct" \
     "$(awk '/Queries lost/{print $3} /Queries sent/{s=$3} END{print s}' "$out" | paste -sd' ')" \
     "$(awk -v o=$(( (b1 - b0) - (t1 - t0) - (u1 - u0) - (c1 - c0) )) -v d="$LAT_DUR" 'BEGIN{printf "%.0f", (o < 0 ? 0 : o) / d}')"
 }

@@ -29,42 +29,49 @@ if (fs.existsSync(path.join(dir, 'env.txt'))) {
   console.log(fs.readFileSync(path.join(dir, 'env.txt'), 'utf8').trim());
   console.log('```\n');
 }
-console.log(
-  '| server | queries | QPS median (all runs) | ÷ dnsmasq | ÷ Node ceiling | server CPU % | ' +
-    'rate for latency | avg ms | p99 ms | lost at peak | lost at ½ peak | 1M list: load s | 1M list: RSS MB |',
-);
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
-const seen = new Set();
 // a measurement during which other processes on the machine used more than OTHER_MAX % of a CPU
 const otherMax = Number(process.env.OTHER_MAX || 10);
 const busy = (v) => (num(v) > otherMax ? ' ⚠' : '');
-for (const r of results) {
-  const q = num(r.qps_median);
-  const dm = r.kind === 'ceiling' ? NaN : q / qps('dnsmasq', r.kind);
-  const first = !seen.has(r.server);
-  seen.add(r.server);
-  const l = first ? load[r.server] : undefined;
+const plain = results.length > 0 || loads.length > 0; // false for `npm run bench:encrypted` alone
+if (plain) printPlain();
+function printPlain() {
   console.log(
-    `| ${r.server} | ${r.kind} | **${int(q)}**${busy(r.other_pct)} (${r.qps_runs.split(',').map(int).join(', ')}) | ` +
-      `${fix(dm)} | ${fix(q / ceiling)} | ${r.cpu_pct} | ${int(r.lat_rate)}/s | ${r.lat_avg_ms} | ${r.lat_p99_ms}${busy(r.lat_other_pct)} | ` +
-      `${r.sat_lost} | ${r.lat_lost} of ${int(r.lat_sent)} | ${l ? fix(num(l.load_ms_median) / 1000, 1) : ''} | ${l ? l.rss_mb : ''} |`,
+    '| server | queries | QPS median (all runs) | ÷ dnsmasq | ÷ Node ceiling | server CPU % | ' +
+      'rate for latency | avg ms | p99 ms | lost at peak | lost at ½ peak | 1M list: load s | 1M list: RSS MB |',
   );
-}
-for (const l of loads) {
-  if (!seen.has(l.server)) console.log(`| ${l.server} | – | | | | | | | | | | ${fix(num(l.load_ms_median) / 1000, 1)} | ${l.rss_mb} |`);
-}
-console.log(
-  '\nQPS: `dnsperf -c 4 -q 100 -t 1` at full speed, median of the runs. Latency and "lost at ½ peak": ' +
-    'one run at half the median QPS (`dnsperf -Q`), p99 over every query. ⚠: other processes used more ' +
-    `than ${otherMax} % of a CPU during that measurement (the bench waited and repeated, then gave up).` +
-    (loads.length ? ` 1M list: exec to the first blocked answer (median of ${loads[0].load_ms_runs.split(',').length}), RSS 1 s later.` : ''),
-);
-if (loads.length) {
-  console.log('\n| server | 1M list: load ms (runs) | RSS MB | peak RSS MB |\n|---|---|---|---|');
-  for (const l of loads) console.log(`| ${l.server} | ${l.load_ms_median} (${l.load_ms_runs}) | ${l.rss_mb} | ${l.hwm_mb} |`);
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const seen = new Set();
+  for (const r of results) {
+    const q = num(r.qps_median);
+    const dm = r.kind === 'ceiling' ? NaN : q / qps('dnsmasq', r.kind);
+    const first = !seen.has(r.server);
+    seen.add(r.server);
+    const l = first ? load[r.server] : undefined;
+    console.log(
+      `| ${r.server} | ${r.kind} | **${int(q)}**${busy(r.other_pct)} (${r.qps_runs.split(',').map(int).join(', ')}) | ` +
+        `${fix(dm)} | ${fix(q / ceiling)} | ${r.cpu_pct} | ${int(r.lat_rate)}/s | ${r.lat_avg_ms} | ${r.lat_p99_ms}${busy(r.lat_other_pct)} | ` +
+        `${r.sat_lost} | ${r.lat_lost} of ${int(r.lat_sent)} | ${l ? fix(num(l.load_ms_median) / 1000, 1) : ''} | ${l ? l.rss_mb : ''} |`,
+    );
+  }
+  for (const l of loads) {
+    if (!seen.has(l.server)) console.log(`| ${l.server} | – | | | | | | | | | | ${fix(num(l.load_ms_median) / 1000, 1)} | ${l.rss_mb} |`);
+  }
+  console.log(
+    '\nQPS: `dnsperf -c 4 -q 100 -t 1` at full speed, median of the runs. Latency and "lost at ½ peak": ' +
+      'one run at half the median QPS (`dnsperf -Q`), p99 over every query. ⚠: other processes used more ' +
+      `than ${otherMax} % of a CPU during that measurement (the bench waited and repeated, then gave up).` +
+      (loads.length ? ` 1M list: exec to the first blocked answer (median of ${loads[0].load_ms_runs.split(',').length}), RSS 1 s later.` : ''),
+  );
+  if (loads.length) {
+    console.log('\n| server | 1M list: load ms (runs) | RSS MB | peak RSS MB |\n|---|---|---|---|');
+    for (const l of loads) console.log(`| ${l.server} | ${l.load_ms_median} (${l.load_ms_runs}) | ${l.rss_mb} | ${l.hwm_mb} |`);
+  }
 }
 
-if (!sluice) process.exit(0);
+if (!sluice) {
+  printEncrypted();
+  process.exit(0);
+}
 const checks = [];
 const check = (what, ok, detail) => checks.push(`- ${ok === undefined ? 'n/a   ' : ok ? 'met   ' : 'MISSED'} ${what}: ${detail}`);
 for (const kind of ['blocked', 'cached']) {
@@ -106,4 +113,89 @@ if (baseRow && baseRow !== sluice) {
   }
   const p99 = (server) => results.find((r) => r.server === server && r.kind === 'miss')?.lat_p99_ms;
   console.log(`- miss p99 at half peak: ${p99(sluice)} ms (base ${p99(baseRow)} ms, Unbound ${p99('unbound') ?? 'n/a'} ms)`);
+}
+printEncrypted();
+
+// The encrypted-DNS rows (bench/encrypted.sh): encrypted.tsv (listeners), forward.tsv (forwarding
+// over a DoT upstream against plain UDP), idle.tsv (idle connections' RSS), with their targets.
+function printEncrypted() {
+  const enc = read('encrypted.tsv');
+  const fwd = read('forward.tsv');
+  const idle = read('idle.tsv');
+  if (!enc.length && !fwd.length && !idle.length) return;
+  const name = { dot: 'DoT', doh: 'DoH', udp: 'UDP' };
+  const row = (r, what) =>
+    r.note?.startsWith('not available')
+      ? `| ${what} | ${r.kind} | ${r.note} | | | | | | |`
+      : `| ${what} | ${r.kind} | **${int(r.qps_median)}**${busy(r.other_pct)} (${r.qps_runs.split(',').map(int).join(', ')}) | ${r.cpu_pct} | ` +
+        `${int(r.lat_rate)}/s | ${r.lat_avg_ms} | ${r.lat_p50_ms} | ${r.lat_p99_ms}${busy(r.lat_other_pct)} | ${r.lat_lost} of ${int(r.lat_sent)} |`;
+  const head = '| QPS median (all runs) | server CPU % | rate for latency | avg ms | p50 ms | p99 ms | lost at ½ peak |\n|---|---|---|---|---|---|---|---|---|';
+  if (enc.length) {
+    console.log(`\n### Encrypted listeners\n\n| server | queries ${head}`);
+    for (const r of enc) console.log(row(r, `${r.server} ${name[r.transport] ?? r.transport}`));
+    console.log(
+      '\nDoT: `dnsperf -m dot -c 4 -q 100 -t 1` (4 TLS connections, reused for the whole run, queries pipelined). ' +
+        "DoH: h2load (bench/doh-perf.sh), GET `?dns=`, 4 HTTP/2 connections × 25 streams; dnsperf 2.10's own `-m doh` stalls. " +
+        'Latency at half the median QPS, as above.',
+    );
+  }
+  if (fwd.length) {
+    console.log(`\n### Forwarding over a DoT upstream (every query a cache miss)\n\n| sluice's upstream | queries ${head.replace('|---|', '|---|')}`);
+    for (const r of fwd) console.log(row(r, r.note?.startsWith('upstream side CPU') ? `${name[r.transport] ?? r.transport} (${r.note.replace('side ', '')})` : (name[r.transport] ?? r.transport)));
+    console.log("\nClients ask sluice over UDP (`dnsperf -c 4 -q 100`); sluice forwards to dnsdist answering by itself, over UDP or DoT, on the fake upstream's CPU (its CPU % in brackets).");
+  }
+  if (idle.length) {
+    console.log('\n### Idle connections\n\n| listener | connections | still open | RSS before MB | RSS after MB | extra MB | time to open s |\n|---|---|---|---|---|---|---|');
+    for (const r of idle) {
+      if (r.note?.startsWith('not available')) console.log(`| ${name[r.listener]} | ${r.connections} | ${r.note} | | | | |`);
+      else console.log(`| ${name[r.listener]} | ${int(r.connections)} | ${int(r.open)} | ${r.rss_before_mb} | ${r.rss_after_mb} | **${r.extra_mb}** | ${r.open_s} |`);
+    }
+  }
+  const q = (rows, server, transport, kind) => rows.find((r) => r.server === server && r.transport === transport && r.kind === kind);
+  const lines = [];
+  const check = (what, ok, detail) => lines.push(`- ${ok === undefined ? 'n/a   ' : ok ? 'met   ' : 'MISSED'} ${what}: ${detail}`);
+  const ratio = (a, b) => num(a?.qps_median) / num(b?.qps_median);
+  for (const [t, peer] of enc.length
+    ? [
+        ['dot', 'unbound'],
+        ['doh', 'dnsdist'],
+      ]
+    : []) {
+    for (const kind of ['blocked', 'cached']) {
+      const mine = q(enc, 'sluice', t, kind);
+      const theirs = q(enc, peer, t, kind);
+      const f = ratio(mine, theirs);
+      check(
+        `sluice ${name[t]} ${kind} >= ${peer} ${name[t]}`,
+        Number.isFinite(f) ? f >= 1 : undefined,
+        Number.isFinite(f) ? `${int(mine.qps_median)} vs ${int(theirs.qps_median)} QPS (${fix(f)}x)` : 'not measured',
+      );
+    }
+  }
+  if (fwd.length) {
+    const u = q(fwd, 'sluice', 'udp', 'miss');
+    const d = q(fwd, 'sluice', 'dot', 'miss');
+    const f = ratio(d, u);
+    check(
+      'cache miss over a DoT upstream >= 0.5x over plain UDP',
+      Number.isFinite(f) ? f >= 0.5 : undefined,
+      Number.isFinite(f) ? `${int(d.qps_median)} vs ${int(u.qps_median)} QPS (${fix(f)}x)` : 'not measured',
+    );
+    const p = num(d?.lat_p99_ms) / num(u?.lat_p99_ms);
+    check(
+      'p99 at half load over DoT <= 2x plain UDP',
+      Number.isFinite(p) ? p <= 2 : undefined,
+      Number.isFinite(p) ? `${d.lat_p99_ms} ms at ${int(d.lat_rate)}/s vs ${u.lat_p99_ms} ms at ${int(u.lat_rate)}/s (${fix(p)}x)` : 'not measured',
+    );
+  }
+  for (const r of idle) {
+    const extra = num(r.extra_mb);
+    const full = num(r.open) === num(r.connections);
+    check(
+      `${name[r.listener]} listener: ${int(r.connections)} idle connections <= 50 MB extra RSS`,
+      Number.isFinite(extra) ? extra <= 50 && full : undefined,
+      Number.isFinite(extra) ? `${extra >= 0 ? '+' : ''}${r.extra_mb} MB, ${int(r.open)} of ${int(r.connections)} still open` : 'not measured',
+    );
+  }
+  if (lines.length) console.log(`\nTargets (encrypted DNS):\n${lines.join('\n')}`);
 }

@@ -13,7 +13,10 @@
 #      for average and p99 latency and lost queries;
 #   4. 1M-domain list load: time from exec to the first blocked answer and RSS after it (REPEAT
 #      times, median), for sluice, dnsmasq and Unbound;
-#   5. prints one table; raw dnsperf outputs and TSVs go to /tmp/sluice-bench/<date>/ (also
+#   5. the encrypted-DNS rows (bench/encrypted.sh, also `npm run bench:encrypted` alone): DoT and
+#      DoH listeners of sluice, Unbound and dnsdist, forwarding over a DoT upstream, and the RSS of
+#      1,000 idle DoT/DoH connections (SKIP_ENCRYPTED=1 leaves them out; knobs in that script);
+#   6. prints one table; raw dnsperf outputs and TSVs go to /tmp/sluice-bench/<date>/ (also
 #      /tmp/sluice-bench/latest).
 #
 # Knobs (env): DUR (6, <= 20) RUNS (3) QUICK=1 (DUR=2 RUNS=1, no 1M load) SKIP_1M=1 REPEAT (3, 1M
@@ -233,7 +236,16 @@ if [ -z "${SKIP_1M:-}" ]; then
   done
 fi
 
-# ---------- 5. report -------------------------------------------------------------------------
+# ---------- 5. encrypted DNS (bench/encrypted.sh: DoT/DoH listeners, a DoT upstream, idle connections)
+
+if [ -z "${SKIP_ENCRYPTED:-}" ]; then
+  stop_pid "$UPSTREAM_PID"   # encrypted.sh starts its own on its own ports
+  DUR=$DUR RUNS=$RUNS LAT_DUR=$LAT_DUR PRIME_DUR=$PRIME_DUR MISS_N=$MISS_N STEAL_MAX=$STEAL_MAX OTHER_MAX=$OTHER_MAX \
+    SERVER_CPUS=$SERVER_CPUS PERF_CPUS=$PERF_CPUS UP_CPUS=$UP_CPUS UPSTREAM_KIND=$UPSTREAM_KIND OUT=$OUT ENC_FROM_RUN=1 \
+    bash "$BENCH/encrypted.sh" || log "the encrypted-DNS part failed (see above)"
+fi
+
+# ---------- 6. report -------------------------------------------------------------------------
 
 OTHER_MAX=$OTHER_MAX node "$BENCH/report.mjs" "$OUT" | tee "$OUT/report.md"
 gzip -f "$OUT"/*.lat.txt 2>/dev/null   # the per-query outputs are large; keep them compressed
