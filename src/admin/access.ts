@@ -2,7 +2,8 @@
 //
 //   admin    everything: every endpoint, every method (and any admin action to come)
 //   viewer   reads: GET/HEAD of /metrics and of /api/... (the query log, summary, reports, lists,
-//            policies), never anything under /api/admin/ and never another method
+//            policies), never anything under /api/admin/, never /api/query (it makes the resolver
+//            ask upstream and fills the cache: an action, though a GET) and never another method
 //   metrics  GET/HEAD /metrics only: what a Prometheus server needs
 //
 // /healthz and the dashboard page need no token (the page holds no data), and admin.metrics_public
@@ -46,8 +47,11 @@ export function allowed(role: Role, method: string, path: string): boolean {
   return role === 'viewer' && isReadApi(path);
 }
 
+/** Under /api/ but not reads: the admin token's alone. */
+const ADMIN_ONLY_API: ReadonlySet<string> = new Set(['admin', 'query']);
+
 /**
- * /api/ and below, except /api/admin and below. Judged on the path a router could make of it:
+ * /api/ and below, except /api/admin and /api/query and below. Judged on the path a router could make of it:
  * percent-decoded, any case, `\` as `/`, empty segments dropped; a path with a `.` or `..` segment
  * after decoding (URL has already resolved the literal ones) is refused rather than guessed at, so
  * `/api/%61dmin/x`, `/api//admin/x` or `/api/x/..%2Fadmin` never count as reads.
@@ -64,5 +68,5 @@ function isReadApi(path: string): boolean {
     .split(/[/\\]/)
     .filter((s) => s !== '');
   if (segments.some((s) => s === '.' || s === '..')) return false;
-  return segments.length >= 2 && segments[0] === 'api' && segments[1] !== 'admin';
+  return segments.length >= 2 && segments[0] === 'api' && !ADMIN_ONLY_API.has(segments[1]!);
 }

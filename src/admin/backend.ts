@@ -21,6 +21,74 @@ export interface HealthStatus {
   [k: string]: unknown;
 }
 
+/** POST /api/admin/cache/flush: how many answers went, from how many resolver processes. */
+export interface FlushResult {
+  flushed: number;
+  /** The name whose subtree was flushed; null for the whole cache. */
+  name: string | null;
+  /** Resolver processes that flushed (1 standalone, every worker of several). */
+  processes: number;
+}
+
+/** POST /api/admin/reload: what `kill -HUP` does, with its outcome. */
+export interface ReloadResult {
+  accepted: boolean;
+  /** Why it was rejected, file:line as the server logs them; empty when accepted. */
+  problems: string[];
+  /** The policy version enforced after it (the previous one when rejected). */
+  version: string;
+  processes: number;
+}
+
+/** GET /api/query: one query through the real pipeline, as if from `client`. */
+export interface QueryRequest {
+  /** Lower case, no trailing dot. */
+  name: string;
+  type: number;
+  client: string;
+}
+
+export interface AnswerRecordText {
+  name: string;
+  type: string;
+  ttl: number;
+  data: string;
+}
+
+/** What the pipeline did with a query asked through the admin API (admin/query-report.ts). */
+export interface QueryReport {
+  name: string;
+  type: string;
+  client: string;
+  decision: 'allowed' | 'blocked' | 'refused';
+  network: string | null;
+  profile: string | null;
+  policy: { id: string; title: string; reference: string } | null;
+  list: string | null;
+  rule: string | null;
+  /** Why an allowed name was let through: an allow entry, an exception, a schedule, a dry run. */
+  note: string | null;
+  rcode: string;
+  answers: AnswerRecordText[];
+  authority: AnswerRecordText[];
+  ede: { code: number; text: string } | null;
+  /** Where the answer came from: sluice itself (blocked, refused, local), the cache, stale cache, or an upstream. */
+  source: 'local' | 'cache' | 'stale' | 'upstream' | 'none';
+  upstream: string | null;
+  durationMs: number;
+  version: string;
+}
+
+/**
+ * What the admin token may make the resolvers do: in a standalone server its own resolver, in the
+ * primary of several every worker over the cluster IPC channel (worker-ipc.ts).
+ */
+export interface ResolverActions {
+  flushCache(name: string | undefined): Promise<FlushResult>;
+  reload(): Promise<ReloadResult>;
+  query(q: QueryRequest): Promise<QueryReport>;
+}
+
 export interface AdminBackend {
   instance: string;
   /** The admin bearer token: everything but /healthz (which needs none). */
@@ -42,4 +110,6 @@ export interface AdminBackend {
   policies(): unknown[];
   /** Event counters of the log pipeline, for the dashboard. */
   logStats(): { accepted: number; dropped: number };
+  /** Cache flush, reload, query (admin token only); undefined where no resolver can be reached. */
+  actions?: ResolverActions | undefined;
 }

@@ -3,10 +3,14 @@
 // admin.metrics_public) needs a bearer token, compared in constant time: the admin token for
 // everything, a viewer or metrics token for what admin/access.ts lets it read. It never logs a token.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import { TYPE } from '../dns/codes.js';
+import { normaliseDomain } from '../lists/formats.js';
 import type { Logger } from '../logging/logger.js';
 import { parseFilter, parseTime } from '../querylog/filter.js';
 import { allowed, roleFor } from './access.js';
-import type { AdminBackend } from './backend.js';
+import type { AdminBackend, ResolverActions } from './backend.js';
+import { parseQueryType } from './query-report.js';
 import { serveDashboard } from './dashboard.js';
 
 export interface AdminServer {
@@ -55,8 +59,11 @@ export async function handleAdmin(backend: AdminBackend, req: IncomingMessage, r
   // Only the admin token gets here with another method.
   if (!read) {
     if (method === 'POST' && path === '/api/admin/erase') return erase(backend, q, res);
+    if (method === 'POST' && path === '/api/admin/cache/flush') return flushCache(backend, q, req, res);
+    if (method === 'POST' && path === '/api/admin/reload') return reload(backend, res);
     return send(res, 405, { error: 'method not allowed' });
   }
+  if (path === '/api/query') return query(backend, q, res);
   const now = backend.now();
   try {
     switch (path) {
@@ -116,6 +123,81 @@ async function erase(backend: AdminBackend, q: Record<string, string>, res: Serv
   }
   const result = await backend.erase(q.client, before);
   return send(res, 200, { client: q.client, before: before ?? null, ...result });
+}
+
+/** The admin actions, or a 409 saying there are none here (a backend without a resolver). */
+function actionsOf(backend: AdminBackend, res: ServerResponse): ResolverActions | undefined {
+  const a = backend.actions;
+  if (!a) send(res, 409, { error: 'no resolver to act on in this process' });
+  return a;
+}
+
+/** An action that could not reach the resolvers (no worker serving, one that did not answer): 503. */
+async function act<T>(res: ServerResponse, run: () => Promise<T>, status: (r: T) => number = () => 200): Promise<void> {
+  let result: T;
+  try {
+    result = await run();
+  } catch (err) {
+    return send(res, 503, { error: (err as Error).message });
+  }
+  return send(res, status(result), result);
+}
+
+/** A small JSON body (`{ "name": … }`); {} when there is none. */
+async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  let text = '';
+  for await (const chunk of req) {
+    text += (chunk as Buffer).toString('utf8');
+    if (text.length > 4096) throw new Error('the request body is larger than 4 KiB');
+  }
+  if (text.trim() === '') return {};
+  const body: unknown = JSON.parse(text);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('the request body is not a JSON object');
+  return body as Record<string, unknown>;
+}
+
+/** POST /api/admin/cache/flush[?name=…] (or `{ "name": … }`): the whole cache, or a name and the names below it. */
+async function flushCache(backend: AdminBackend, q: Record<string, string>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let body: Record<string, unknown>;
+  try {
+    body = await jsonBody(req);
+  } catch (err) {
+    return send(res, 400, { error: (err as Error).message });
+  }
+  const given = q.name ?? body.name;
+  if (given !== undefined && typeof given !== 'string') return send(res, 400, { error: 'name: expected a domain name as a string' });
+  let name: string | undefined;
+  if (given !== undefined && given.trim() !== '' && given.trim() !== '.') {
+    const n = normaliseDomain(given);
+    if ('error' in n) return send(res, 400, { error: `name: ${n.error}` });
+    name = n.domain;
+  }
+  const actions = actionsOf(backend, res);
+  if (actions) return act(res, () => actions.flushCache(name));
+}
+
+/** POST /api/admin/reload: as SIGHUP; 200 when accepted, 422 with the problems when rejected. */
+async function reload(backend: AdminBackend, res: ServerResponse): Promise<void> {
+  const actions = actionsOf(backend, res);
+  if (actions)
+    return act(
+      res,
+      () => actions.reload(),
+      (r) => (r.accepted ? 200 : 422),
+    );
+}
+
+/** GET /api/query?name=…[&type=A][&client=127.0.0.1]: one query through the pipeline, not logged (admin only). */
+async function query(backend: AdminBackend, q: Record<string, string>, res: ServerResponse): Promise<void> {
+  if (!q.name) return send(res, 400, { error: 'name: required (the domain name to ask)' });
+  const n = normaliseDomain(q.name);
+  if ('error' in n) return send(res, 400, { error: `name: ${n.error}` });
+  const type = parseQueryType(q.type ?? 'A', TYPE);
+  if (type === undefined) return send(res, 400, { error: `type: "${q.type}" is not a query type such as A, AAAA, MX, TXT or TYPE65` });
+  const client = q.client ?? '127.0.0.1';
+  if (isIP(client) === 0) return send(res, 400, { error: `client: "${client}" is not an IP address` });
+  const actions = actionsOf(backend, res);
+  if (actions) return act(res, () => actions.query({ name: n.domain, type, client }));
 }
 
 export function startAdminServer(address: string, port: number, backend: () => AdminBackend, log: Logger): Promise<AdminServer> {

@@ -26,6 +26,9 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   },
   report: async () => (await import('./report.js')).registerReport,
   health: async () => (await import('./health.js')).registerHealth,
+  cache: async () => (await import('./admin-verbs.js')).registerCache,
+  reload: async () => (await import('./admin-verbs.js')).registerReload,
+  query: async () => (await import('./admin-verbs.js')).registerQuery,
   version: async () => (await import('./version.js')).registerVersion,
 };
 
@@ -53,7 +56,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
     .description('A DNS resolver that sinkholes banned apps per network.')
     .option('-c, --config <file>', 'config file (default: $SLUICE_CONFIG, else /etc/sluice/sluice.yaml when it exists, else config/sluice.yaml)')
     .version(packageVersion(), '-V, --version', 'the sluice version (`sluice version` also shows Node.js and the commit)')
-    .addHelpText('after', '\nExit codes: 0 success, 1 a check failed (blocked name, invalid config, refused edit), 2 usage or start-up error, 3 `check`: the client is refused.')
+    .addHelpText('after', '\nExit codes: 0 success, 1 a check failed (blocked name, invalid config, refused edit), 2 usage or start-up error, 3 `check` and `query`: the client is refused.')
     // Commander's own help command takes one word: `sluice help lists add` showed the help of `lists`.
     .helpCommand(false);
   program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));

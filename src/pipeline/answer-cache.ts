@@ -24,6 +24,8 @@ const KEY_SCRATCH = Buffer.allocUnsafe(320);
 const PRIVATE_ADDRESS = 1;
 const HAS_CNAMES = 2;
 const NONE = -1;
+/** What follows the name in a key (see writeKey). */
+const KEY_SUFFIX = /\/\d+\/\d+(?:\/do)?(?:\/cd)?$/;
 
 /** The key's bytes for `query` in KEY_SCRATCH; returns their length. The same bytes as key(query). */
 function writeKey(query: Query): number {
@@ -272,6 +274,35 @@ export class AnswerCache {
     const now = this.now();
     const age = Math.max(0, answer.cacheTtl * 1000 - remainingMs);
     this.put(key, answer, now - age, now + remainingMs);
+  }
+
+  /**
+   * Drop every entry, or with `name` (lower case, no trailing dot) the entries for that name and
+   * the names below it, as `unbound-control flush_zone` does. Returns how many went. An admin
+   * action, not the query path: it reads every key once.
+   */
+  flush(name?: string): number {
+    if (name === undefined || name === '') {
+      const n = this.count;
+      this.clear();
+      return n;
+    }
+    const below = `.${name}`;
+    let n = 0;
+    for (let row = this.tail; row !== NONE;) {
+      const older = this.prev[row]!;
+      const ref = this.chunk[row]!;
+      const at = this.chunks.offset(ref);
+      // The key is `name/type/class[/do][/cd]`: the name is what precedes its type and class.
+      const key = this.chunks.page(ref).toString('latin1', at, at + this.keyLength[row]!);
+      const owner = key.replace(KEY_SUFFIX, '');
+      if (owner === name || owner.endsWith(below)) {
+        this.remove(row);
+        n++;
+      }
+      row = older;
+    }
+    return n;
   }
 
   clear(): void {

@@ -8,18 +8,27 @@
 // the dashboard, `sluice log` and /metrics see every worker.
 import type { Worker } from 'node:cluster';
 import { loadPromClient, registerStoreMetrics } from '../admin/metrics.js';
-import type { ListStatus } from '../admin/backend.js';
+import type { FlushResult, ListStatus, QueryReport, ReloadResult, ResolverActions } from '../admin/backend.js';
 import { policyStatus, type PolicyStatus } from '../policy/status.js';
 import { decodeEventBatch } from '../querylog/event-batch.js';
 import type { LoadedRules } from '../rules/load.js';
 import type { LogOwner } from './log-owner.js';
 import { listStatuses, type ObservabilitySource } from './observability-root.js';
-import { LOG_MESSAGE, SHARED_MESSAGE } from './worker-ipc.js';
+import { LOG_MESSAGE, SHARED_MESSAGE, askWorker, type AdminRequest } from './worker-ipc.js';
+
+/** How long the primary waits for a worker's answer to an admin action (a reload reads every list). */
+const ACTION_TIMEOUT_MS = { flush: 10_000, reload: 60_000, query: 15_000 } as const;
 
 export class WorkersSource implements ObservabilitySource {
   private readonly aggregator = new (loadPromClient().AggregatorRegistry)();
   /** The primary's own metrics: its store's. */
   private readonly own = new (loadPromClient().Registry)();
+  /**
+   * Set by the primary: the workers that serve, and how it reloads its own view (lists, policies)
+   * once they have reloaded. Without it there are no admin actions.
+   */
+  admin: { workers: () => Worker[]; reloaded: () => Promise<void> } | undefined;
+  private nextQueryWorker = 0;
   /** Each worker's last shared-state status (shared mode). */
   private readonly shared = new Map<Worker, Record<string, unknown>>();
 
@@ -67,6 +76,39 @@ export class WorkersSource implements ObservabilitySource {
     const base = { ok: problems.length === 0, problems, workers, expectedWorkers: this.expected };
     if (shared.length === 0) return base;
     return { ...base, mode: 'shared', version: shared[0]!.version, redis: shared.every((s) => s.redis === 'ready') ? 'ready' : shared.find((s) => s.redis !== 'ready')!.redis, workersShared: shared };
+  }
+
+  /**
+   * The admin actions, on the workers: a flush and a reload go to every serving worker and are
+   * answered when all have answered; a query goes to one (in turn), whose cache it sees.
+   */
+  actions(): ResolverActions | undefined {
+    const admin = this.admin;
+    if (!admin) return undefined;
+    const serving = () => {
+      const ws = admin.workers();
+      if (ws.length === 0) throw new Error('no worker is serving yet');
+      return ws;
+    };
+    const everyWorker = <T>(request: AdminRequest) => Promise.all(serving().map((w) => askWorker<T>(w, request, ACTION_TIMEOUT_MS[request.action])));
+    return {
+      flushCache: async (name) => {
+        const results = await everyWorker<FlushResult>({ action: 'flush', name });
+        return { flushed: results.reduce((n, r) => n + r.flushed, 0), name: name ?? null, processes: results.length };
+      },
+      reload: async () => {
+        const results = await everyWorker<ReloadResult>({ action: 'reload' });
+        await admin.reloaded();
+        // The workers read the same files, so they agree; should one not, the reload is not whole.
+        const rejected = results.find((r) => !r.accepted);
+        return { accepted: rejected === undefined, problems: rejected?.problems ?? [], version: (rejected ?? results[0]!).version, processes: results.length };
+      },
+      query: async (query) => {
+        const ws = serving();
+        const w = ws[this.nextQueryWorker++ % ws.length]!;
+        return askWorker<QueryReport>(w, { action: 'query', query }, ACTION_TIMEOUT_MS.query);
+      },
+    };
   }
 
   lists(): ListStatus[] {

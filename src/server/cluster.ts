@@ -135,6 +135,8 @@ export async function runPrimary(count: number, logger: Logger, configFile: stri
       throw err;
     }
     obs = { root, source };
+    // The admin API's flush, reload and query reach the workers (cluster-observability.ts).
+    source.admin = { workers: () => [...ready], reloaded: () => observe() };
     for (const w of workers) source.attach(w);
   };
   const observe = async () => {

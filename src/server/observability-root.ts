@@ -8,7 +8,7 @@
 import { adminToken } from '../config/secrets.js';
 import type { Logger } from '../logging/logger.js';
 import type { PolicyStatus } from '../policy/status.js';
-import type { AdminBackend, ListStatus } from '../admin/backend.js';
+import type { AdminBackend, ListStatus, ResolverActions } from '../admin/backend.js';
 import { credentialTokens, type CredentialTokens } from '../admin/credentials.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
 import type { LoadedRules } from '../rules/load.js';
@@ -24,6 +24,8 @@ export interface ObservabilitySource {
   health(): { ok: boolean; [k: string]: unknown };
   lists(): ListStatus[];
   policies(): PolicyStatus[];
+  /** Cache flush, reload and query on the resolvers (the admin token's actions), when there are any. */
+  actions?(): ResolverActions | undefined;
 }
 
 export class ObservabilityRoot {
@@ -78,6 +80,9 @@ export class ObservabilityRoot {
       lists: () => source.lists(),
       policies: () => source.policies(),
       logStats: () => ({ accepted: owner.accepted, dropped: owner.dropped }),
+      get actions() {
+        return source.actions?.();
+      },
     };
   }
 

@@ -15,6 +15,7 @@ import { QueryLog } from '../querylog/query-log.js';
 import type { LoadedRules } from '../rules/load.js';
 import { IpcSink, exposeWorkerMetrics } from './worker-ipc.js';
 import type { LogOwner } from './log-owner.js';
+import type { ResolverActions } from '../admin/backend.js';
 import { ObservabilityRoot, listStatuses, type ObservabilitySource } from './observability-root.js';
 
 export class Observability {
@@ -22,6 +23,8 @@ export class Observability {
   readonly queryLog: QueryLog;
   /** The sinks the query log writes to (shared mode adds Redis). */
   sinks: QueryLogSink[];
+  /** Cache flush, reload and query for the admin API (set by the server that owns the resolver). */
+  actions: ResolverActions | undefined;
   /** The admin side, in the process that owns the log. */
   private readonly root: ObservabilityRoot | undefined;
   private loaded: LoadedRules;
@@ -72,6 +75,7 @@ export class Observability {
       },
       lists: () => listStatuses(this.loaded),
       policies: () => this.resolver().ruleSet.engine.policies.map((p) => policyStatus(p, this.now())),
+      actions: () => this.actions,
     };
   }
 

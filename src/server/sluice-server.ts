@@ -14,7 +14,10 @@ import { Observability } from './observability.js';
 import { LogOwner } from './log-owner.js';
 import { instanceName } from '../querylog/query-log.js';
 import { isWorker, reportReloaded } from './cluster.js';
-import { reportShared } from './worker-ipc.js';
+import { answerAdminRequests, reportShared } from './worker-ipc.js';
+import type { FlushResult, QueryReport, QueryRequest, ReloadResult, ResolverActions } from '../admin/backend.js';
+import { queryReport } from '../admin/query-report.js';
+import { encodeQueryMessage } from '../dns/message-text.js';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { stateDir } from '../config/paths.js';
 import { SharedState } from '../shared/shared-state.js';
@@ -52,6 +55,8 @@ export class SluiceServer {
   private certificates = new Map<string, TlsCertificate>();
   readonly bound: BoundAddress[] = [];
   private reloading: Promise<boolean> | undefined;
+  /** Why the last reload was rejected (for the admin API's answer). */
+  private reloadProblems: string[] = [];
   private debug = false;
   /** (policy, network, client, name) already reported as would-block, so dry-runs do not flood the log. */
   private readonly reportedWouldBlock = new Set<string>();
@@ -111,6 +116,9 @@ export class SluiceServer {
       () => server.udpDrops(),
       () => server.encryptedConnections(),
     );
+    // The admin API's actions: on this resolver, or (a worker of several) asked by the primary.
+    server.observability.actions = server.adminActions();
+    if (isWorker()) answerAdminRequests(server.observability.actions);
     try {
       server.startShared(loaded);
       server.adminPort = await server.observability.startAdmin();
@@ -412,9 +420,11 @@ export class SluiceServer {
         await saveActivated(loaded, log);
         log.info({ config: this.opts.configFile }, 'reloaded');
         reportReloaded();
+        this.reloadProblems = [];
         return true;
       } catch (err) {
         const lines = err instanceof LoadError ? err.lines : [(err as Error).message];
+        this.reloadProblems = lines;
         log.error({ problems: lines }, `reload rejected, still serving the previous config:\n${lines.join('\n')}`);
         return false;
       }
@@ -423,6 +433,37 @@ export class SluiceServer {
     const next = prev.then(run, run);
     this.reloading = next;
     return next;
+  }
+
+  /** What the admin API may make this resolver do (admin/backend.ts ResolverActions). */
+  private adminActions(): ResolverActions {
+    return {
+      flushCache: (name) => Promise.resolve(this.flushCache(name)),
+      reload: async (): Promise<ReloadResult> => {
+        const accepted = await this.reload();
+        return { accepted, problems: accepted ? [] : this.reloadProblems, version: this.version, processes: 1 };
+      },
+      query: (q) => this.queryForAdmin(q),
+    };
+  }
+
+  /** Empty the answer cache, or only `name` and the names below it. In shared mode Redis keeps its copies. */
+  flushCache(name: string | undefined): FlushResult {
+    const flushed = this.resolver.cache.flush(name);
+    this.opts.logger.info({ name: name ?? null, flushed }, name === undefined ? 'cache flushed' : `cache flushed for ${name} and below`);
+    return { flushed, name: name ?? null, processes: 1 };
+  }
+
+  /**
+   * One query through the real pipeline as if `q.client` had sent it over TCP (so no UDP rate
+   * limit and no truncation), on no listener: not logged, not sent anywhere. It counts in the
+   * resolver's counters (cache hits, forwards) as any query does.
+   */
+  async queryForAdmin(q: QueryRequest): Promise<QueryReport> {
+    const msg = encodeQueryMessage(Math.floor(Math.random() * 0x10000), q.name, q.type);
+    const started = performance.now();
+    const ctx = await this.resolver.handle(msg, { address: q.client, port: 0, transport: 'tcp', listener: 'admin-api', listenerNetwork: undefined });
+    return queryReport(q, ctx, performance.now() - started, this.version);
   }
 
   /** Stop listening, finish answers in flight (at most `graceMs`), close upstream sockets. */

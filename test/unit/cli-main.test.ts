@@ -23,7 +23,7 @@ describe('the CLI loads only the command it runs', () => {
     expect(one.commands.map((c) => c.name())).toEqual(['log', 'help']);
     expect(one.commands[0]!.commands.map((c) => c.name())).toEqual(expect.arrayContaining(['query', 'erase', 'migrate']));
     const all = await buildProgram(argv('--help'));
-    expect(all.commands.map((c) => c.name())).toEqual(['serve', 'config', 'init', 'lists', 'check', 'policy', 'status', 'log', 'report', 'health', 'version', 'help']);
+    expect(all.commands.map((c) => c.name())).toEqual(['serve', 'config', 'init', 'lists', 'check', 'policy', 'status', 'log', 'report', 'health', 'cache', 'reload', 'query', 'version', 'help']);
   });
 });
 

@@ -25,6 +25,7 @@ describe('docs', () => {
     for (const c of all(await buildProgram())) for (const o of c.options) expect(doc).toContain(o.long ?? o.short!);
     expect(doc).toContain('## `sluice health`');
     expect(doc).toContain('## `sluice version`');
+    for (const verb of ['cache flush', 'reload', 'query']) expect(doc).toContain(`## \`sluice ${verb}\``);
   });
 
   it('docs/configuration.md is the current config reference (run `npm run docs` after changing the schema)', () => {
