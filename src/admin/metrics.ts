@@ -1,14 +1,20 @@
 // Prometheus metrics (prom-client). Per-query counting stays on the hot path as plain integer
 // increments in a Map; prom-client reads them at scrape time through collect(), so a query never
 // pays for label hashing. With several workers the primary aggregates the workers' registries.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type * as PromClient from 'prom-client';
+import type { LoadedLists } from '../lists/list-loader.js';
+import { readCachedMeta, remoteListFailures } from '../lists/remote.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { Decision } from '../policy/policy-engine.js';
 import type { Resolver } from '../pipeline/resolver.js';
 import { policyState } from '../policy/policy.js';
 import type { QueryLogBuffer } from '../querylog/buffer.js';
 import type { StoreHealth } from '../querylog/store/store.js';
+import { ANSWER_RTT_BOUNDS_MS, type UpstreamHealth } from '../upstream/upstream-pool.js';
 
 // Bounded label values: any other query type is counted as OTHER. Counts live in one small array
 // per network and profile, indexed by outcome and type, so the hot path does no string work.
@@ -28,6 +34,8 @@ export interface MetricsSources {
   resolver: () => Resolver;
   buffer: () => QueryLogBuffer | undefined;
   listSizes: () => Map<string, number>;
+  /** The lists in force, with the url lists still waiting for their first download: freshness and download failures. */
+  lists?: () => LoadedLists;
   /** Local lists: whether the file on disk is refused now (the last good state serves), and refusals so far. */
   listRefusals?: () => { list: string; refused: boolean; total: number }[];
   now: () => number;
@@ -60,12 +68,6 @@ export class QueryMetrics {
     'sluice_query_duration_seconds',
     'Time from receiving a query to having its answer.',
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-  );
-  private readonly upstreamDuration = new CountingHistogram(
-    'sluice_upstream_duration_seconds',
-    'Time of forwarded queries, by upstream that answered.',
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    'upstream',
   );
 
   constructor(private readonly src: MetricsSources) {}
@@ -110,7 +112,16 @@ export class QueryMetrics {
       },
     });
     r.registerMetric(this.duration as unknown as PromClient.Metric);
-    r.registerMetric(this.upstreamDuration as unknown as PromClient.Metric);
+    // Counted by the upstream pool (per exchange, coalesced queries and prefetches once), read here.
+    r.registerMetric(
+      new UpstreamRttHistogram(
+        'sluice_upstream_duration_seconds',
+        'Round trip of the attempt whose answer was used, from sending it to the reply, by upstream (earlier attempts that timed out are not in it).',
+        () => src.resolver().upstreamHealth,
+      ) as unknown as PromClient.Metric,
+    );
+    registerBuildInfo(r);
+    registerRuntimeMetrics(r);
     // With several workers the primary adds the workers' values up ('sum'); facts every worker
     // holds the same copy of (list sizes, policy states) are taken once ('first').
     const gauge = (name: string, help: string, read: (g: PromClient.Gauge) => void, labelNames: string[] = [], aggregator: 'sum' | 'first' | 'min' | 'max' = 'first') =>
@@ -138,7 +149,22 @@ export class QueryMetrics {
     counter('sluice_cache_hits_total', 'Answers served from the cache.', () => res().cache.hits);
     counter('sluice_cache_misses_total', 'Allowed queries not in the cache.', () => res().cache.misses);
     gauge('sluice_cache_entries', 'Answers in the cache.', (g) => g.set(res().cache.size), [], 'sum');
-    counter('sluice_upstream_errors_total', 'Forwarded queries that got no usable answer (timeouts, invalid replies) or only SERVFAIL/REFUSED/FORMERR/NOTIMP.', () => res().upstreamErrors);
+    new client.Counter({
+      name: 'sluice_upstream_errors_total',
+      help: 'Forwarded queries that got no usable answer (timeouts, invalid replies) or only SERVFAIL/REFUSED/FORMERR/NOTIMP, by the upstream whose answer it was or that was asked last; upstream="none" when every upstream was backed off.',
+      labelNames: ['upstream'],
+      registers: [r],
+      collect() {
+        this.reset();
+        let attributed = 0;
+        for (const [upstream, h] of res().upstreamHealth) {
+          attributed += h.errors;
+          this.inc({ upstream }, h.errors);
+        }
+        const none = res().upstreamErrors - attributed;
+        if (none > 0) this.inc({ upstream: 'none' }, none);
+      },
+    });
     counter('sluice_malformed_total', 'Malformed messages (answered FORMERR/NOTIMP/BADVERS or dropped).', () => res().counters.malformed);
     counter('sluice_dropped_total', 'Messages dropped without an answer.', () => res().counters.dropped);
     counter('sluice_truncated_total', 'UDP answers sent truncated (TC) because they exceeded the client buffer.', () => res().counters.truncated);
@@ -220,6 +246,38 @@ export class QueryMetrics {
       },
       ['list'],
     );
+    // Every worker reads the same copies: the newest ('max') is the list's.
+    gauge(
+      'sluice_list_last_update_timestamp_seconds',
+      'When a list was last brought up to date, as a Unix time: a url list, the last download that succeeded (new content, not modified, or unchanged); a file list, the file its rules in force came from (its modification time). Absent for a url list not downloaded yet.',
+      (g) => {
+        g.reset();
+        for (const l of src.lists?.().lists ?? []) {
+          const checked = l.def.url !== undefined ? readCachedMeta(dirname(l.def.file), l.def.name)?.checkedAt : undefined;
+          const at = checked !== undefined ? Date.parse(checked) : l.updated?.getTime();
+          if (at !== undefined && Number.isFinite(at)) g.set({ list: l.def.name }, at / 1000);
+        }
+      },
+      ['list'],
+      'max',
+    );
+    // Only one worker downloads (remote-refresher.ts): the sum is its count. Each url list has a
+    // series from the start (0), so that increase() sees its first failure.
+    new client.Counter({
+      name: 'sluice_list_download_failures_total',
+      help: 'Downloads of a url list that failed (network, HTTP status, timeout) or were refused (empty, garbage, truncated, oversized, losing more than half of the list); the last good copy keeps serving.',
+      labelNames: ['list'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const lists = src.lists?.();
+        if (!lists) return;
+        const failures = remoteListFailures();
+        for (const def of [...lists.lists.map((l) => l.def), ...lists.pendingRemote]) {
+          if (def.url !== undefined) this.inc({ list: def.name }, failures.get(def.name) ?? 0);
+        }
+      },
+    });
     // Every worker refuses the same file: 'max', not the sum, is the number of refusals.
     new client.Counter({
       name: 'sluice_list_refused_total',
@@ -327,7 +385,7 @@ export class QueryMetrics {
     return r;
   }
 
-  /** Hot path: count one answered query. */
+  /** Hot path: count one answered query (the upstream round trip is counted by the pool). */
   observe(ctx: RequestContext, seconds: number): void {
     const network = ctx.network;
     const key = network ? network.metricsKey : '|';
@@ -340,7 +398,6 @@ export class QueryMetrics {
     const d = ctx.decision;
     if (d !== undefined && d.kind === 'blocked') this.countBlocked(network ? network.name : '', d);
     this.duration.observe(seconds);
-    if (ctx.upstream !== undefined && !ctx.cacheHit) this.upstreamDuration.observe(seconds, ctx.upstream);
   }
 
   private countBlocked(network: string, d: BlockedDecision): void {
@@ -364,6 +421,20 @@ export class QueryMetrics {
   metrics(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+type HistogramJson = { name: string; help: string; type: string; aggregator: string; values: { metricName: string; labels: Record<string, string | number>; value: number }[] };
+
+/** The samples of one histogram series from per-bucket (not cumulative) counts, in prom-client's get() shape. */
+function histogramSeries(out: HistogramJson['values'], name: string, labels: Record<string, string>, bounds: readonly number[], counts: Float64Array, sum: number, count: number): void {
+  let cumulative = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    cumulative += counts[i]!;
+    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: bounds[i]! }, value: cumulative });
+  }
+  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: count });
+  out.push({ metricName: `${name}_sum`, labels, value: sum });
+  out.push({ metricName: `${name}_count`, labels, value: count });
 }
 
 /**
@@ -402,21 +473,105 @@ class CountingHistogram {
     s.count++;
   }
 
-  get(): { name: string; help: string; type: string; aggregator: string; values: { metricName: string; labels: Record<string, string | number>; value: number }[] } {
-    const values = [];
+  get(): HistogramJson {
+    const values: HistogramJson['values'] = [];
     for (const [labelValue, s] of this.series) {
-      const labels: Record<string, string> = this.labelName ? { [this.labelName]: labelValue } : {};
-      let cumulative = 0;
-      for (let i = 0; i < this.bounds.length; i++) {
-        cumulative += s.counts[i]!;
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: this.bounds[i]! }, value: cumulative });
-      }
-      values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: s.count });
-      values.push({ metricName: `${this.name}_sum`, labels, value: s.sum });
-      values.push({ metricName: `${this.name}_count`, labels, value: s.count });
+      histogramSeries(values, this.name, this.labelName ? { [this.labelName]: labelValue } : {}, this.bounds, s.counts, s.sum, s.count);
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
+}
+
+/** The upstream pool's answer round trips (UpstreamHealth.answerRtt, in ms) as a histogram in seconds, by upstream. */
+class UpstreamRttHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly bounds = ANSWER_RTT_BOUNDS_MS.map((ms) => ms / 1000);
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly health: () => ReadonlyMap<string, UpstreamHealth>,
+  ) {}
+
+  get(): HistogramJson {
+    const values: HistogramJson['values'] = [];
+    for (const [upstream, h] of this.health()) {
+      const rtt = h.answerRtt;
+      if (rtt.count > 0) histogramSeries(values, this.name, { upstream }, this.bounds, rtt.counts, rtt.sumMs / 1000, rtt.count);
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}
+
+// src/admin/ and dist/admin/ are both two levels below the package root.
+const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * What sluice_build_info says: the package version, the Node.js version and the git commit, as
+ * `sluice version` does ($SLUICE_COMMIT, else the checkout's HEAD). The HEAD is read from .git's
+ * files rather than by running git: a scrape of a DNS server spawns no process.
+ */
+export function buildInfo(root = PACKAGE_ROOT, env: NodeJS.ProcessEnv = process.env): { version: string; node: string; commit: string } {
+  let version = 'unknown';
+  try {
+    version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? version;
+  } catch {
+    // not in a package (a bundle): the version stays unknown
+  }
+  return { version, node: process.version, commit: env.SLUICE_COMMIT?.trim() || headCommit(root) || 'unknown' };
+}
+
+function headCommit(root: string): string | undefined {
+  try {
+    const git = join(root, '.git');
+    const head = readFileSync(join(git, 'HEAD'), 'utf8').trim();
+    const ref = /^ref: (refs\/[^\s]+)$/.exec(head)?.[1];
+    let sha = ref === undefined ? head : undefined;
+    if (ref !== undefined) {
+      try {
+        sha = readFileSync(join(git, ref), 'utf8').trim();
+      } catch {
+        sha = readFileSync(join(git, 'packed-refs'), 'utf8')
+          .split('\n')
+          .find((l) => l.endsWith(` ${ref}`))
+          ?.split(' ')[0];
+      }
+    }
+    return sha !== undefined && /^[0-9a-f]{40}$/.test(sha) ? sha.slice(0, 12) : undefined;
+  } catch {
+    return undefined; // no checkout (npm install, container image), or a worktree (.git is a file)
+  }
+}
+
+function registerBuildInfo(r: PromClient.Registry): void {
+  const info = buildInfo();
+  new (loadPromClient().Gauge)({
+    name: 'sluice_build_info',
+    help: 'The sluice version, Node.js version and git commit of this instance (labels), always 1.',
+    labelNames: ['version', 'node', 'commit'],
+    aggregator: 'first',
+    registers: [r],
+  }).set(info, 1);
+}
+
+/**
+ * Process and Node.js runtime metrics (prom-client's default metrics: CPU, memory, heap, event loop
+ * lag, file descriptors, GC). A worker of several labels its own with `worker`: the primary's
+ * aggregate then keeps one series per worker rather than adding them up, since a sum of event loop
+ * lags or heap limits means nothing and one busy or leaking worker is what to find. Summing is
+ * left to the query (`sum by (instance) (rate(process_cpu_seconds_total[5m]))`).
+ */
+function registerRuntimeMetrics(r: PromClient.Registry): void {
+  const client = loadPromClient();
+  const worker = process.env.SLUICE_WORKER_ID;
+  client.collectDefaultMetrics({ register: r, ...(worker ? { labels: { worker } } : {}) });
+  // Gauges named _total, which promtool rejects; they are the sums of nodejs_active_handles,
+  // nodejs_active_requests and nodejs_active_resources (by type), which stay.
+  for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) r.removeSingleMetric(n);
+  // prom-client leaves the start time out of a cluster aggregate ('omit'); per worker it is one value.
+  const start = r.getSingleMetric('process_start_time_seconds') as { aggregator?: string } | undefined;
+  if (worker && start) start.aggregator = 'max';
 }
 
 /**

@@ -56,6 +56,15 @@ export interface RemoteFetchOptions {
   fetchImpl?: typeof fetch;
 }
 
+// Downloads that failed or were rejected in this process, by list (sluice_list_download_failures_total).
+// Dry runs are not counted: they are `sluice lists update --dry-run`, not the server's refresh.
+const downloadFailures = new Map<string, number>();
+
+/** Failed or rejected downloads of each list since the process started. */
+export function remoteListFailures(): ReadonlyMap<string, number> {
+  return downloadFailures;
+}
+
 export function cachedCopyPath(cacheDir: string, name: string): string {
   return join(cacheDir, `${name}.txt`);
 }
@@ -82,17 +91,20 @@ export async function fetchRemoteList(src: RemoteListSource, opts: RemoteFetchOp
   const file = cachedCopyPath(src.cacheDir, src.name);
   const current = await readCurrentCopy(src);
   const checkedAt = now().toISOString();
-  const result = (status: RemoteFetchStatus, message: string, extra: Partial<RemoteFetchResult> = {}): RemoteFetchResult => ({
-    status,
-    name: src.name,
-    file,
-    meta: current?.meta,
-    added: [],
-    removed: [],
-    problems: [],
-    message: `${src.name}: ${message}`,
-    ...extra,
-  });
+  const result = (status: RemoteFetchStatus, message: string, extra: Partial<RemoteFetchResult> = {}): RemoteFetchResult => {
+    if ((status === 'failed' || status === 'rejected') && !opts.dryRun) downloadFailures.set(src.name, (downloadFailures.get(src.name) ?? 0) + 1);
+    return {
+      status,
+      name: src.name,
+      file,
+      meta: current?.meta,
+      added: [],
+      removed: [],
+      problems: [],
+      message: `${src.name}: ${message}`,
+      ...extra,
+    };
+  };
   const keeping = current ? 'keeping the cached copy' : 'no cached copy to fall back on';
 
   if (!/^https?:\/\//i.test(src.url)) return result('failed', `${src.url} is not an http(s) URL`);

@@ -52,6 +52,7 @@ export class Observability {
       resolver,
       buffer: () => this.queryLog.buffer,
       listSizes: () => new Map(this.loaded.lists.lists.map((l) => [l.def.name, l.set.size])),
+      lists: () => this.loaded.lists,
       listRefusals: () => this.loaded.lists.lists.filter((l) => l.def.url === undefined).map((l) => ({ list: l.def.name, refused: l.refused !== undefined, total: l.refusals })),
       now,
       shared: () => this.sharedStatus(),

@@ -197,7 +197,14 @@ export interface UpstreamHealth {
   retries: number;
   /** Encrypted upstreams: connections that could not be made (or were lost with queries in flight), by reason. */
   connectFailures: Map<ConnectFailure, number>;
+  /** Failed queries put down to this upstream: its answer (SERVFAIL, invalid …) was the result, or it was the last one asked (a share of UpstreamPool.errors). */
+  errors: number;
+  /** Round trips of the attempts whose answer was used, from sending to the reply: counts per ANSWER_RTT_BOUNDS_MS bucket (not cumulative), their sum and number. */
+  answerRtt: { counts: Float64Array; sumMs: number; count: number };
 }
+
+/** Upper bounds (ms) of the answer round-trip histogram (sluice_upstream_duration_seconds). */
+export const ANSWER_RTT_BOUNDS_MS: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
 
 /** Unbound's first timeout for an upstream it has no RTT for (UNKNOWN_SERVER_NICENESS). */
 const UNKNOWN_RTO_MS = 376;
@@ -246,7 +253,20 @@ export class UpstreamPool {
     let h = this.health.get(label);
     if (!h) {
       const rto = Math.max(this.opts.minTimeoutMs, Math.min(UNKNOWN_RTO_MS, this.opts.timeoutMs));
-      h = { srtt: NaN, rttvar: 0, rto, failures: 0, downUntil: 0, backoffMs: this.opts.backoffMs ?? 5000, probing: false, invalid: new Map(), retries: 0, connectFailures: new Map() };
+      h = {
+        srtt: NaN,
+        rttvar: 0,
+        rto,
+        failures: 0,
+        downUntil: 0,
+        backoffMs: this.opts.backoffMs ?? 5000,
+        probing: false,
+        invalid: new Map(),
+        retries: 0,
+        connectFailures: new Map(),
+        errors: 0,
+        answerRtt: { counts: new Float64Array(ANSWER_RTT_BOUNDS_MS.length), sumMs: 0, count: 0 },
+      };
       this.health.set(label, h);
     }
     return h;
@@ -678,6 +698,8 @@ class Exchange {
       return this.sendNext();
     }
     this.pool.succeeded(a.health);
+    // The answer's own round trip, not the query's: earlier attempts that timed out are not in it.
+    countAnswerRtt(a.health.answerRtt, performance.now() - a.sentAt);
     this.finish(result);
   }
 
@@ -709,8 +731,16 @@ class Exchange {
       }
       if (!a.replied) this.pool.failed(a.health, Date.now());
     } else this.settleAttempts();
-    if (!result.ok || result.reply[3]! & 0xf) this.pool.errors++;
+    if (!result.ok || result.reply[3]! & 0xf) this.countError(result);
     this.resolve(result);
+  }
+
+  /** A failed query, on the upstream whose result it got, else the last one asked (none: every upstream was backed off). */
+  private countError(result: UpstreamResult): void {
+    this.pool.errors++;
+    const last = this.attempts[this.attempts.length - 1];
+    if (result.server !== undefined) this.pool.healthOf(result.server).errors++;
+    else if (last) last.health.errors++;
   }
 
   /** After several attempts: stop waiting for them, and note which upstreams failed this query. */
@@ -754,6 +784,18 @@ class Exchange {
     );
     t.unref();
   }
+}
+
+function countAnswerRtt(h: UpstreamHealth['answerRtt'], ms: number): void {
+  const b = ANSWER_RTT_BOUNDS_MS;
+  for (let i = 0; i < b.length; i++) {
+    if (ms <= b[i]!) {
+      h.counts[i]!++;
+      break;
+    }
+  }
+  h.sumMs += ms;
+  h.count++;
 }
 
 /**
