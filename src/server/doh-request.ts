@@ -41,7 +41,7 @@ export function parseDohRequest(head: DohRequestHead, route: DohRoute): DohParse
     pathNetwork = route.clientIds[id];
   }
   if (head.method === 'GET') {
-    const dns = q < 0 ? null : new URLSearchParams(url.slice(q + 1)).get('dns');
+    const dns = q < 0 ? null : dnsParameter(url, q + 1);
     if (dns === null || dns === '') return { ok: false, status: 400, reason: 'no dns parameter' };
     // Base64url without padding (RFC 8484 §4.1); 4 characters carry 3 bytes.
     if (Math.floor((dns.length * 3) / 4) > route.maxBytes) return { ok: false, status: 413, reason: 'message too long' };
@@ -67,12 +67,37 @@ export function checkDohBody(body: Buffer, maxBytes: number): 400 | 413 | undefi
   return undefined;
 }
 
+/**
+ * The first `dns` parameter of the query string that starts at `from` in `url`, as URLSearchParams
+ * reads it. A query string without escapes ("%", "+": the usual one) is split here, without the
+ * URLSearchParams object and its decoded copies.
+ */
+function dnsParameter(url: string, from: number): string | null {
+  if (url.includes('%', from) || url.includes('+', from)) return new URLSearchParams(url.slice(from)).get('dns');
+  while (from < url.length) {
+    let end = url.indexOf('&', from);
+    if (end < 0) end = url.length;
+    if (url.startsWith('dns', from) && (end === from + 3 || url.charCodeAt(from + 3) === EQUALS)) return url.slice(Math.min(from + 4, end), end);
+    from = end + 1;
+  }
+  return null;
+}
+
+const EQUALS = 0x3d;
+
 /** Base64url (RFC 4648 §5), with or without "=" padding; undefined for anything else. */
 export function decodeBase64Url(s: string): Buffer | undefined {
-  const unpadded = s.replace(/={1,2}$/, '');
+  let n = s.length;
+  if (n > 0 && s.charCodeAt(n - 1) === EQUALS) n -= n > 1 && s.charCodeAt(n - 2) === EQUALS ? 2 : 1;
   // Node's decoder skips bad characters silently: check first. A length of 4n+1 cannot be base64.
-  if (!/^[A-Za-z0-9_-]*$/.test(unpadded) || unpadded.length % 4 === 1) return undefined;
-  return Buffer.from(unpadded, 'base64url');
+  if (n % 4 === 1) return undefined;
+  for (let i = 0; i < n; i++) if (!isBase64UrlChar(s.charCodeAt(i))) return undefined;
+  return Buffer.from(n === s.length ? s : s.slice(0, n), 'base64url');
+}
+
+/** A-Z a-z 0-9 - _ */
+function isBase64UrlChar(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f;
 }
 
 /**

@@ -19,6 +19,29 @@ describe('parseDohRequest', () => {
     }
   });
 
+  it('finds the dns parameter as URLSearchParams does, escaped or not', () => {
+    const other = encodeQuery('other.org', 'A', { id: 0 }).toString('base64url');
+    const queries = [
+      `dns=${b64}`,
+      `dnsx=${other}&dns=${b64}`,
+      `xdns=${other}&dns=${b64}`,
+      `&&dns=${b64}&`,
+      `dns=${b64}&dns=${other}`,
+      `a=1&dn%73=${b64}`,
+      `a=+&dns=${b64}`,
+      'dns',
+      'dns&x=1',
+      '',
+      '&',
+      'x=1',
+    ];
+    for (const query of queries) {
+      const expected = new URLSearchParams(query).get('dns');
+      const r = parseDohRequest(get(`/dns-query?${query}`), route);
+      expect({ query, message: r.ok ? r.message?.toString('base64url') : r.status }).toEqual({ query, message: expected ? expected : 400 });
+    }
+  });
+
   it('takes a POST of application/dns-message (parameters allowed); the body comes later', () => {
     for (const ct of ['application/dns-message', 'Application/DNS-Message; charset=x']) {
       expect(parseDohRequest(post('/dns-query', ct, '40'), route)).toEqual({ ok: true, message: undefined, pathNetwork: undefined });
@@ -64,6 +87,9 @@ describe('checkDohBody and decodeBase64Url', () => {
     expect(decodeBase64Url('_-8')).toEqual(Buffer.from([0xff, 0xef]));
     expect(decodeBase64Url('AAE=')).toEqual(Buffer.from([0, 1]));
     expect(decodeBase64Url('+/8')).toBeUndefined();
+    for (const bad of ['AA===', 'A=A', 'A', 'AAAA=AAA', 'AA AA', 'AA.A']) expect(decodeBase64Url(bad)).toBeUndefined();
+    expect(decodeBase64Url('')).toEqual(Buffer.alloc(0));
+    expect(decodeBase64Url('AAAA')).toEqual(Buffer.alloc(3));
   });
 });
 
