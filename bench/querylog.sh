@@ -265,7 +265,7 @@ metric() {
 }
 # store_drops APORT : events of this server that never reached the store (its buffer, its spill)
 store_drops() {
-  echo $(( $(metric "$1" 'sluice_querylog_dropped_events{stage="buffer"}') + $(metric "$1" 'sluice_querylog_dropped_events{stage="store"}') ))
+  echo $(( $(metric "$1" 'sluice_querylog_dropped_events_total{stage="buffer"}') + $(metric "$1" 'sluice_querylog_dropped_events_total{stage="store"}') ))
 }
 # wait_drained APORT MAX_S : wait until the store's spill is empty (at most MAX_S s)
 wait_drained() {

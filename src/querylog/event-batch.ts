@@ -3,6 +3,7 @@
 // its 19 field names and its network, profile, list and upstream strings, and the primary spent a
 // third of a core in JSON.parse at 90k queries a second with two workers. In columns the repeated
 // strings are sent once per batch and referred to by index, and the numbers are plain arrays.
+import { asTransport } from '../pipeline/context.js';
 import type { LoggedDecision, QueryEvent } from './event.js';
 
 /** The string fields that repeat across events (names of networks, lists, ...): dictionary-coded. */
@@ -94,7 +95,7 @@ export function decodeEventBatch(b: unknown): QueryEvent[] | undefined {
       rcode: rcode < 0 ? null : rcode,
       answers: b.answers[i]!,
       durationMs: b.durationMs[i]!,
-      transport: at('transport', i) === 'tcp' ? 'tcp' : 'udp',
+      transport: asTransport(at('transport', i)),
     };
   }
   return out;

@@ -264,6 +264,20 @@ describe('PostgreSQL store', () => {
     ]);
   });
 
+  it('keeps what waits beyond the first 10,000 events as binary batches, and writes every event back whole and in order', async () => {
+    const store = await open(options());
+    const transports = ['udp', 'tcp', 'dot', 'doh'] as const;
+    const events = traffic(30_000, 5).map((e, i) => ({ ...e, transport: transports[i % 4]! }));
+    // All handed in before the writer loop runs: 30,000 wait at once.
+    for (let i = 0; i < events.length; i += 256) expect(store.write(events.slice(i, i + 256))).toBe(true);
+    const waiting = (store as unknown as { memory: unknown[] }).memory;
+    expect(waiting.filter((b) => b instanceof ArrayBuffer).length).toBe(Math.ceil(30_000 / 256) - Math.ceil(10_000 / 256));
+    expect(store.health().pending).toBe(30_000);
+    await store.flush();
+    expect(store.health()).toMatchObject({ written: 30_000, pending: 0, refused: 0 });
+    expect(await store.events({})).toEqual(events);
+  });
+
   it('answers reports, summaries and filters with the same rows as the pure functions', async () => {
     const store = await open(options());
     const events = traffic(3000, 7);

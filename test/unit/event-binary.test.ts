@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { anyEvent } from '../helpers/events.js';
 import { binaryEventCount, decodeEventBinary, encodeEventBinary } from '../../src/querylog/event-binary.js';
+import { decodeEventBatch, encodeEventBatch } from '../../src/querylog/event-batch.js';
 
 const text = fc.oneof(fc.constantFrom('internal', 'guest', 'app-ban', 'tiktok', 'p:3f9a', '127.0.0.1', '::1'), fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 12 }));
 // Names are wire text read as latin1; the other strings are any text but lone surrogates (UTF-8).
@@ -39,5 +40,11 @@ describe('binary event batches', () => {
     for (let k = 0; k < view.getUint32(4, true); k++) o += 2 + view.getUint16(o, true);
     view.setInt32(o, 1_000_000, true);
     expect(decodeEventBinary(bad)).toBeUndefined();
+  });
+
+  it('and the column batches from workers to the primary keep every transport', () => {
+    const events = fc.sample(event, { numRuns: 40, seed: 7 }).map((e, i) => ({ ...e, transport: (['udp', 'tcp', 'dot', 'doh'] as const)[i % 4]! }));
+    const batch = JSON.parse(JSON.stringify(encodeEventBatch(events))) as unknown;
+    expect(decodeEventBatch(batch)).toEqual(events);
   });
 });

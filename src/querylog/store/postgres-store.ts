@@ -13,7 +13,10 @@
 // per `warnIntervalMs`. Events wait in memory up to `spillEvents`; beyond that the oldest move to
 // the local SQLite spool (when a spool path is given), and beyond the spool's bound batches are
 // refused (the owner reports those with `noteDropped`, for `covers`). Replay order is the order
-// of arrival: the batch being sent, then the spool, then memory.
+// of arrival: the batch being sent, then the spool, then memory. Past the first OBJECT_EVENTS,
+// waiting batches are kept as binary batches (event-binary.ts, ~100 bytes an event instead of
+// ~0.5 KB of objects) and decoded when the writer takes them: a full spill of objects was the
+// largest part of the owner's memory during an outage.
 //
 // Reading. Every report is one or a few SQL aggregates over the matching events (grouped per
 // name first, then per device); blocked and would-block events have a partial, covering index of
@@ -25,6 +28,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { asTransport } from '../../pipeline/context.js';
 import type { QueryEvent } from '../event.js';
+import { binaryEventCount, decodeEventBinary, encodeEventBinary } from '../event-binary.js';
 import type { QueryFilter } from '../filter.js';
 import type { QueryPage } from '../memory-store.js';
 import { BYPASS_LISTS, type BypassReportOptions, type BypassRow, type DeviceRow, type DevicesReportOptions } from '../reports.js';
@@ -76,6 +80,9 @@ type Row = Record<string, unknown>;
 const SELECT_EVENT =
   '(extract(epoch from time) * 1000)::float8 AS time, instance, client, network, profile, policy, list, rule, name, qtype, decision, would_block, exception, cache, upstream, rcode, answers, duration_ms, transport';
 const ms = (column: string): string => `(extract(epoch from ${column}) * 1000)::float8`;
+
+/** Waiting events kept as objects before later batches are kept binary (see the top of this file). */
+const OBJECT_EVENTS = 10_000;
 
 /** Year 1 to 9999: what both Date#toISOString and PostgreSQL's timestamp input take. */
 const MIN_TIME = -62_135_596_800_000;
@@ -185,7 +192,8 @@ export class PostgresStore implements QueryLogStore {
   private seq = 0;
   private spool: EventSpool | undefined;
 
-  private memory: QueryEvent[][] = [];
+  /** Waiting batches, oldest first: objects while few wait, binary batches beyond OBJECT_EVENTS. */
+  private memory: (QueryEvent[] | ArrayBuffer)[] = [];
   private memEvents = 0;
   private inflight: Batch | undefined;
   /** Events handed in by `write` and accepted, and of those the ones written (or given up). */
@@ -298,7 +306,8 @@ export class PostgresStore implements QueryLogStore {
       this.stats.refused += n;
       return false;
     }
-    this.memory.push(batch);
+    // While the writer keeps up the next COPY takes these soon, as they are; behind it, they wait compactly.
+    this.memory.push(this.memEvents >= OBJECT_EVENTS ? encodeEventBinary(batch) : batch);
     this.memEvents += n;
     this.accepted += n;
     if (this.memEvents > spill) this.spoolTimer ??= setImmediate(() => this.spoolOverflow());
@@ -352,7 +361,20 @@ export class PostgresStore implements QueryLogStore {
     const out: QueryEvent[] = [];
     let k = 0;
     while (k < this.memory.length && out.length < max) {
-      const b = this.memory[k]!;
+      const entry = this.memory[k]!;
+      let b: QueryEvent[];
+      if (entry instanceof ArrayBuffer) {
+        // Encoded here, so it decodes; were it ever not to, its events are counted as refused, not lost silently.
+        const decoded = decodeEventBinary(entry);
+        if (!decoded) {
+          const n = binaryEventCount(entry);
+          this.memEvents -= n;
+          this.stats.refused += n;
+          this.memory.splice(k, 1);
+          continue;
+        }
+        b = this.memory[k] = decoded;
+      } else b = entry;
       const room = max - out.length;
       if (b.length <= room) {
         for (const e of b) out.push(e);
