@@ -83,7 +83,7 @@ describe('a local list file that would lift a ban', () => {
     expect(json.code).toBe(0);
     expect((JSON.parse(json.stdout) as HealthReport).warnings).toEqual([expect.stringMatching(/^list tiktok refused: it is empty/)]);
     const text = await runSluice(['health', '--config', h.configFile, '--server', dns, '--admin', admin], h.dir);
-    expect(text.stdout).toMatch(/^lists +WARN +list tiktok refused: it is empty/m);
+    expect(text.stdout).toMatch(/^warn +list tiktok refused: it is empty/m);
     expect(text.stdout.trim().split('\n').at(-1)).toBe('healthy, with 1 warning');
 
     const table = await sluice(h, 'lists');

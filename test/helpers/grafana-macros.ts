@@ -249,7 +249,8 @@ export function variablesUsed(sql: string): string[] {
   const names = new Set<string>();
   for (const m of sql.matchAll(VARIABLE)) {
     const name = m[1] ?? m[2] ?? m[4]!;
-    if (!name.startsWith('__')) names.add(name);
+    // `$1` is a capture group of PromQL's label_replace: Grafana leaves it alone (no variable is named 1).
+    if (!name.startsWith('__') && !/^\d+$/.test(name)) names.add(name);
   }
   return [...names].sort();
 }
