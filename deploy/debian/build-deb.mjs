@@ -13,7 +13,7 @@
 //
 //   node deploy/debian/build-deb.mjs [--out DIR] [--fast]   (--fast: gzip -1, for tests)
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +49,12 @@ try {
   // dependencies (better-sqlite3 keeps only its compiled module, not SQLite's sources).
   const modules = join(lib, 'node_modules');
   run('find', [modules, '(', '-name', '*.md', '-o', '-name', '*.html', '-o', '-name', '*.map', '-o', '-name', '*.ts', '-o', '-name', '*.sh', '-o', '-name', 'test', '-type', 'd', '-o', '-name', '.*', ')', '-prune', '-exec', 'rm', '-rf', '{}', '+']);
+  // better-sqlite3 13 (used on Node >= 22, see src/querylog/store/sqlite-driver.ts) ships
+  // prebuilt Node-API modules for every platform: keep this one's only.
+  const napi = join(modules, 'better-sqlite3-napi');
+  const platform = `linux-${{ amd64: 'x64', arm64: 'arm64' }[arch] ?? arch}`;
+  if (existsSync(join(napi, 'prebuilds'))) for (const f of readdirSync(join(napi, 'prebuilds'))) if (f !== `${platform}.node`) rmSync(join(napi, 'prebuilds', f));
+  for (const p of ['deps', 'src']) rmSync(join(napi, p), { recursive: true, force: true });
   const sqlite = join(modules, 'better-sqlite3');
   for (const p of ['deps', 'src', 'build/Release/obj.target', 'build/Release/obj', 'build/Release/.deps', 'build/Release/test_extension.node', 'build/deps']) rmSync(join(sqlite, p), { recursive: true, force: true });
   // Debian wants shared objects stripped, and the executable bit exactly on scripts (#!).

@@ -1,7 +1,7 @@
 // `sluice log erase` as an admin answering a data subject's request: the client's events leave
 // the raw events and the daily rollup of the store (checked by SQL), other clients stay, and the
 // audit log records the request before it applies and the counts after.
-import Database from 'better-sqlite3';
+import { Database } from '../../src/querylog/store/sqlite-driver.js';
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QueryEvent } from '../../src/querylog/event.js';

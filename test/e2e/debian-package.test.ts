@@ -3,7 +3,7 @@
 // installs runs: in a private mount namespace its /usr/lib/sluice and /etc/sluice are mounted where
 // the package puts them, and the packaged command validates the packaged config.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,27 +73,27 @@ describe('the Debian package', () => {
   });
 
   it('runs as installed: the packaged command validates the packaged config at /etc/sluice', () => {
-    // Mount points on the host, made only for this (and removed): the mounts stay in the namespace.
-    const made = ['/usr/lib/sluice', '/etc/sluice'].filter((d) => !existsSync(d));
-    for (const d of made) mkdirSync(d);
-    try {
-      const script = [
-        `mount --bind ${root}/usr/lib/sluice /usr/lib/sluice`,
-        `mount --bind ${root}/etc/sluice /etc/sluice`,
-        'cd /',
-        `PATH=${join(process.execPath, '..')}:$PATH`,
-        `${root}/usr/bin/sluice --version`,
-        // No --config: an installed sluice reads /etc/sluice/sluice.yaml.
-        '/usr/lib/sluice/bin/sluice.js config validate',
-        '/usr/lib/sluice/bin/sluice.js check www.tiktok.com --network internal >/dev/null; echo "check exit $?"',
-      ].join(' && ');
-      const r = spawnSync('unshare', ['-m', 'sh', '-c', script], { encoding: 'utf8' });
-      expect(r.stderr).toBe('');
-      const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
-      expect(r.stdout).toBe(`${pkg.version}\n/etc/sluice/sluice.yaml: OK (1 listeners, 2 networks, 2 profiles, 1 lists)\ncheck exit 0\n`);
-      expect(r.status).toBe(0);
-    } finally {
-      for (const d of made) rmdirSync(d);
-    }
+    // In a private mount namespace, /etc and /usr/lib are overlays (so the mount points never
+    // appear on the host), with the package's /etc/sluice and /usr/lib/sluice mounted in them.
+    const ovl = join(out, 'overlay');
+    for (const d of ['etc-up', 'etc-work', 'lib-up', 'lib-work']) mkdirSync(join(ovl, d), { recursive: true });
+    const script = [
+      `mount -t overlay overlay -o lowerdir=/etc,upperdir=${ovl}/etc-up,workdir=${ovl}/etc-work /etc`,
+      `mount -t overlay overlay -o lowerdir=/usr/lib,upperdir=${ovl}/lib-up,workdir=${ovl}/lib-work /usr/lib`,
+      'mkdir /etc/sluice /usr/lib/sluice',
+      `mount --bind ${root}/usr/lib/sluice /usr/lib/sluice`,
+      `mount --bind ${root}/etc/sluice /etc/sluice`,
+      'cd /',
+      `PATH=${join(process.execPath, '..')}:$PATH`,
+      `${root}/usr/bin/sluice --version`,
+      // No --config: an installed sluice reads /etc/sluice/sluice.yaml.
+      '/usr/lib/sluice/bin/sluice.js config validate',
+      '/usr/lib/sluice/bin/sluice.js check www.tiktok.com --network internal >/dev/null; echo "check exit $?"',
+    ].join(' && ');
+    const r = spawnSync('unshare', ['-m', 'sh', '-c', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+    expect(r.stdout).toBe(`${pkg.version}\n/etc/sluice/sluice.yaml: OK (1 listeners, 2 networks, 2 profiles, 1 lists)\ncheck exit 0\n`);
+    expect(r.status).toBe(0);
   });
 });

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { Database } from '../../src/querylog/store/sqlite-driver.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QueryEvent } from '../../src/querylog/event.js';
 import { SqliteStore } from '../../src/querylog/store/sqlite-store.js';

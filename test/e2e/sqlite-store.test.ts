@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import Database from 'better-sqlite3';
+import { Database } from '../../src/querylog/store/sqlite-driver.js';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventJson, type QueryEvent } from '../../src/querylog/event.js';

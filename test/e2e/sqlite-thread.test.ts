@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import Database from 'better-sqlite3';
+import { Database } from '../../src/querylog/store/sqlite-driver.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { QueryLogBuffer } from '../../src/querylog/buffer.js';
 import type { QueryEvent } from '../../src/querylog/event.js';

@@ -111,7 +111,7 @@ describe('the SQLite store writer', () => {
     const shapes = new Set([...a, ...b].map((e) => `${e.network}|${e.type}|${e.cache}|${e.upstream}`));
     expect((await second.summary({}, { now: T0 + 3_600_000 })).totals.queries).toBe(1400);
     await second.close();
-    const Database = (await import('better-sqlite3')).default;
+    const { Database } = await import('../../src/querylog/store/sqlite-driver.js');
     const db = new Database(path, { readonly: true });
     expect(db.prepare('SELECT count(*) FROM shapes').pluck().get()).toBe(shapes.size);
     db.close();
@@ -130,7 +130,7 @@ describe('the SQLite store writer', () => {
     expect(back[1]).toEqual(event(1, T0 + 1));
     await a.close();
     await b.close();
-    const Database = (await import('better-sqlite3')).default;
+    const { Database } = await import('../../src/querylog/store/sqlite-driver.js');
     const db = new Database(path, { readonly: true });
     expect(db.prepare('SELECT count(*) FROM shapes').pluck().get()).toBe(2);
     db.close();

@@ -5,7 +5,7 @@
 //
 // better-sqlite3 is synchronous: the store hands it one batch (at most `batchEvents` events, a few
 // milliseconds) per turn of the event loop, never the whole backlog at once.
-import Database from 'better-sqlite3';
+import { Database, type SqliteDatabase, type SqliteStatement } from './sqlite-driver.js';
 import { eventJson, type QueryEvent } from '../event.js';
 
 export interface SpooledBatch {
@@ -17,11 +17,11 @@ export interface SpooledBatch {
 }
 
 export class EventSpool {
-  private readonly db: Database.Database;
-  private readonly insert: Database.Statement;
-  private readonly insertAt: Database.Statement;
-  private readonly first: Database.Statement;
-  private readonly delete: Database.Statement;
+  private readonly db: SqliteDatabase;
+  private readonly insert: SqliteStatement;
+  private readonly insertAt: SqliteStatement;
+  private readonly first: SqliteStatement;
+  private readonly delete: SqliteStatement;
   /** Events in the spool. */
   events: number;
   batches: number;

@@ -26,7 +26,7 @@
 // low CPU priority (sqlite-thread.ts): there the kernel's scheduler gives it the time the answers
 // leave, and a query never waits for a slice. At saturation the events it cannot take wait in the
 // spill and are then dropped and counted (see `covers`).
-import Database from 'better-sqlite3';
+import { Database, type SqliteDatabase, type SqliteStatement } from './sqlite-driver.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { asTransport, type Transport } from '../../pipeline/context.js';
@@ -184,7 +184,7 @@ export function migrateSqlite(path: string): number {
   }
 }
 
-function migrate(db: Database.Database): number {
+function migrate(db: SqliteDatabase): number {
   db.pragma('journal_mode = WAL');
   const current = db.pragma('user_version', { simple: true }) as number;
   for (let v = current; v < MIGRATIONS.length; v++) {
@@ -206,7 +206,7 @@ export class SqliteStore implements QueryLogStore {
   readonly source = 'sqlite';
   readonly name = 'store';
   readonly description: string;
-  private readonly db: Database.Database;
+  private readonly db: SqliteDatabase;
   private readonly shapesById = new Map<number, Shape>();
   private readonly shapeIds: ShapeTree = new Map();
   private readonly aggregates = new Aggregates();
@@ -566,7 +566,7 @@ export class SqliteStore implements QueryLogStore {
     return id;
   }
 
-  private dictId(cache: Map<string, number>, find: Database.Statement, insert: Database.Statement, value: string): number {
+  private dictId(cache: Map<string, number>, find: SqliteStatement, insert: SqliteStatement, value: string): number {
     let id = cache.get(value);
     if (id === undefined) {
       // Look up before inserting: an upsert would rewrite the row, and its page, every time.
