@@ -412,7 +412,7 @@ export const queryLogStoreSchema = z
     spool: z.string().min(1).default('querylog-spool.db').describe('PostgreSQL: local SQLite spool (relative to state_dir) for events written while the database is away.'),
     retention_days: z.number().int().min(1).default(30).describe('Raw events older than this are deleted (query logs of staff are personal data).'),
     rollup_retention_days: z.number().int().min(1).default(400).describe('The daily rollup (counts per day, network, client, policy, list and decision) is kept this long, for trends beyond the raw retention.'),
-    spill_events: z.number().int().min(1000).default(100_000).describe('Events held in memory while the store is slow or away (PostgreSQL: then in the local spool, up to 10 times as many); beyond this batches are dropped and counted. SQLite holds them in its writer thread as binary batches outside the JavaScript heap (about 100 bytes each); PostgreSQL as objects of about 0.5 KB each.'),
+    spill_events: z.number().int().min(1000).default(100_000).describe('Events held in memory while the store is slow or away (PostgreSQL: then in the local spool, up to 10 times as many); beyond this batches are dropped and counted. SQLite holds them in its writer thread as binary batches outside the JavaScript heap (about 100 bytes each); PostgreSQL as objects for the first 10,000 and as binary batches beyond.'),
   })
   .describe('The query-log store behind reports, `sluice log`, the admin API and the dashboard.');
 

@@ -34,7 +34,7 @@ export class LogOwner implements QueryLogSink {
   /** Events that reached the owner (from the hot path or from workers). */
   accepted = 0;
   private refused = 0;
-  /** Batches each sink refused, in events (for `sluice_querylog_dropped_events`). */
+  /** Batches each sink refused, in events (for `sluice_querylog_dropped_events_total`). */
   readonly sinkDropped = new Map<string, number>();
   private reported = 0;
   /** The standalone server's buffer: events it dropped when full. */
