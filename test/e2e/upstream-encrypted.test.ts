@@ -4,7 +4,7 @@
 // over DoT and DoH and dig gets the answer; a wrong tls_name or pin is refused, logged and counted
 // in /metrics, and the next upstream answers; Unbound restarted under load costs no client answer
 // beyond SERVFAILs while it is away.
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RCODE, resolve } from '../helpers/dns-client.js';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.js';
 import { startSluice, type Harness } from '../helpers/sluice-harness.js';
+import { makeTestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
 
 const UNBOUND = '/usr/sbin/unbound';
@@ -28,30 +29,9 @@ interface Pki {
 
 /** A test CA and a server certificate for dns.test and 127.0.0.1, made with openssl. */
 function makePki(): Pki {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-tls-'));
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-subj',
-    '/CN=sluice e2e CA',
-    '-days',
-    '2',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign',
-  );
-  ssl('req', ...ec, '-keyout', 'dns.key', '-out', 'dns.csr', '-subj', '/CN=dns.test');
-  writeFileSync(join(dir, 'dns.ext'), 'subjectAltName=DNS:dns.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  ssl('x509', '-req', '-in', 'dns.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'dns.pem', '-days', '2', '-extfile', 'dns.ext');
-  return { dir, caFile: join(dir, 'ca.pem'), keyFile: join(dir, 'dns.key'), certFile: join(dir, 'dns.pem') };
+  const ca = makeTestCa('sluice-e2e-tls-');
+  const { keyFile, certFile } = ca.issue('dns', 'DNS:dns.test,IP:127.0.0.1');
+  return { dir: ca.dir, caFile: ca.caFile, keyFile, certFile };
 }
 
 interface Unbound {

@@ -7,11 +7,9 @@
 import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EncryptedUpstream, UpstreamAddress } from '../../src/config/schema.js';
@@ -20,6 +18,7 @@ import { spkiPin } from '../../src/upstream/tls-verify.js';
 import { UpstreamPool, formatServer, type UpstreamEvent, type UpstreamOptions } from '../../src/upstream/upstream-pool.js';
 import { decodeResponse, encodeQuery } from '../helpers/dns-client.js';
 import { encodeResponse, parseQuery, type FakeAnswer } from '../helpers/fake-upstream.js';
+import { makeTestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
 
 interface Pki {
@@ -33,37 +32,12 @@ interface Pki {
   otherCert: Buffer;
 }
 
-/** A test CA and two server certificates, made with openssl in a temporary directory. */
+/** A test CA and two server certificates. */
 function makePki(): Pki {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-upstream-tls-'));
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-subj',
-    '/CN=sluice test CA',
-    '-days',
-    '2',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign',
-  );
-  const leaf = (name: string, san: string) => {
-    ssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
-  };
-  leaf('dns', 'DNS:dns.test,IP:127.0.0.1');
-  leaf('other', 'DNS:other.test');
-  const read = (f: string) => readFileSync(join(dir, f));
-  return { dir, caFile: join(dir, 'ca.pem'), key: read('dns.key'), cert: read('dns.pem'), otherKey: read('other.key'), otherCert: read('other.pem') };
+  const ca = makeTestCa('sluice-upstream-tls-');
+  const dns = ca.issue('dns', 'DNS:dns.test,IP:127.0.0.1');
+  const other = ca.issue('other', 'DNS:other.test');
+  return { dir: ca.dir, caFile: ca.caFile, key: dns.key, cert: dns.cert, otherKey: other.key, otherCert: other.cert };
 }
 
 let pki: Pki;
