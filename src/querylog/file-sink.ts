@@ -17,6 +17,8 @@ export class JsonlFileSink implements QueryLogSink {
   readonly name = 'file';
   private stream: WriteStream | undefined;
   private day = '';
+  /** Streams of earlier days still writing out after a rotation: close() waits for them too. */
+  private readonly ending = new Set<Promise<void>>();
 
   constructor(
     readonly dir: string,
@@ -38,7 +40,10 @@ export class JsonlFileSink implements QueryLogSink {
   }
 
   private rotate(day: string): void {
-    this.stream?.end();
+    if (this.stream) {
+      const ended = endStream(this.stream).finally(() => this.ending.delete(ended));
+      this.ending.add(ended);
+    }
     this.day = day;
     this.stream = createWriteStream(join(this.dir, `queries-${day}.jsonl`), { flags: 'a' });
     this.stream.on('error', () => {
@@ -66,12 +71,20 @@ export class JsonlFileSink implements QueryLogSink {
     return deleted;
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.stream) return resolve();
-      this.stream.end(() => resolve());
-    });
+  async close(): Promise<void> {
+    const current = this.stream ? endStream(this.stream) : Promise.resolve();
+    await Promise.all([current, ...this.ending]);
   }
+}
+
+/** End a stream and settle once what it held is written (or it failed: nothing more to wait for). */
+function endStream(stream: WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.closed || stream.destroyed) return resolve();
+    stream.once('error', () => resolve());
+    stream.once('close', () => resolve());
+    stream.end();
+  });
 }
 
 /** Log files in a directory, oldest first. */
