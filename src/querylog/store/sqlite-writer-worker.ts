@@ -32,6 +32,7 @@ function lowerPriority(): boolean {
 const FED_EVENTS = 4096;
 const queue: { data: ArrayBuffer; n: number }[] = [];
 let queued = 0;
+let queuedBytes = 0;
 let feeding: NodeJS.Timeout | undefined;
 
 let offset = data.clockOffset;
@@ -54,10 +55,10 @@ post({ t: 'ready', lowered: lowerPriority() });
 function report(): void {
   const h = store.health();
   const done = received - queued - h.pending;
-  const key = `${done} ${h.written} ${h.failures} ${h.ok}`;
+  const key = `${done} ${h.written} ${h.failures} ${h.ok} ${queued}`;
   if (key === reported) return;
   reported = key;
-  post({ t: 'health', health: h, settled: done });
+  post({ t: 'health', health: { ...h, binarySpill: { events: queued, bytes: queuedBytes } }, settled: done });
 }
 setInterval(report, 50).unref();
 
@@ -68,6 +69,7 @@ port.on('message', (m: ToWriter) => {
       const n = binaryEventCount(m.batch);
       received += n;
       queued += n;
+      queuedBytes += m.batch.byteLength;
       queue.push({ data: m.batch, n });
       feed(FED_EVENTS);
       return;
@@ -107,6 +109,7 @@ function feed(limit: number): void {
   let b: { data: ArrayBuffer; n: number } | undefined;
   while (queue.length > 0 && store.health().pending < limit && (b = queue.shift())) {
     queued -= b.n;
+    queuedBytes -= b.data.byteLength;
     const events = decodeEventBinary(b.data);
     if (events) store.write(events);
   }

@@ -29,6 +29,8 @@ export interface StoreHealth {
   pending: number;
   /** Batches refused because the spill was full, in events. */
   refused: number;
+  /** The part of the spill kept as binary batches, outside the heap (the SQLite writer thread). */
+  binarySpill?: { events: number; bytes: number };
 }
 
 export interface EraseResult {
