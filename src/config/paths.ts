@@ -20,6 +20,14 @@ export function auditLogFile(config: Config, baseDir: string): string {
   return join(stateDir(config, baseDir), 'audit.log');
 }
 
+/**
+ * Runtime overrides (`sluice disable`, `allow`, `deny`) of a standalone server. In a directory of
+ * its own: the server watches it, and state_dir itself changes with every query-log write.
+ */
+export function overridesFile(config: Config, baseDir: string): string {
+  return join(stateDir(config, baseDir), 'overrides', 'overrides.json');
+}
+
 /** The admin token generated when neither `admin.token` nor its variable is set. */
 export function adminTokenFile(config: Config, baseDir: string): string {
   return join(stateDir(config, baseDir), 'admin-token');

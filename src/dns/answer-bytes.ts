@@ -195,10 +195,11 @@ export function isPrivateAddress(msg: Uint8Array, p: number, len: number): boole
 /**
  * Render an answer for one client: its ID, its question bytes (so 0x20 case is echoed), RD/CD from
  * its query, AA clear, RA set, AD only when it asked with AD or DO (RFC 6840 §5.7-5.8), TTLs minus
- * `ageSeconds`, and an OPT record when it sent EDNS.
+ * `ageSeconds`, and an OPT record when it sent EDNS. `note` adds an EDE (to a client that sent
+ * EDNS) and, for a stale answer, sets every TTL.
  */
-export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageSeconds: number, stale?: { ttl: number; ede: EdeInfo }): Buffer {
-  const opt = query.edns ? (stale || a.rcode > 0xf ? encodeOpt(query.edns, a.rcode, stale?.ede) : PLAIN_OPT[query.edns.do ? 1 : 0]!) : undefined;
+export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageSeconds: number, note?: { ttl?: number; ede: EdeInfo }): Buffer {
+  const opt = query.edns ? (note || a.rcode > 0xf ? encodeOpt(query.edns, a.rcode, note?.ede) : PLAIN_OPT[query.edns.do ? 1 : 0]!) : undefined;
   const len = a.length;
   const out = Buffer.allocUnsafe(len + (opt ? opt.length : 0));
   const base = a.base;
@@ -219,7 +220,7 @@ export function renderAnswer(a: AnswerBytes, msg: Uint8Array, query: Query, ageS
   const ttlAt = base + len + n * 2;
   // RFC 8767 §4: every record of a stale answer carries the stale TTL (30 s recommended).
   for (let i = 0; i < n; i++) {
-    const ttl = stale ? stale.ttl : Math.max(0, raw.readUInt32BE(ttlAt + i * 4) - ageSeconds);
+    const ttl = note?.ttl ?? Math.max(0, raw.readUInt32BE(ttlAt + i * 4) - ageSeconds);
     out.writeUInt32BE(ttl, raw.readUInt16BE(base + len + i * 2));
   }
   if (opt) {

@@ -13,6 +13,7 @@ import { checkReply } from '../dns/reply-check.js';
 import { padResponse, queryAsksPadding } from '../dns/padding.js';
 import { encodeAnswer, encodeRcode, encodeRecord, encodeTruncated, fitAnswer, readQuery, skipName, udpLimit, type EdeInfo, type Query } from '../dns/wire.js';
 import type { Decision } from '../policy/policy-engine.js';
+import { disabledText } from '../policy/overrides.js';
 import { RateLimiter } from './rate-limiter.js';
 import { UpstreamPool, type UpstreamEvent, type UpstreamHealth } from '../upstream/upstream-pool.js';
 import { AnswerCache, type Clock } from './answer-cache.js';
@@ -337,9 +338,14 @@ export class Resolver {
       });
       return this.finish(ctx, empty, RCODE.NOERROR);
     }
+    const d = ctx.decision;
     const bytes = stale
       ? renderAnswer(answer, ctx.msg, ctx.query, 0, { ttl: rules.config.cache.stale_ttl, ede: { code: EDE.STALE_ANSWER, text: 'sluice: stale answer, upstreams unreachable' } })
-      : renderAnswer(answer, ctx.msg, ctx.query, age);
+      : d?.kind === 'allowed' && d.disabled !== undefined
+        ? renderAnswer(answer, ctx.msg, ctx.query, age, {
+            ede: { code: EDE.OTHER, text: disabledText(d.disabled.by, `would block: ${d.disabled.policy ? `policy ${d.disabled.policy.id}, ` : ''}list ${d.disabled.list}, rule ${d.disabled.rule}`) },
+          })
+        : renderAnswer(answer, ctx.msg, ctx.query, age);
     return this.finish(ctx, bytes, answer.rcode);
   }
 

@@ -8,11 +8,15 @@
 //      client or network that an exception covers, a policy does not block. Exceptions are about
 //      the client and the app, so an unexpired exception of any policy blocking the same list lets
 //      the query through: an allow exception beats a block.
+//   4. runtime overrides (overrides.ts): a disable in force turns a block into "allowed, would
+//      block"; then an allow entry for the network or client lets a blocked name through, and a
+//      deny entry blocks an allowed one (a client's entry before a network's).
 import type { BlockResponseConfig, Config } from '../config/schema.js';
 import { parseRule } from '../lists/formats.js';
 import { BYPASS_LIST, bypassApplies } from '../config/bypass.js';
 import { DomainSet } from '../match/domain-set.js';
 import { NameSuffixes } from '../match/name-suffixes.js';
+import { allowRef, denyText, DENY_LIST, NO_OVERRIDES, type AllowRef, type CompiledOverrides, type DisableRef } from './overrides.js';
 import { boundaries, compilePolicy, exceptionActive, inSchedule, isInForce, type CompiledException, type CompiledPolicy } from './policy.js';
 
 export interface PolicyRef {
@@ -49,6 +53,10 @@ export type Decision =
       outsideSchedule?: PolicyRef;
       /** A dry-run policy that would have blocked. */
       wouldBlock?: WouldBlock;
+      /** A runtime disable (`sluice disable`) let through what this would have blocked. */
+      disabled?: { by: DisableRef; list: string; rule: string; policy?: PolicyRef };
+      /** A runtime allow entry (`sluice allow`) let through what this would have blocked. */
+      allowEntry?: { by: AllowRef; list: string; rule: string; policy?: PolicyRef };
     }
   | {
       kind: 'blocked';
@@ -78,6 +86,8 @@ interface NetworkPolicy {
   /** Index in PolicyEngine.policies (for the per-instant state). */
   index: number;
   lists: { name: string; set: DomainSet; decisions: Map<number, Decision> }[];
+  /** A runtime disable of this policy on this network, at the current instant. */
+  disabled: DisableRef | undefined;
 }
 
 export interface Network {
@@ -109,7 +119,12 @@ export class PolicyEngine {
   private validUntil = -Infinity;
   private validFrom = Infinity;
   /** Per network: its policies with their lists, and the decisions of its profile's block lists. */
-  private readonly applied = new Map<Network, { policies: NetworkPolicy[]; profileDecisions: Map<number, Decision>[]; exceptions: Map<string, ExceptionRef | null> }>();
+  private readonly applied = new Map<
+    Network,
+    { policies: NetworkPolicy[]; profileDecisions: Map<number, Decision>[]; exceptions: Map<string, ExceptionRef | null>; disabled: DisableRef | undefined }
+  >();
+  /** Deny entries' block decisions, per entry and profile (built once, like a rule's). */
+  private readonly denied = new Map<string, Decision>();
   private readonly allowedFor = new Map<Network, Decision>();
   /** Per policy, at the current instant: in force, and inside its schedule. */
   private inForce: boolean[] = [];
@@ -122,6 +137,7 @@ export class PolicyEngine {
   constructor(
     config: Config,
     private readonly lists: ReadonlyMap<string, DomainSet>,
+    readonly overrides: CompiledOverrides = NO_OVERRIDES,
   ) {
     for (const [name, p] of Object.entries(config.profiles)) {
       const allow = new DomainSet();
@@ -148,19 +164,43 @@ export class PolicyEngine {
           policy: p,
           index: this.policies.indexOf(p),
           lists: p.lists.map((l) => ({ name: l, set: lists.get(l) ?? new DomainSet(), decisions: new Map<number, Decision>() })),
+          disabled: undefined,
         })),
         profileDecisions: profile.blockLists.map(() => new Map<number, Decision>()),
         exceptions: new Map(),
+        disabled: undefined,
       });
     }
-    this.edges = this.policies.flatMap(boundaries).sort((a, b) => a - b);
+    this.edges = [...this.policies.flatMap(boundaries), ...overrides.edges()].sort((a, b) => a - b);
     this.hasSchedules = this.policies.some((p) => p.schedule !== undefined);
   }
 
   decide(network: Network, name: string, now: number, client?: string): Decision {
-    const d = this.evaluate(network, name, now);
-    if (d.kind === 'blocked' && d.clientExceptions && client !== undefined) return applyClientExceptions(d, client, now);
+    let d = this.evaluate(network, name, now);
+    if (d.kind === 'blocked' && d.clientExceptions && client !== undefined) d = applyClientExceptions(d, client, now);
+    // evaluate() left the name's suffixes in this.suffixes: one more lookup, only while entries exist.
+    if (this.overrides.names.size > 0) d = this.applyNameEntry(network, d, client, now);
     return d;
+  }
+
+  /** An allow entry lets a blocked name through; a deny entry blocks an allowed one. */
+  private applyNameEntry(network: Network, d: Decision, client: string | undefined, now: number): Decision {
+    const s = this.suffixes;
+    const e = this.overrides.nameEntry(s, network.name, client, now);
+    if (!e) return d;
+    if (e.kind === 'allow') {
+      if (d.kind !== 'blocked') return d;
+      return { kind: 'allowed', profile: d.profile, allowEntry: { by: allowRef(e), list: d.list, rule: d.rule, ...(d.policy ? { policy: d.policy } : {}) } };
+    }
+    if (d.kind === 'blocked') return d;
+    const key = `${e.id}|${network.profile.name}`;
+    let denied = this.denied.get(key);
+    if (!denied) {
+      const labels = s.count - s.suffix;
+      denied = { kind: 'blocked', profile: network.profile.name, list: DENY_LIST, rule: e.domain, ruleLabels: labels, reason: denyText(e), response: network.profile.response };
+      this.denied.set(key, denied);
+    }
+    return denied;
   }
 
   private plainAllowed(network: Network): Decision {
@@ -189,6 +229,12 @@ export class PolicyEngine {
     this.validUntil = until;
     this.inForce = this.policies.map((p) => isInForce(p, now));
     this.scheduled = this.policies.map((p) => inSchedule(p, now));
+    if (this.overrides.disables.length > 0) {
+      for (const [network, a] of this.applied) {
+        a.disabled = this.overrides.disabled(network.name, undefined, now);
+        for (const np of a.policies) np.disabled = this.overrides.disabled(network.name, np.policy.id, now);
+      }
+    }
   }
 
   /** Keep a decision built for a rule, for the rest of the instant. */
@@ -222,6 +268,7 @@ export class PolicyEngine {
       const rule = list.set.lookup(s);
       if (rule < 0) continue;
       if (allowRule !== undefined) return { kind: 'allowed', profile: profile.name, allowRule, overriddenList: list.name };
+      if (applied.disabled) return { kind: 'allowed', profile: profile.name, disabled: { by: applied.disabled, list: list.name, rule: ruleText(s) } };
       const cache = applied.profileDecisions[i]!;
       return cache.get(rule) ?? this.remember(cache, rule, blocked(profile, undefined, list.name, s));
     }
@@ -235,6 +282,10 @@ export class PolicyEngine {
         if (allowRule !== undefined) return { kind: 'allowed', profile: profile.name, allowRule, overriddenList: list.name };
         if (!this.scheduled[np.index]) {
           note = { outsideSchedule: policyRef(p), ...note };
+          continue;
+        }
+        if (np.disabled) {
+          note = { disabled: { by: np.disabled, list: list.name, rule: ruleText(s), policy: policyRef(p) }, ...note };
           continue;
         }
         const networkException = this.networkException(network, applied.exceptions, list.name, now);

@@ -1,5 +1,6 @@
 // A policy's lifecycle as the admin sees it (state, review date, exceptions and their expiry): what
 // `sluice policy status`, the admin API and the dashboard show.
+import { NO_OVERRIDES, overrideScope, type CompiledOverrides } from './overrides.js';
 import { exceptionActive, policyState, type CompiledPolicy, type PolicyState } from './policy.js';
 
 export interface PolicyStatus {
@@ -16,9 +17,11 @@ export interface PolicyStatus {
   lists: string[];
   schedule?: string;
   exceptions: { scope: string; lists: string; reason: string; approvedBy: string; until?: string; expired: boolean }[];
+  /** Runtime disables (`sluice disable`) in force that cover this policy. */
+  disabled: { id: string; scope: string; until: string; reason: string; by: string }[];
 }
 
-export function policyStatus(p: CompiledPolicy, now: number): PolicyStatus {
+export function policyStatus(p: CompiledPolicy, now: number, overrides: CompiledOverrides = NO_OVERRIDES): PolicyStatus {
   const s = policyState(p, now);
   const c = p.config;
   return {
@@ -42,5 +45,8 @@ export function policyStatus(p: CompiledPolicy, now: number): PolicyStatus {
       ...(e.untilText !== undefined ? { until: e.untilText } : {}),
       expired: !exceptionActive(e, now),
     })),
+    disabled: overrides.disables
+      .filter((d) => now < d.until && (d.policy === undefined || d.policy === p.id))
+      .map((d) => ({ id: d.id, scope: overrideScope(d), until: new Date(d.until).toISOString(), reason: d.reason, by: d.by })),
   };
 }

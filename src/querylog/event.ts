@@ -20,9 +20,9 @@ export interface QueryEvent {
   name: string;
   type: string;
   decision: LoggedDecision;
-  /** A dry-run policy would have blocked this allowed query. */
+  /** A dry-run policy (or, with `exception`, a runtime disable) would have blocked this allowed query. */
   wouldBlock: boolean;
-  /** An exception let this query through a policy. */
+  /** An exception, or a runtime override (`sluice disable`, `sluice allow`), let this query through. */
   exception: boolean;
   cache: boolean;
   upstream: string | null;
@@ -36,6 +36,9 @@ export function eventFromContext(ctx: RequestContext, instance: string, client: 
   const d = ctx.decision;
   const blocked = d?.kind === 'blocked' ? d : undefined;
   const allowed = d?.kind === 'allowed' ? d : undefined;
+  // A runtime override let the query through: logged as would-block and exception (a disable) or
+  // as an exception with the list it beat (an allow entry).
+  const overridden = allowed?.disabled ?? allowed?.allowEntry;
   const res = ctx.response;
   return {
     time: ctx.startedAt,
@@ -43,14 +46,14 @@ export function eventFromContext(ctx: RequestContext, instance: string, client: 
     client,
     network: ctx.network?.name ?? null,
     profile: d?.profile ?? null,
-    policy: blocked?.policy?.id ?? allowed?.wouldBlock?.policy.id ?? allowed?.exception?.policy ?? null,
-    list: blocked?.list ?? allowed?.wouldBlock?.list ?? null,
-    rule: blocked?.rule ?? allowed?.wouldBlock?.rule ?? null,
+    policy: blocked?.policy?.id ?? allowed?.wouldBlock?.policy.id ?? allowed?.exception?.policy ?? overridden?.policy?.id ?? null,
+    list: blocked?.list ?? allowed?.wouldBlock?.list ?? overridden?.list ?? null,
+    rule: blocked?.rule ?? allowed?.wouldBlock?.rule ?? overridden?.rule ?? null,
     name: ctx.query.name,
     type: typeName(ctx.query.type),
     decision: ctx.outcome ?? 'error',
-    wouldBlock: allowed?.wouldBlock !== undefined,
-    exception: allowed?.exception !== undefined,
+    wouldBlock: allowed?.wouldBlock !== undefined || allowed?.disabled !== undefined,
+    exception: allowed?.exception !== undefined || overridden !== undefined,
     cache: ctx.cacheHit === true,
     upstream: ctx.upstream ?? null,
     rcode: ctx.rcode ?? null,

@@ -38,7 +38,7 @@ export class QueryLog {
   record(ctx: RequestContext, durationMs: number): void {
     const policy = ctx.network ? (this.networks.get(ctx.network.name) ?? OUTSIDE) : OUTSIDE;
     if (policy.level === 'none') return;
-    if (policy.level === 'blocked' && ctx.outcome !== 'blocked' && !(ctx.decision?.kind === 'allowed' && ctx.decision.wouldBlock)) return;
+    if (policy.level === 'blocked' && ctx.outcome !== 'blocked' && !(ctx.decision?.kind === 'allowed' && (ctx.decision.wouldBlock || ctx.decision.disabled))) return;
     const client = policy.pseudonymize ? this.pseudonymizer.token(ctx.client.address) : ctx.client.address;
     this.buffer.push(eventFromContext(ctx, this.instance, client, durationMs));
   }

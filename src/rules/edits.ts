@@ -35,6 +35,13 @@ export interface RuntimeEdits {
   lists: Record<string, ListEdits>;
 }
 
+/**
+ * The shared edit log's pseudo-list of runtime overrides (policy/overrides.ts): each rule is one
+ * entry as JSON, added by `sluice disable|allow|deny`, removed by `enable` and `overrides remove`.
+ * No list file has this name (list names cannot start with `@`).
+ */
+export const OVERRIDES_LIST = '@overrides';
+
 export const NO_EDITS: RuntimeEdits = { epoch: '', version: 0, log: [], lists: {} };
 
 /** Apply an add or remove to one list's edits (a later edit of the same rule wins). */

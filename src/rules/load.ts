@@ -2,7 +2,7 @@
 // reads everything a RuleSet needs from disk; compiling it (rule-set.ts) is then pure.
 // Used at start, on every reload, and by the CLI (so `sluice check` sees what the server sees).
 import { X509Certificate, createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.js';
@@ -13,6 +13,8 @@ import { DomainSet } from '../match/domain-set.js';
 import { RuleSet } from './rule-set.js';
 import type { UpstreamAddress } from '../config/schema.js';
 import { ddrCertificateListener, firstDnsName } from '../dns/ddr.js';
+import { overridesFile } from '../config/paths.js';
+import { parseOverridesFile, type OverrideEntry } from '../policy/overrides.js';
 import { systemResolvers } from '../upstream/system-resolvers.js';
 
 export class LoadError extends Error {
@@ -32,6 +34,8 @@ export interface LoadedRules {
   system: UpstreamAddress[];
   /** The first DNS name of the DoT/DoH certificate, read at this load: DDR's default resolver name. */
   certName: string | undefined;
+  /** The runtime overrides of `state_dir/overrides.json` (a standalone server's; shared ones are edits). */
+  overrides: OverrideEntry[];
   /** Hash of the effective config and list contents (runtime edits are added by the caller). */
   version: string;
 }
@@ -42,6 +46,7 @@ export function policyVersion(loaded: LoadedRules, editsHash = ''): string {
   const c = loaded.loaded.config;
   const h = createHash('sha256').update(JSON.stringify({ networks: c.networks, profiles: c.profiles, policies: c.policies }));
   for (const l of loaded.lists.lists) h.update(`${l.def.name}:${l.contentHash}\n`);
+  if (loaded.overrides.length > 0) h.update(JSON.stringify(loaded.overrides));
   h.update(editsHash);
   return h.digest('hex').slice(0, 12);
 }
@@ -84,7 +89,8 @@ export async function loadRuleSet(configFile: string, logger: Logger, opts: Load
   const system = [...c.default, ...c.conditional.flatMap((z) => z.servers)].includes('system') ? systemResolvers() : [];
   const cert = readDdrCertificate(loaded, logger);
   const certName = firstDnsName(cert?.subjectAltName);
-  const result: LoadedRules = { rules: new RuleSet(loaded.config, sets, system, loaded.baseDir, certName), loaded, lists, sets, system, certName, version: '' };
+  const overrides = readOverrides(loaded);
+  const result: LoadedRules = { rules: new RuleSet(loaded.config, sets, system, loaded.baseDir, certName, overrides), loaded, lists, sets, system, certName, overrides, version: '' };
   warnAboutDdr(result, cert, logger);
   result.version = policyVersion(result);
   return result;
@@ -144,5 +150,17 @@ export async function saveActivated(loaded: LoadedRules, logger: Logger): Promis
 /** The files `sluice lists accept` writes: a change of one reloads, so that an accept applies at once. */
 export function stateFilesToWatch(loaded: LoadedRules): string[] {
   const dir = listStateDir(loaded.loaded.config, loaded.loaded.baseDir);
-  return [...loaded.lists.resolved.lists.values()].filter((d) => d.url === undefined).map((d) => acceptedPath(dir, d.name));
+  const accepted = [...loaded.lists.resolved.lists.values()].filter((d) => d.url === undefined).map((d) => acceptedPath(dir, d.name));
+  return [...accepted, overridesFile(loaded.loaded.config, loaded.loaded.baseDir)];
+}
+
+/** The overrides file, if there is one; a broken one is a load error (the server keeps its rules). */
+function readOverrides(loaded: LoadedConfig): OverrideEntry[] {
+  const file = overridesFile(loaded.config, loaded.baseDir);
+  if (!existsSync(file)) return [];
+  try {
+    return parseOverridesFile(readFileSync(file, 'utf8'), file);
+  } catch (err) {
+    throw new LoadError([(err as Error).message]);
+  }
 }

@@ -7,6 +7,7 @@ import { buildDdrZone, type DdrZone } from '../dns/ddr.js';
 import { DomainSet } from '../match/domain-set.js';
 import { NetworkTable } from '../match/network-table.js';
 import { PolicyEngine, type Network } from '../policy/policy-engine.js';
+import { CompiledOverrides, type OverrideEntry } from '../policy/overrides.js';
 import { buildRoutes, expandUpstreams, type UpstreamRoutes } from '../upstream/routes.js';
 
 /** Everything a config decides, compiled for the hot path. */
@@ -26,6 +27,7 @@ export class RuleSet {
    * per load, not again for every shared edit that recompiles the rules). `baseDir` is the config
    * file's directory, against which an upstream's `ca_file` resolves. `certName` is the first DNS
    * name of the DoT/DoH certificate (read by the loader), DDR's default resolver name.
+   * `overrides` are the runtime overrides in force or still to end (file and shared edits).
    */
   constructor(
     readonly config: Config,
@@ -33,8 +35,9 @@ export class RuleSet {
     system: readonly UpstreamAddress[] = [],
     baseDir = '.',
     certName?: string,
+    overrides: readonly OverrideEntry[] = [],
   ) {
-    this.engine = new PolicyEngine(config, lists);
+    this.engine = new PolicyEngine(config, lists, overrides.length > 0 ? new CompiledOverrides(overrides) : undefined);
     const ranges = [];
     for (const [name, n] of Object.entries(config.networks)) {
       const network = this.engine.networks.get(name);
