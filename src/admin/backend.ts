@@ -1,5 +1,6 @@
 // What the admin server serves, independent of where it runs (a standalone server, or the primary
 // of several workers).
+import type { OverrideEntry, OverrideRequest } from '../policy/overrides.js';
 import type { LogReader } from '../querylog/log-reader.js';
 import type { EraseResult, StoreHealth } from '../querylog/store/store.js';
 
@@ -112,4 +113,14 @@ export interface AdminBackend {
   logStats(): { accepted: number; dropped: number };
   /** Cache flush, reload, query (admin token only); undefined where no resolver can be reached. */
   actions?: ResolverActions | undefined;
+  /** Runtime overrides (`sluice disable|allow|deny`): read by the viewer too, changed by the admin. */
+  overrides?: OverrideActions | undefined;
+}
+
+export interface OverrideActions {
+  list(): Promise<OverrideEntry[]>;
+  /** Store a new override; `{ error, usage }` when the request is malformed or refused. */
+  add(req: OverrideRequest, by: string): Promise<{ entry: OverrideEntry; stored: 'file' | 'redis'; version?: number } | { error: string; usage: boolean }>;
+  /** Remove overrides by id; `unknown` lists ids that are none (nothing changed then). */
+  remove(ids: string[], reason: string | undefined, by: string): Promise<{ removed: string[]; unknown: string[] }>;
 }

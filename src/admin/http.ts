@@ -2,6 +2,7 @@
 // Prometheus, /healthz, and the dashboard. Everything but /healthz (and /metrics with
 // admin.metrics_public) needs a bearer token, compared in constant time: the admin token for
 // everything, a viewer or metrics token for what admin/access.ts lets it read. It never logs a token.
+import { isActive, type OverrideRequest } from '../policy/overrides.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { TYPE } from '../dns/codes.js';
@@ -61,9 +62,16 @@ export async function handleAdmin(backend: AdminBackend, req: IncomingMessage, r
     if (method === 'POST' && path === '/api/admin/erase') return erase(backend, q, res);
     if (method === 'POST' && path === '/api/admin/cache/flush') return flushCache(backend, q, req, res);
     if (method === 'POST' && path === '/api/admin/reload') return reload(backend, res);
+    if (method === 'POST' && path === '/api/admin/overrides') return addOverride(backend, req, res);
+    if (method === 'DELETE' && path.startsWith('/api/admin/overrides/')) return removeOverride(backend, decodeURIComponent(path.slice('/api/admin/overrides/'.length)), q, res);
     return send(res, 405, { error: 'method not allowed' });
   }
   if (path === '/api/query') return query(backend, q, res);
+  if (path === '/api/overrides') {
+    if (!backend.overrides) return send(res, 409, { error: 'no runtime overrides in this process' });
+    const now = backend.now();
+    return act(res, async () => ({ overrides: (await backend.overrides!.list()).map((e) => ({ ...e, active: isActive(e, now) })) }));
+  }
   const now = backend.now();
   try {
     switch (path) {
@@ -185,6 +193,45 @@ async function reload(backend: AdminBackend, res: ServerResponse): Promise<void>
       () => actions.reload(),
       (r) => (r.accepted ? 200 : 422),
     );
+}
+
+const OVERRIDE_FIELDS = ['kind', 'policy', 'network', 'domain', 'client', 'for', 'until', 'reason', 'approvedBy'] as const;
+
+/**
+ * POST /api/admin/overrides with `{ "kind": "disable"|"allow"|"deny", … }` (the fields of the CLI's
+ * options, and `by`: who asks): 201 once it is durable (the file, or Redis), 400/422 when not.
+ */
+async function addOverride(backend: AdminBackend, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!backend.overrides) return send(res, 409, { error: 'no runtime overrides in this process' });
+  let body: Record<string, unknown>;
+  try {
+    body = await jsonBody(req);
+  } catch (err) {
+    return send(res, 400, { error: (err as Error).message });
+  }
+  for (const [k, v] of Object.entries(body)) {
+    if (k !== 'by' && !(OVERRIDE_FIELDS as readonly string[]).includes(k)) return send(res, 400, { error: `${k}: not a field of an override (known: ${OVERRIDE_FIELDS.join(', ')}, by)` });
+    if (typeof v !== 'string') return send(res, 400, { error: `${k}: expected a string` });
+  }
+  const kind = body.kind;
+  if (kind !== 'disable' && kind !== 'allow' && kind !== 'deny') return send(res, 400, { error: 'kind: expected one of disable, allow, deny' });
+  const request: OverrideRequest = { ...(body as Record<string, string>), kind };
+  const by = typeof body.by === 'string' && body.by !== '' ? `${body.by} (admin API)` : 'admin API';
+  return act(
+    res,
+    () => backend.overrides!.add(request, by),
+    (r) => ('error' in r ? (r.usage ? 400 : 422) : 201),
+  );
+}
+
+/** DELETE /api/admin/overrides/<id>[?reason=…]: ends a disable early, or removes an entry. */
+async function removeOverride(backend: AdminBackend, id: string, q: Record<string, string>, res: ServerResponse): Promise<void> {
+  if (!backend.overrides) return send(res, 409, { error: 'no runtime overrides in this process' });
+  return act(
+    res,
+    () => backend.overrides!.remove([id], q.reason, q.by ? `${q.by} (admin API)` : 'admin API'),
+    (r) => (r.unknown.length > 0 ? 404 : 200),
+  );
 }
 
 /** GET /api/query?name=…[&type=A][&client=127.0.0.1]: one query through the pipeline, not logged (admin only). */

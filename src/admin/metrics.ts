@@ -320,6 +320,18 @@ export class QueryMetrics {
       },
       ['policy'],
     );
+    // `sluice disable`: one series per disable in force, "*" for all policies or all networks.
+    gauge(
+      'sluice_blocking_disabled_until_timestamp_seconds',
+      'When a runtime disable (`sluice disable`) in force ends, as a Unix time, per policy and network ("*": all); absent when blocking is not disabled.',
+      (g) => {
+        g.reset();
+        const now = src.now();
+        for (const d of res().ruleSet.engine.overrides.disables) if (now < d.until) g.set({ policy: d.policy ?? '*', network: d.network ?? '*' }, d.until / 1000);
+      },
+      ['policy', 'network'],
+      'max',
+    );
     // With several workers each has its own connection: the instance is up only if all are (min),
     // and out of step as much as its worst worker (max).
     gauge(

@@ -1,5 +1,6 @@
 // `sluice check DOMAIN`: the decision the running config makes for a name, and why — network,
 // profile, list, the exact rule with its file and line, or the allow entry that let it through.
+import { DENY_LIST, disabledText } from '../policy/overrides.js';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { isIP } from 'node:net';
@@ -31,6 +32,8 @@ export interface CheckResult {
   exception?: ExceptionRef;
   outsideSchedule?: PolicyRef;
   wouldBlock?: WouldBlock;
+  /** A runtime override decided it: `sluice disable`, `allow` or `deny` (see `sluice overrides`). */
+  override?: string;
   answer?: string;
   /** The policy version decided under (config, list files and shared edits). */
   policyVersion?: string;
@@ -81,7 +84,7 @@ function describe(r: LoadedRules, edits: RuntimeEdits, domain: string, type: num
       ...(d.policy ? { policy: d.policy } : {}),
       list: d.list,
       rule: d.rule,
-      ruleSource: ruleSource(r, d.list, d.rule, edits),
+      ...(d.list === DENY_LIST ? { override: d.reason.replace(/^sluice: /, '') } : { ruleSource: ruleSource(r, d.list, d.rule, edits) }),
       answer: mode === 'nxdomain' ? `NXDOMAIN, TTL ${d.response.ttl}` : mode === 'refused' ? 'REFUSED' : `${mode} answer, TTL ${d.response.ttl}`,
     };
   }
@@ -89,6 +92,12 @@ function describe(r: LoadedRules, edits: RuntimeEdits, domain: string, type: num
   if (d.exception) res.exception = d.exception;
   if (d.outsideSchedule) res.outsideSchedule = d.outsideSchedule;
   if (d.wouldBlock) res.wouldBlock = d.wouldBlock;
+  if (d.disabled)
+    res.override = disabledText(d.disabled.by, `would block: ${d.disabled.policy ? `policy ${d.disabled.policy.id}, ` : ''}list ${d.disabled.list}, rule ${d.disabled.rule}`).replace(/^sluice: /, '');
+  if (d.allowEntry) {
+    const a = d.allowEntry.by;
+    res.override = `allow entry ${a.id} for ${a.scope} (${a.reason}${a.approvedBy ? `, approved by ${a.approvedBy}` : ''}${a.until !== undefined ? `, until ${new Date(a.until).toISOString()}` : ''}), beating list ${d.allowEntry.list}, rule ${d.allowEntry.rule}`;
+  }
   if (d.allowRule) {
     res.allowRule = d.allowRule;
     res.allowSource = allowSource(r, network.profile.name, d.allowRule);
@@ -98,6 +107,7 @@ function describe(r: LoadedRules, edits: RuntimeEdits, domain: string, type: num
 }
 
 function why(x: CheckResult): string {
+  if (x.override) return x.override;
   if (x.ruleSource) return x.ruleSource;
   if (x.allowRule) return `allow ${x.allowRule} (${x.allowSource ?? 'config'})`;
   if (x.exception) return `exception: ${x.exception.reason}`;
@@ -177,6 +187,7 @@ export function registerCheck(program: Command): void {
           ],
           ['schedule', x.outsideSchedule && `policy ${x.outsideSchedule.id} is outside its schedule now`],
           ['dry run', x.wouldBlock && `policy ${x.wouldBlock.policy.id} (dry-run) would block: list ${x.wouldBlock.list}, rule ${x.wouldBlock.rule}`],
+          ['override', x.override],
           ['answer', x.answer],
           ['version', versionText],
         ];

@@ -154,7 +154,9 @@ export function eventsCsv(events: QueryEvent[], header = true): string {
 function why(e: QueryEvent): string {
   const rule = e.rule !== null ? ` (rule ${e.rule})` : '';
   if (e.decision === 'blocked') return `${e.policy !== null ? `policy ${e.policy}, ` : ''}list ${e.list ?? '?'}${rule}`;
+  if (e.wouldBlock && e.exception) return `blocking disabled, would block: ${e.policy !== null ? `policy ${e.policy}, ` : ''}list ${e.list ?? '?'}${rule}`;
   if (e.wouldBlock) return `dry-run policy ${e.policy ?? '?'} would block: list ${e.list ?? '?'}${rule}`;
+  if (e.exception && e.list !== null) return `allow entry, beat: ${e.policy !== null ? `policy ${e.policy}, ` : ''}list ${e.list}${rule}`;
   if (e.exception) return `exception to policy ${e.policy ?? '?'}`;
   if (e.decision === 'refused') return e.network === null ? 'in no network' : 'refused';
   if (e.cache) return 'cache';
@@ -164,7 +166,7 @@ function why(e: QueryEvent): string {
 const TABLE_HEADERS = ['TIME (UTC)', 'NETWORK', 'CLIENT', 'TYPE', 'DECISION', 'NAME', 'WHY'];
 
 function tableRow(e: QueryEvent): string[] {
-  return [shortTime(e.time), e.network ?? '-', e.client, e.type, e.wouldBlock ? 'would-block' : e.decision, e.name, why(e)];
+  return [shortTime(e.time), e.network ?? '-', e.client, e.type, e.wouldBlock ? (e.exception ? 'disabled' : 'would-block') : e.decision, e.name, why(e)];
 }
 
 /**

@@ -25,6 +25,11 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
     };
   },
   report: async () => (await import('./report.js')).registerReport,
+  disable: async () => (await import('./overrides.js')).registerOverrides,
+  enable: async () => (await import('./overrides.js')).registerOverrides,
+  allow: async () => (await import('./overrides.js')).registerOverrides,
+  deny: async () => (await import('./overrides.js')).registerOverrides,
+  overrides: async () => (await import('./overrides.js')).registerOverrides,
   health: async () => (await import('./health.js')).registerHealth,
   cache: async () => (await import('./admin-verbs.js')).registerCache,
   reload: async () => (await import('./admin-verbs.js')).registerReload,
@@ -65,7 +70,8 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   program.hook('preAction', (_program, action) => {
     if (action.name() !== 'serve') exitQuietlyOnClosedPipe();
   });
-  for (const register of registers) register(program);
+  // One module may register several commands (disable, enable, allow, deny, overrides): once.
+  for (const register of new Set(registers)) register(program);
   program
     .command('help [command...]')
     .description('Help for a command or a subcommand, e.g. `sluice help lists add`.')

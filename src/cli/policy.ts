@@ -1,10 +1,14 @@
 // `sluice policy status`: every policy's lifecycle state, reference, exceptions and their expiry.
 import { Command, Option } from 'commander';
 import { policyStatus, type PolicyStatus } from '../policy/status.js';
+import { CompiledOverrides } from '../policy/overrides.js';
+import { readOverrides } from '../shared/override-store.js';
 import { loadForCli } from './config-file.js';
 import { EXIT, fail, printJson, printTable } from './output.js';
 
 export function describeState(s: PolicyStatus): string {
+  const off = s.disabled[0];
+  if (off) return `DISABLED until ${off.until.replace(/\.\d{3}Z$/, 'Z')}, ${off.scope} (${off.reason})`;
   switch (s.state) {
     case 'review-due':
       return `review due in ${s.reviewInDays} day${s.reviewInDays === 1 ? '' : 's'}`;
@@ -32,7 +36,16 @@ export function registerPolicy(program: Command): void {
       if (Number.isNaN(now)) return fail(`--at: "${opts.at}" is not a date`, EXIT.USAGE);
       const r = await loadForCli(cmd);
       if (!r) return;
-      const statuses = r.rules.engine.policies.map((p) => policyStatus(p, now));
+      // Shared mode: the disables in Redis too, as the instances enforce them.
+      let overrides: CompiledOverrides = r.rules.engine.overrides;
+      if (r.loaded.config.redis) {
+        try {
+          overrides = new CompiledOverrides(await readOverrides(r));
+        } catch (err) {
+          process.stderr.write(`warning: ${(err as Error).message}; runtime disables are not shown\n`);
+        }
+      }
+      const statuses = r.rules.engine.policies.map((p) => policyStatus(p, now, overrides));
       if (statuses.some((s) => s.state === 'review-overdue')) process.exitCode = EXIT.FAILED;
       if (opts.json) return printJson(statuses);
       if (statuses.length === 0) {

@@ -115,7 +115,11 @@ export class WorkersSource implements ObservabilitySource {
     return listStatuses(this.loaded);
   }
 
+  loadedRules(): LoadedRules {
+    return this.loaded;
+  }
+
   policies(): PolicyStatus[] {
-    return this.loaded.rules.engine.policies.map((p) => policyStatus(p, this.now()));
+    return this.loaded.rules.engine.policies.map((p) => policyStatus(p, this.now(), this.loaded.rules.engine.overrides));
   }
 }

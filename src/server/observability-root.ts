@@ -15,6 +15,7 @@ import type { LoadedRules } from '../rules/load.js';
 import { describeServing } from '../lists/list-loader.js';
 import type { LogOwner } from './log-owner.js';
 import { listenError } from './listen-error.js';
+import { overrideActions } from './override-actions.js';
 
 /** What the owner of the log knows besides the log: all the admin backend asks of it. */
 export interface ObservabilitySource {
@@ -26,6 +27,8 @@ export interface ObservabilitySource {
   policies(): PolicyStatus[];
   /** Cache flush, reload and query on the resolvers (the admin token's actions), when there are any. */
   actions?(): ResolverActions | undefined;
+  /** What this process loaded last: where runtime overrides are written (its state_dir, its Redis). */
+  loadedRules?(): LoadedRules;
 }
 
 export class ObservabilityRoot {
@@ -83,6 +86,15 @@ export class ObservabilityRoot {
       get actions() {
         return source.actions?.();
       },
+      overrides: source.loadedRules
+        ? overrideActions(
+            () => source.loadedRules!(),
+            async () => {
+              await source.actions?.()?.reload();
+            },
+            now,
+          )
+        : undefined,
     };
   }
 

@@ -75,8 +75,9 @@ export class Observability {
         return { ...shared, ok: shared.ok !== false };
       },
       lists: () => listStatuses(this.loaded),
-      policies: () => this.resolver().ruleSet.engine.policies.map((p) => policyStatus(p, this.now())),
+      policies: () => this.resolver().ruleSet.engine.policies.map((p) => policyStatus(p, this.now(), this.resolver().ruleSet.engine.overrides)),
       actions: () => this.actions,
+      loadedRules: () => this.loaded,
     };
   }
 

@@ -102,7 +102,11 @@ let shiftMs = 0;
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium, as .ci/run does) or set CHROMIUM_PATH`);
   upstream = await startFakeUpstream();
-  h = await startSluice({ config, lists: referenceLists, upstream: upstream.address, clock: () => Date.now() - shiftMs });
+  // A `sluice disable` of the trial on a network it does not cover: the traffic below is unchanged,
+  // and the policies panel shows it.
+  const disabled = { id: 'disable-0000beef', kind: 'disable', policy: 'wechat-trial', network: 'school', until: Date.now() + 86_400_000, reason: 'pilot paused', by: 'alice', created: Date.now() };
+  const files = { 'state/overrides/overrides.json': JSON.stringify({ overrides: [disabled] }) };
+  h = await startSluice({ config, lists: referenceLists, upstream: upstream.address, clock: () => Date.now() - shiftMs, files });
   for (const q of plan) {
     shiftMs = q.secondsAgo * 1000;
     const r = await resolve(h.udp, q.name, 'A', { localAddress: q.source });
@@ -176,6 +180,8 @@ describe('dashboard in headless Chromium', () => {
     expect(await text('#upstreams tbody td')).toBe(upstream.address);
     expect(await text('#panel-policies tr[data-policy=app-ban] .badge')).toBe('active');
     expect(await text('#panel-policies tr[data-policy=wechat-trial] td.num')).toBe(String(wouldBlock));
+    expect(await text('#panel-policies tr[data-policy=wechat-trial] .warn')).toMatch(/^disabled until \d{4}-\d\d-\d\d \d\d:\d\d UTC \(policy wechat-trial on network school\)$/);
+    expect(await page.locator('#panel-policies tr[data-policy=app-ban] .warn').count()).toBe(0);
   });
 
   it('filters the query log by network and by domain', async () => {

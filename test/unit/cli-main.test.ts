@@ -22,8 +22,31 @@ describe('the CLI loads only the command it runs', () => {
     const one = await buildProgram(argv('log', 'erase', '--client', '10.0.0.1'));
     expect(one.commands.map((c) => c.name())).toEqual(['log', 'help']);
     expect(one.commands[0]!.commands.map((c) => c.name())).toEqual(expect.arrayContaining(['query', 'erase', 'migrate']));
+    // disable, enable, allow, deny and overrides come from one module, registered once
+    expect((await buildProgram(argv('allow', 'x.example'))).commands.map((c) => c.name())).toEqual(['disable', 'enable', 'allow', 'deny', 'overrides', 'help']);
     const all = await buildProgram(argv('--help'));
-    expect(all.commands.map((c) => c.name())).toEqual(['serve', 'config', 'init', 'lists', 'check', 'policy', 'status', 'log', 'report', 'health', 'cache', 'reload', 'query', 'version', 'help']);
+    expect(all.commands.map((c) => c.name())).toEqual([
+      'serve',
+      'config',
+      'init',
+      'lists',
+      'check',
+      'policy',
+      'status',
+      'log',
+      'report',
+      'disable',
+      'enable',
+      'allow',
+      'deny',
+      'overrides',
+      'health',
+      'cache',
+      'reload',
+      'query',
+      'version',
+      'help',
+    ]);
   });
 });
 

@@ -226,7 +226,13 @@ function renderPolicies() {
       'tr',
       { dataset: { policy: p.id } },
       el('td', {}, el('div', {}, p.id), el('div', { class: 'muted small' }, p.title ?? '')),
-      el('td', {}, el('span', { class: `badge ${STATE_COLORS[p.state] ?? 'grey'}` }, p.state)),
+      el(
+        'td',
+        {},
+        el('span', { class: `badge ${STATE_COLORS[p.state] ?? 'grey'}` }, p.state),
+        // `sluice disable` in force: shown until it ends, with its scope and reason
+        ...(p.disabled ?? []).map((d) => el('div', { class: 'small warn', title: `${d.scope}: ${d.reason} (${d.by})` }, `disabled until ${d.until.slice(0, 16).replace('T', ' ')} UTC (${d.scope})`)),
+      ),
       el('td', {}, el('span', { class: `badge ${p.mode === 'dry-run' ? 'purple' : 'outline'}` }, p.mode)),
       el('td', { class: p.reviewInDays !== undefined && p.reviewInDays < 0 ? 'warn' : '' }, review),
       el('td', {}, `${active} active${expired ? `, ${expired} expired` : ''}`),
