@@ -1,6 +1,7 @@
 // What the admin server serves, independent of where it runs (a standalone server, or the primary
 // of several workers).
 import type { OverrideEntry, OverrideRequest } from '../policy/overrides.js';
+import type { ClientNames } from '../match/client-names.js';
 import type { LogReader } from '../querylog/log-reader.js';
 import type { EraseResult, StoreHealth } from '../querylog/store/store.js';
 
@@ -113,6 +114,8 @@ export interface AdminBackend {
   logStats(): { accepted: number; dropped: number };
   /** Cache flush, reload, query (admin token only); undefined where no resolver can be reached. */
   actions?: ResolverActions | undefined;
+  /** Names of client addresses (`client_names`), shown as `clientName` beside `client`. */
+  clientNames?: (() => ClientNames) | undefined;
   /** Runtime overrides (`sluice disable|allow|deny`): read by the viewer too, changed by the admin. */
   overrides?: OverrideActions | undefined;
 }

@@ -3,6 +3,7 @@
 // admin.metrics_public) needs a bearer token, compared in constant time: the admin token for
 // everything, a viewer or metrics token for what admin/access.ts lets it read. It never logs a token.
 import { isActive, type OverrideRequest } from '../policy/overrides.js';
+import { NO_CLIENT_NAMES } from '../match/client-names.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { TYPE } from '../dns/codes.js';
@@ -73,6 +74,7 @@ export async function handleAdmin(backend: AdminBackend, req: IncomingMessage, r
     return act(res, async () => ({ overrides: (await backend.overrides!.list()).map((e) => ({ ...e, active: isActive(e, now) })) }));
   }
   const now = backend.now();
+  const names = backend.clientNames?.() ?? NO_CLIENT_NAMES;
   try {
     switch (path) {
       case '/metrics': {
@@ -84,22 +86,22 @@ export async function handleAdmin(backend: AdminBackend, req: IncomingMessage, r
         const limit = Math.min(Math.max(Number(q.limit ?? 100) || 100, 1), 1000);
         const offset = Math.max(Number(q.offset ?? 0) || 0, 0);
         const [page, covers] = await Promise.all([backend.log.query(filter, limit, offset), backend.log.covers(filter)]);
-        return send(res, 200, { ...page, limit, offset, instance: backend.instance, covers });
+        return send(res, 200, { ...page, events: names.label(page.events), limit, offset, instance: backend.instance, covers });
       }
       case '/api/summary': {
         const filter = parseFilter({ since: '15m', ...q }, now);
         const [summary, covers] = await Promise.all([backend.log.summary(filter, { now }), backend.log.covers(filter)]);
-        return send(res, 200, { ...summary, log: backend.logStats(), instance: backend.instance, covers });
+        return send(res, 200, { ...summary, topBlockedClients: names.label(summary.topBlockedClients), log: backend.logStats(), instance: backend.instance, covers });
       }
       case '/api/report/devices': {
         const f = parseFilter(q, now);
         const [rows, covers] = await Promise.all([backend.log.devices(f), backend.log.covers(f)]);
-        return send(res, 200, { rows, covers });
+        return send(res, 200, { rows: names.label(rows), covers });
       }
       case '/api/report/bypass': {
         const f = parseFilter(q, now);
         const [rows, covers] = await Promise.all([backend.log.bypass({ ...f, ...(q.lists ? { lists: q.lists.split(',') } : {}) }), backend.log.covers(f)]);
-        return send(res, 200, { rows, covers });
+        return send(res, 200, { rows: names.label(rows), covers });
       }
       case '/api/report/trend': {
         const f = parseFilter(q, now);

@@ -8,6 +8,9 @@ import type { Covers } from '../querylog/store/store.js';
 import { parseFilter, type QueryFilter } from '../querylog/filter.js';
 import { LogSourceError, openLogSource, StoreLogSource, type LogSource, type SourceKind } from '../querylog/log-source.js';
 import { configPath } from './config-file.js';
+import { isIP } from 'node:net';
+import { ClientNames, NO_CLIENT_NAMES } from '../match/client-names.js';
+import { readClientNames } from '../config/client-names.js';
 import { closeAfterCommand, EXIT, fail, printJson, renderTable } from './output.js';
 
 export type Format = 'table' | 'json' | 'csv';
@@ -71,6 +74,21 @@ export interface OpenedLog {
   filter: QueryFilter;
   loaded: LoadedConfig;
   source: LogSource;
+  /** Names of client addresses (`client_names`), shown beside them. */
+  names: ClientNames;
+}
+
+/** `client_names` of the config; a hosts file that cannot be read is said on stderr, not fatal. */
+function namesFor(loaded: LoadedConfig): ClientNames {
+  const r = readClientNames(loaded);
+  for (const e of r.errors) process.stderr.write(`sluice: warning: ${e}\n`);
+  return r.names;
+}
+
+/** A client cell: the address (or token) and, when known, its name. */
+export function clientCell(client: string, names: ClientNames): string {
+  const n = names.name(client);
+  return n === undefined ? client : `${client} (${n})`;
 }
 
 /**
@@ -78,12 +96,21 @@ export interface OpenedLog {
  * the log source. Undefined (with the problem printed) when any of them fails.
  */
 export async function openLog(cmd: Command, filterOptions: FilterOptions, sourceOptions: SourceOptions): Promise<OpenedLog | undefined> {
-  const filter = filterFromOptions(filterOptions);
-  if (!filter) return undefined;
   const loaded = loadConfigForLog(cmd);
   if (!loaded) return undefined;
+  const names = namesFor(loaded);
+  // --client takes a name too, when it names exactly one address.
+  const given = filterOptions.client;
+  let options = filterOptions;
+  if (given !== undefined && isIP(given) === 0 && !given.startsWith('p:')) {
+    const addresses = names.addresses(given);
+    if (addresses.length > 1) return void fail(`--client: "${given}" names ${addresses.length} addresses (${addresses.join(', ')}): give one`, EXIT.USAGE);
+    if (addresses.length === 1) options = { ...filterOptions, client: addresses[0] };
+  }
+  const filter = filterFromOptions(options);
+  if (!filter) return undefined;
   const source = await openForCli(loaded, sourceOptions);
-  return source && { filter, loaded, source };
+  return source && { filter, loaded, source, names };
 }
 
 /** Filters from the command line; undefined (and a usage error printed) when one is malformed. */
@@ -143,10 +170,13 @@ const CSV_FIELDS = [
   'transport',
 ] as const;
 
-export function eventsCsv(events: QueryEvent[], header = true): string {
+/** The CSV of events; with names configured, a `clientName` column after `client`. */
+export function eventsCsv(events: QueryEvent[], header = true, names: ClientNames = NO_CLIENT_NAMES): string {
+  const named = names.size > 0;
+  const fields: string[] = named ? [...CSV_FIELDS.slice(0, 4), 'clientName', ...CSV_FIELDS.slice(4)] : [...CSV_FIELDS];
   const text = renderCsv(
-    [...CSV_FIELDS],
-    events.map((e) => CSV_FIELDS.map((k) => (k === 'time' ? isoTime(e.time) : e[k]))),
+    fields,
+    events.map((e) => fields.map((k) => (k === 'time' ? isoTime(e.time) : k === 'clientName' ? (names.name(e.client) ?? null) : e[k as (typeof CSV_FIELDS)[number]]))),
   );
   return header ? text : text.slice(text.indexOf('\r\n') + 2);
 }
@@ -156,7 +186,7 @@ function why(e: QueryEvent): string {
   if (e.decision === 'blocked') return `${e.policy !== null ? `policy ${e.policy}, ` : ''}list ${e.list ?? '?'}${rule}`;
   if (e.wouldBlock && e.exception) return `blocking disabled, would block: ${e.policy !== null ? `policy ${e.policy}, ` : ''}list ${e.list ?? '?'}${rule}`;
   if (e.wouldBlock) return `dry-run policy ${e.policy ?? '?'} would block: list ${e.list ?? '?'}${rule}`;
-  if (e.exception && e.list !== null) return `allow entry, beat: ${e.policy !== null ? `policy ${e.policy}, ` : ''}list ${e.list}${rule}`;
+  if (e.exception && e.list !== null) return `allow entry, over: ${e.policy !== null ? `policy ${e.policy}, ` : ''}list ${e.list}${rule}`;
   if (e.exception) return `exception to policy ${e.policy ?? '?'}`;
   if (e.decision === 'refused') return e.network === null ? 'in no network' : 'refused';
   if (e.cache) return 'cache';
@@ -165,8 +195,8 @@ function why(e: QueryEvent): string {
 
 const TABLE_HEADERS = ['TIME (UTC)', 'NETWORK', 'CLIENT', 'TYPE', 'DECISION', 'NAME', 'WHY'];
 
-function tableRow(e: QueryEvent): string[] {
-  return [shortTime(e.time), e.network ?? '-', e.client, e.type, e.wouldBlock ? (e.exception ? 'disabled' : 'would-block') : e.decision, e.name, why(e)];
+function tableRow(e: QueryEvent, names: ClientNames): string[] {
+  return [shortTime(e.time), e.network ?? '-', clientCell(e.client, names), e.type, e.wouldBlock ? (e.exception ? 'disabled' : 'would-block') : e.decision, e.name, why(e)];
 }
 
 /**
@@ -231,16 +261,23 @@ export function registerLog(program: Command): Command {
     .action(async (opts: LogOptions & { lines: number; follow?: boolean }, cmd: Command) => {
       const opened = await openLog(cmd, opts, opts);
       if (!opened) return;
-      const { filter, source } = opened;
+      const { filter, source, names } = opened;
       const page = await reading(() => source.query(filter, opts.lines));
       if (!page) return;
       const events = page.events.reverse();
       const format = formatOf(opts);
       const widths = startWidths();
       const print = (batch: QueryEvent[], first: boolean): void => {
-        if (format === 'json') process.stdout.write(batch.map((e) => JSON.stringify(e) + '\n').join(''));
-        else if (format === 'csv') process.stdout.write(eventsCsv(batch, first));
-        else process.stdout.write(renderRows(first ? [TABLE_HEADERS.slice(), ...batch.map(tableRow)] : batch.map(tableRow), widths));
+        const row = (e: QueryEvent) => tableRow(e, names);
+        if (format === 'json')
+          process.stdout.write(
+            names
+              .label(batch)
+              .map((e) => JSON.stringify(e) + '\n')
+              .join(''),
+          );
+        else if (format === 'csv') process.stdout.write(eventsCsv(batch, first, names));
+        else process.stdout.write(renderRows(first ? [TABLE_HEADERS.slice(), ...batch.map(row)] : batch.map(row), widths));
       };
       print(events, true);
       if (!opts.follow) return;
@@ -287,15 +324,20 @@ export function registerLog(program: Command): Command {
     .action(async (opts: LogOptions & { limit: number; offset: number }, cmd: Command) => {
       const opened = await openLog(cmd, opts, opts);
       if (!opened) return;
-      const { filter, source } = opened;
+      const { filter, source, names } = opened;
       const read = await reading(() => Promise.all([source.query(filter, opts.limit, opts.offset), source.covers(filter)]));
       if (!read) return;
       const [page, covers] = read;
       const format = formatOf(opts);
-      if (format === 'json') return printJson({ source: source.kind, total: page.total, offset: opts.offset, covers, events: page.events });
+      if (format === 'json') return printJson({ source: source.kind, total: page.total, offset: opts.offset, covers, events: names.label(page.events) });
       printCovers(covers, format);
-      if (format === 'csv') return void process.stdout.write(eventsCsv(page.events));
-      process.stdout.write(renderTable(TABLE_HEADERS, page.events.map(tableRow)));
+      if (format === 'csv') return void process.stdout.write(eventsCsv(page.events, true, names));
+      process.stdout.write(
+        renderTable(
+          TABLE_HEADERS,
+          page.events.map((e) => tableRow(e, names)),
+        ),
+      );
       if (page.total > page.events.length) {
         process.stdout.write(`(${page.events.length} of ${page.total} matching queries; use --limit and --offset for more)\n`);
       }

@@ -7,8 +7,9 @@ import { resolveLists } from '../lists/catalog.js';
 import { loadDomainsFromBytes } from '../lists/list-bytes.js';
 import type { DomainSet } from '../match/domain-set.js';
 import { renderCsv } from '../querylog/csv.js';
+import type { ClientNames } from '../match/client-names.js';
 import { BYPASS_LISTS } from '../querylog/reports.js';
-import { formatOf, formatOptions, isoTime, openLog, printCovers, reading, sourceOption, type FilterOptions, type SourceOptions } from './log.js';
+import { clientCell, formatOf, formatOptions, isoTime, openLog, printCovers, reading, sourceOption, type FilterOptions, type SourceOptions } from './log.js';
 import { printJson, printTable } from './output.js';
 
 interface ReportOptions extends FilterOptions, SourceOptions {
@@ -81,20 +82,20 @@ export function registerReport(program: Command): void {
     .action(async (opts: ReportOptions & { policy?: string }, cmd: Command) => {
       const opened = await openLog(cmd, { since: opts.since, until: opts.until, network: opts.network, policy: opts.policy, decision: 'blocked' }, opts);
       if (!opened) return;
-      const { filter, loaded, source } = opened;
+      const { filter, loaded, source, names } = opened;
       const read = await reading(() => Promise.all([source.devices(filter), source.covers(filter)]));
       if (!read) return;
       const [found, covers] = read;
       const apps = appNames(loaded);
-      const rows = found.map((r) => ({ ...r, app: apps.get(r.list) ?? null }));
+      const rows = names.label(found.map((r) => ({ ...r, app: apps.get(r.list) ?? null })));
       const format = formatOf(opts);
       if (format === 'json') return printJson({ covers, rows: rows.map((r) => ({ ...r, firstSeen: isoTime(r.firstSeen), lastSeen: isoTime(r.lastSeen) })) });
       printCovers(covers, format);
       if (format === 'csv') {
         return void process.stdout.write(
           renderCsv(
-            ['network', 'client', 'policy', 'list', 'app', 'count', 'firstSeen', 'lastSeen', 'names'],
-            rows.map((r) => [r.network, r.client, r.policy, r.list, r.app, r.count, isoTime(r.firstSeen), isoTime(r.lastSeen), r.names.join(' ')]),
+            withNameColumn(['network', 'client', 'policy', 'list', 'app', 'count', 'firstSeen', 'lastSeen', 'names'], names),
+            rows.map((r) => withName([r.network, r.client, r.policy, r.list, r.app, r.count, isoTime(r.firstSeen), isoTime(r.lastSeen), r.names.join(' ')], r, names)),
           ),
         );
       }
@@ -104,7 +105,7 @@ export function registerReport(program: Command): void {
       }
       printTable(
         ['NETWORK', 'CLIENT', 'POLICY', 'APP', 'COUNT', 'FIRST SEEN (UTC)', 'LAST SEEN (UTC)', 'NAMES'],
-        rows.map((r) => [r.network, r.client, r.policy, r.app ? `${r.app} (${r.list})` : r.list, r.count, shortTime(r.firstSeen), shortTime(r.lastSeen), some(r.names)]),
+        rows.map((r) => [r.network, clientCell(r.client, names), r.policy, r.app ? `${r.app} (${r.list})` : r.list, r.count, shortTime(r.firstSeen), shortTime(r.lastSeen), some(r.names)]),
       );
       const clients = new Set(rows.map((r) => `${r.network}\0${r.client}`)).size;
       process.stdout.write(`\n${clients} device${clients === 1 ? '' : 's'}, ${rows.reduce((n, r) => n + r.count, 0)} blocked queries\n`);
@@ -125,18 +126,19 @@ export function registerReport(program: Command): void {
     .action(async (opts: ReportOptions & { list: string[] }, cmd: Command) => {
       const opened = await openLog(cmd, { since: opts.since, until: opts.until, network: opts.network }, opts);
       if (!opened) return;
-      const { filter, loaded, source } = opened;
+      const { filter, loaded, source, names } = opened;
       const read = await reading(() => Promise.all([source.bypass({ ...filter, lists: opts.list, classify: bypassClassifier(loaded) }), source.covers(filter)]));
       if (!read) return;
-      const [rows, covers] = read;
+      const rows = names.label(read[0]);
+      const covers = read[1];
       const format = formatOf(opts);
       if (format === 'json') return printJson({ covers, rows: rows.map((r) => ({ ...r, firstSeen: isoTime(r.firstSeen), lastSeen: isoTime(r.lastSeen) })) });
       printCovers(covers, format);
       if (format === 'csv') {
         return void process.stdout.write(
           renderCsv(
-            ['network', 'client', 'list', 'count', 'blocked', 'firstSeen', 'lastSeen', 'endpoints'],
-            rows.map((r) => [r.network, r.client, r.list, r.count, r.blocked, isoTime(r.firstSeen), isoTime(r.lastSeen), r.endpoints.join(' ')]),
+            withNameColumn(['network', 'client', 'list', 'count', 'blocked', 'firstSeen', 'lastSeen', 'endpoints'], names),
+            rows.map((r) => withName([r.network, r.client, r.list, r.count, r.blocked, isoTime(r.firstSeen), isoTime(r.lastSeen), r.endpoints.join(' ')], r, names)),
           ),
         );
       }
@@ -146,7 +148,7 @@ export function registerReport(program: Command): void {
       }
       printTable(
         ['NETWORK', 'CLIENT', 'LIST', 'COUNT', 'BLOCKED', 'FIRST SEEN (UTC)', 'LAST SEEN (UTC)', 'ENDPOINTS'],
-        rows.map((r) => [r.network, r.client, r.list, r.count, r.blocked, shortTime(r.firstSeen), shortTime(r.lastSeen), some(r.endpoints)]),
+        rows.map((r) => [r.network, clientCell(r.client, names), r.list, r.count, r.blocked, shortTime(r.firstSeen), shortTime(r.lastSeen), some(r.endpoints)]),
       );
     });
 
@@ -190,4 +192,13 @@ export function registerReport(program: Command): void {
         );
       printCovers(covers, format);
     });
+}
+
+/** CSV columns: `clientName` after `client` when names are configured (else as before). */
+function withNameColumn(columns: string[], names: ClientNames): string[] {
+  return names.size > 0 ? [...columns.slice(0, 2), 'clientName', ...columns.slice(2)] : columns;
+}
+
+function withName<T>(cells: T[], row: { clientName?: string }, names: ClientNames): (T | string | null)[] {
+  return names.size > 0 ? [...cells.slice(0, 2), row.clientName ?? null, ...cells.slice(2)] : cells;
 }

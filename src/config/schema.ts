@@ -604,6 +604,21 @@ export const loggingSchema = z
   })
   .describe('Process log (pino JSON on stdout).');
 
+export const clientNamesSchema = z
+  .strictObject({
+    static: z
+      .record(ipAddress, z.string().regex(/^[^\s]{1,253}$/, 'a name without spaces'))
+      .default({})
+      .describe('Names of client addresses, e.g. `"10.20.0.15": comms-laptop-01`. They win over the hosts files.'),
+    hosts_files: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Files in /etc/hosts format (`10.20.0.15 comms-laptop-01 [aliases]`; the first name of a line is used), such as an export of the DHCP leases; relative to the config file, read at start and on every reload (and watched).',
+      ),
+  })
+  .describe('Names shown beside client addresses in `sluice log`, the reports, the admin API and the dashboard; never on a network that pseudonymises.');
+
 export const configSchema = z
   .strictObject({
     listeners: z.array(listenerSchema).min(1).describe('Where sluice answers.'),
@@ -639,6 +654,7 @@ export const configSchema = z
     dot: dotSchema.prefault({}),
     doh: dohSchema.prefault({}),
     ddr: ddrSchema.prefault({}),
+    client_names: clientNamesSchema.prefault({}),
     logging: loggingSchema.prefault({}),
     query_log: queryLogSchema.prefault({}),
     admin: adminSchema.prefault({}),

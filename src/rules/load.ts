@@ -15,6 +15,8 @@ import type { UpstreamAddress } from '../config/schema.js';
 import { ddrCertificateListener, firstDnsName } from '../dns/ddr.js';
 import { overridesFile } from '../config/paths.js';
 import { parseOverridesFile, type OverrideEntry } from '../policy/overrides.js';
+import { readClientNames } from '../config/client-names.js';
+import type { ClientNames } from '../match/client-names.js';
 import { systemResolvers } from '../upstream/system-resolvers.js';
 
 export class LoadError extends Error {
@@ -34,7 +36,9 @@ export interface LoadedRules {
   system: UpstreamAddress[];
   /** The first DNS name of the DoT/DoH certificate, read at this load: DDR's default resolver name. */
   certName: string | undefined;
-  /** The runtime overrides of `state_dir/overrides.json` (a standalone server's; shared ones are edits). */
+  /** Names of client addresses (`client_names`: the static map and the hosts files). */
+  clientNames: ClientNames;
+  /** The runtime overrides of `state_dir/overrides/overrides.json` (a standalone server's; shared ones are edits). */
   overrides: OverrideEntry[];
   /** Hash of the effective config and list contents (runtime edits are added by the caller). */
   version: string;
@@ -90,7 +94,20 @@ export async function loadRuleSet(configFile: string, logger: Logger, opts: Load
   const cert = readDdrCertificate(loaded, logger);
   const certName = firstDnsName(cert?.subjectAltName);
   const overrides = readOverrides(loaded);
-  const result: LoadedRules = { rules: new RuleSet(loaded.config, sets, system, loaded.baseDir, certName, overrides), loaded, lists, sets, system, certName, overrides, version: '' };
+  const names = readClientNames(loaded);
+  if (names.errors.length > 0) throw new LoadError(names.errors);
+  for (const w of names.warnings.slice(0, 20)) logger.warn(w, `${w.file}:${w.line}: ${w.message} (line skipped)`);
+  const result: LoadedRules = {
+    rules: new RuleSet(loaded.config, sets, system, loaded.baseDir, certName, overrides),
+    loaded,
+    lists,
+    sets,
+    system,
+    certName,
+    clientNames: names.names,
+    overrides,
+    version: '',
+  };
   warnAboutDdr(result, cert, logger);
   result.version = policyVersion(result);
   return result;

@@ -16,6 +16,7 @@ import { describeServing } from '../lists/list-loader.js';
 import type { LogOwner } from './log-owner.js';
 import { listenError } from './listen-error.js';
 import { overrideActions } from './override-actions.js';
+import { NO_CLIENT_NAMES } from '../match/client-names.js';
 
 /** What the owner of the log knows besides the log: all the admin backend asks of it. */
 export interface ObservabilitySource {
@@ -86,6 +87,7 @@ export class ObservabilityRoot {
       get actions() {
         return source.actions?.();
       },
+      clientNames: () => source.loadedRules?.().clientNames ?? NO_CLIENT_NAMES,
       overrides: source.loadedRules
         ? overrideActions(
             () => source.loadedRules!(),

@@ -7,6 +7,7 @@ import type { Logger } from '../logging/logger.js';
 import type { RequestContext, Transport } from '../pipeline/context.js';
 import { Resolver, type RuntimeHooks } from '../pipeline/resolver.js';
 import { LoadError, loadRuleSet, saveActivated, stateFilesToWatch, type LoadedRules } from '../rules/load.js';
+import { hostsFiles } from '../config/client-names.js';
 import { FileWatcher } from './file-watcher.js';
 import { policyState } from '../policy/policy.js';
 import { RemoteRefresher } from './remote-refresher.js';
@@ -259,7 +260,7 @@ export class SluiceServer {
   private afterLoad(loaded: LoadedRules): void {
     const { config } = loaded.loaded;
     if (config.watch) {
-      const files = [this.opts.configFile, ...[...loaded.lists.resolved.lists.values()].map((d) => d.file), ...stateFilesToWatch(loaded)];
+      const files = [this.opts.configFile, ...[...loaded.lists.resolved.lists.values()].map((d) => d.file), ...stateFilesToWatch(loaded), ...hostsFiles(loaded.loaded)];
       if (loaded.lists.resolved.catalog) files.push(loaded.lists.resolved.catalog.file);
       this.watcher.setFiles(files);
     } else {

@@ -42,6 +42,8 @@ admin:
   enabled: true
   port: 0
   token: ${TOKEN}
+client_names:
+  static: { "127.0.1.20": hr-laptop-07 }
 `).replace('block: [tiktok, wechat]', 'block: [wechat]');
 
 type Expected = 'allowed' | 'blocked' | 'refused';
@@ -198,7 +200,9 @@ describe('dashboard in headless Chromium', () => {
     await page.selectOption('#log-filters select[name=decision]', 'blocked');
     await expectLogTotal(tiktok.filter((q) => q.expected === 'blocked').length);
     expect(new Set(await column(6))).toEqual(new Set(['blocked']));
-    expect(new Set(await column(2))).toEqual(new Set(['127.0.0.1', '127.0.1.20']));
+    // the address, and under it the name that client_names gives it
+    expect(new Set((await column(2)).map((c) => c.replace(/hr-laptop-07$/, '')))).toEqual(new Set(['127.0.0.1', '127.0.1.20']));
+    expect(new Set(await page.locator('#panel-log tbody tr[data-decision] td.client .client-name').allTextContents())).toEqual(new Set(['hr-laptop-07']));
   });
 
   it('shows new queries within seconds (live updates)', async () => {

@@ -180,7 +180,7 @@ function renderSummary(s) {
     $('#panel-top-clients .body'),
     s.topBlockedClients.map((c) => ({
       label: c.client,
-      sub: `${c.network} · ${c.lists.join(', ')}`,
+      sub: `${c.clientName ? `${c.clientName} · ` : ''}${c.network} · ${c.lists.join(', ')}`,
       value: c.count,
       color: colorOf(c.network),
       onclick: () => setFilter({ client: c.client, decision: 'blocked' }),
@@ -326,7 +326,7 @@ function renderCompliance() {
       'tr',
       { dataset: { client: r.client, list: r.list, network: r.network } },
       el('td', { class: 'nowrap app' }, swatch(colorOf(r.list)), app, app !== r.list ? el('span', { class: 'muted' }, ` ${r.list}`) : null),
-      el('td', { class: 'nowrap client' }, r.client),
+      el('td', { class: 'nowrap client' }, r.client, clientName(r)),
       el('td', { class: 'nowrap net' }, swatch(colorOf(r.network)), r.network),
       el('td', { class: 'nowrap policy' }, r.policy),
       el('td', { class: 'num count', 'data-unit': ' blocked' }, formatCount(r.count)),
@@ -395,6 +395,9 @@ function renderNetworkOptions() {
   for (const n of [...state.networks].sort()) if (!have.has(n)) select.append(el('option', { value: n }, n));
 }
 
+/** The name `client_names` gives the client (the API adds `clientName`), under its address. */
+const clientName = (row) => (row.clientName ? el('div', { class: 'muted small client-name' }, row.clientName) : null);
+
 const rowKey = (e) => `${e.time}|${e.client}|${e.name}|${e.type}|${e.transport}`;
 
 function decisionCell(e) {
@@ -420,7 +423,7 @@ function renderLog(page, { flash = true } = {}) {
       'tr',
       { class: flash && state.seenRows && !state.seenRows.has(rowKey(e)) ? 'new' : undefined, dataset: { decision: e.decision } },
       el('td', { class: 'nowrap when', title: new Date(e.time).toISOString() }, time(e.time, { date: withDate, seconds: true })),
-      el('td', { class: 'client' }, e.client),
+      el('td', { class: 'client' }, e.client, clientName(e)),
       el('td', { class: 'net' }, e.network ? el('span', {}, swatch(colorOf(e.network)), e.network) : el('span', { class: 'muted' }, 'none')),
       el('td', { class: 'domain' }, e.name),
       el('td', { class: 'type' }, e.type),
