@@ -11,6 +11,7 @@ import { configPath } from './config-file.js';
 import { isIP } from 'node:net';
 import { ClientNames, NO_CLIENT_NAMES } from '../match/client-names.js';
 import { readClientNames } from '../config/client-names.js';
+import { ReverseNames } from '../upstream/reverse-names.js';
 import { closeAfterCommand, EXIT, fail, printJson, renderTable } from './output.js';
 
 export type Format = 'table' | 'json' | 'csv';
@@ -76,13 +77,18 @@ export interface OpenedLog {
   source: LogSource;
   /** Names of client addresses (`client_names`), shown beside them. */
   names: ClientNames;
+  /** With `client_names.reverse`: look these clients up before they are shown (bounded wait). */
+  lookUp(clients: Iterable<string>): Promise<void>;
 }
 
 /** `client_names` of the config; a hosts file that cannot be read is said on stderr, not fatal. */
-function namesFor(loaded: LoadedConfig): ClientNames {
+function namesFor(loaded: LoadedConfig): { names: ClientNames; lookUp: OpenedLog['lookUp'] } {
   const r = readClientNames(loaded);
   for (const e of r.errors) process.stderr.write(`sluice: warning: ${e}\n`);
-  return r.names;
+  if (!loaded.config.client_names.reverse) return { names: r.names, lookUp: () => Promise.resolve() };
+  const reverse = new ReverseNames(loaded.config, loaded.baseDir);
+  const names = r.names.withFallback((a) => reverse.name(a));
+  return { names, lookUp: (clients) => reverse.resolve([...clients].filter((c) => isIP(c) !== 0 && r.names.name(c) === undefined)) };
 }
 
 /** A client cell: the address (or token) and, when known, its name. */
@@ -98,7 +104,7 @@ export function clientCell(client: string, names: ClientNames): string {
 export async function openLog(cmd: Command, filterOptions: FilterOptions, sourceOptions: SourceOptions): Promise<OpenedLog | undefined> {
   const loaded = loadConfigForLog(cmd);
   if (!loaded) return undefined;
-  const names = namesFor(loaded);
+  const { names, lookUp } = namesFor(loaded);
   // --client takes a name too, when it names exactly one address.
   const given = filterOptions.client;
   let options = filterOptions;
@@ -110,7 +116,7 @@ export async function openLog(cmd: Command, filterOptions: FilterOptions, source
   const filter = filterFromOptions(options);
   if (!filter) return undefined;
   const source = await openForCli(loaded, sourceOptions);
-  return source && { filter, loaded, source, names };
+  return source && { filter, loaded, source, names, lookUp };
 }
 
 /** Filters from the command line; undefined (and a usage error printed) when one is malformed. */
@@ -264,6 +270,7 @@ export function registerLog(program: Command): Command {
       const { filter, source, names } = opened;
       const page = await reading(() => source.query(filter, opts.lines));
       if (!page) return;
+      await opened.lookUp(page.events.map((e) => e.client));
       const events = page.events.reverse();
       const format = formatOf(opts);
       const widths = startWidths();
@@ -328,6 +335,7 @@ export function registerLog(program: Command): Command {
       const read = await reading(() => Promise.all([source.query(filter, opts.limit, opts.offset), source.covers(filter)]));
       if (!read) return;
       const [page, covers] = read;
+      await opened.lookUp(page.events.map((e) => e.client));
       const format = formatOf(opts);
       if (format === 'json') return printJson({ source: source.kind, total: page.total, offset: opts.offset, covers, events: names.label(page.events) });
       printCovers(covers, format);

@@ -86,6 +86,7 @@ export function registerReport(program: Command): void {
       const read = await reading(() => Promise.all([source.devices(filter), source.covers(filter)]));
       if (!read) return;
       const [found, covers] = read;
+      await opened.lookUp(found.map((r) => r.client));
       const apps = appNames(loaded);
       const rows = names.label(found.map((r) => ({ ...r, app: apps.get(r.list) ?? null })));
       const format = formatOf(opts);
@@ -129,6 +130,7 @@ export function registerReport(program: Command): void {
       const { filter, loaded, source, names } = opened;
       const read = await reading(() => Promise.all([source.bypass({ ...filter, lists: opts.list, classify: bypassClassifier(loaded) }), source.covers(filter)]));
       if (!read) return;
+      await opened.lookUp(read[0].map((r) => r.client));
       const rows = names.label(read[0]);
       const covers = read[1];
       const format = formatOf(opts);

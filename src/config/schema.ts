@@ -616,6 +616,12 @@ export const clientNamesSchema = z
       .describe(
         'Files in /etc/hosts format (`10.20.0.15 comms-laptop-01 [aliases]`; the first name of a line is used), such as an export of the DHCP leases; relative to the config file, read at start and on every reload (and watched).',
       ),
+    reverse: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Name the other clients by a PTR lookup of their address, through the `upstreams.conditional` server whose zone covers the reverse name (e.g. `zone: 10.in-addr.arpa` served by the internal DNS): never through the default upstreams, never on the query path. Kept for an hour (five minutes when there is no name).',
+      ),
   })
   .describe('Names shown beside client addresses in `sluice log`, the reports, the admin API and the dashboard; never on a network that pseudonymises.');
 

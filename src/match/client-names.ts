@@ -51,19 +51,31 @@ export function parseHostsText(text: string): { names: Map<string, string>; prob
 export class ClientNames {
   private readonly known: Map<string, string>;
 
-  constructor(sources: Iterable<ReadonlyMap<string, string>> = []) {
+  /** `fallback` names what the sources do not (reverse DNS), when it knows. */
+  constructor(
+    sources: Iterable<ReadonlyMap<string, string>> = [],
+    private readonly fallback?: (address: string) => string | undefined,
+  ) {
     this.known = new Map();
     for (const source of sources) for (const [address, name] of source) if (!this.known.has(canonicalAddress(address))) this.known.set(canonicalAddress(address), name);
   }
 
+  /** Names known from the sources; with a fallback, any name may turn up, so never 0. */
   get size(): number {
-    return this.known.size;
+    return this.fallback ? Math.max(1, this.known.size) : this.known.size;
+  }
+
+  /** The same names, with `fallback` asked for the addresses they lack. */
+  withFallback(fallback: (address: string) => string | undefined): ClientNames {
+    const c = new ClientNames([], fallback);
+    for (const [a, n] of this.known) c.known.set(a, n);
+    return c;
   }
 
   /** The name of `client` (an address as events hold it), if any; never for a pseudonym token. */
   name(client: string): string | undefined {
     if (client.startsWith('p:')) return undefined;
-    return this.known.get(client) ?? (client.includes(':') ? this.known.get(canonicalAddress(client)) : undefined);
+    return this.known.get(client) ?? (client.includes(':') ? this.known.get(canonicalAddress(client)) : undefined) ?? this.fallback?.(client);
   }
 
   /** The addresses known by `name` (case-insensitive), for `--client NAME`. */

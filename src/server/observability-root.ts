@@ -16,7 +16,9 @@ import { describeServing } from '../lists/list-loader.js';
 import type { LogOwner } from './log-owner.js';
 import { listenError } from './listen-error.js';
 import { overrideActions } from './override-actions.js';
-import { NO_CLIENT_NAMES } from '../match/client-names.js';
+import { NO_CLIENT_NAMES, type ClientNames } from '../match/client-names.js';
+import { ReverseNames } from '../upstream/reverse-names.js';
+import type { Config } from '../config/schema.js';
 
 /** What the owner of the log knows besides the log: all the admin backend asks of it. */
 export interface ObservabilitySource {
@@ -34,6 +36,7 @@ export interface ObservabilitySource {
 
 export class ObservabilityRoot {
   private admin: AdminServer | undefined;
+  private reverse: { config: Config; names: ReverseNames } | undefined;
 
   constructor(
     readonly owner: LogOwner,
@@ -62,6 +65,15 @@ export class ObservabilityRoot {
     return this.admin.port;
   }
 
+  /** The names of `r` (client_names), with reverse lookups when it asks for them. */
+  private namesOf(r: LoadedRules): ClientNames {
+    const c = r.loaded.config;
+    if (!c.client_names.reverse) return r.clientNames;
+    if (this.reverse?.config !== c) this.reverse = { config: c, names: new ReverseNames(c, r.loaded.baseDir, this.now) };
+    const reverse = this.reverse.names;
+    return r.clientNames.withFallback((a) => reverse.name(a));
+  }
+
   private backend(token: string, credentials: CredentialTokens): AdminBackend {
     const { owner, source, now } = this;
     const startedAt = now();
@@ -87,7 +99,10 @@ export class ObservabilityRoot {
       get actions() {
         return source.actions?.();
       },
-      clientNames: () => source.loadedRules?.().clientNames ?? NO_CLIENT_NAMES,
+      clientNames: () => {
+        const r = source.loadedRules?.();
+        return r ? this.namesOf(r) : NO_CLIENT_NAMES;
+      },
       overrides: source.loadedRules
         ? overrideActions(
             () => source.loadedRules!(),

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RCODE, resolve } from '../helpers/dns-client.js';
+import { RCODE, TYPE, resolve } from '../helpers/dns-client.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { loggedEvents, referenceConfig, referenceLists, startSluice, type Harness } from '../helpers/sluice-harness.js';
 import { until } from '../helpers/until.js';
@@ -100,5 +100,55 @@ describe('client names', () => {
       return api.events.find((e) => e.client === '127.0.0.7')?.clientName === 'new-lease-07';
     };
     await until('the new lease to be read', named, 3000, 50);
+  });
+});
+
+describe('client names by reverse DNS', () => {
+  let internal: FakeUpstream;
+  let r: Harness;
+  beforeAll(async () => {
+    // The internal DNS, authoritative for the reverse zone of 127.0.0.0/24 as a conditional upstream.
+    internal = await startFakeUpstream();
+    internal.setHandler((q) =>
+      q.type === TYPE.PTR && q.name.toLowerCase() === '8.0.0.127.in-addr.arpa'
+        ? { answers: [{ name: q.name, type: TYPE.PTR, ttl: 300, data: 'printer-08.corp.example' }] }
+        : q.type === TYPE.PTR
+          ? { rcode: RCODE.NXDOMAIN }
+          : undefined,
+    );
+    const config = referenceConfig(`admin: { enabled: true, port: 0, token: "${TOKEN}" }
+client_names: { reverse: true, static: { "127.0.0.1": reception-pc } }
+`).replace('  total_timeout_ms: 1000\n', `  total_timeout_ms: 1000\n  conditional: [{ zone: 0.0.127.in-addr.arpa, servers: ["${internal.address}"] }]\n`);
+    r = await startSluice({ config, lists: referenceLists, upstream: upstream.address });
+    upstream.clearQueries();
+    for (const c of ['127.0.0.1', '127.0.0.8', '127.0.0.9', '127.0.1.9']) expect((await resolve(r.udp, 'www.tiktok.com', 'A', { localAddress: c })).rcode).toBe(RCODE.NXDOMAIN);
+    await loggedEvents(r);
+  });
+  afterAll(async () => {
+    await r?.stop();
+    await internal?.close();
+  });
+
+  it('names a client from the internal zone only, asks only the conditional upstream, and never the default one', async () => {
+    const out = await cli(r, 'log', 'query', '--domain', 'www.tiktok.com', '--json');
+    expect(out.err).toBe('');
+    const names = new Map((JSON.parse(out.out) as { events: { client: string; clientName?: string }[] }).events.map((e) => [e.client, e.clientName]));
+    expect(names.get('127.0.0.8')).toBe('printer-08.corp.example');
+    expect(names.get('127.0.0.1')).toBe('reception-pc');
+    expect(names.get('127.0.0.9')).toBeUndefined();
+    expect(names.get('127.0.1.9')).toBeUndefined();
+    // the static name is not looked up; 127.0.1.9 is outside the zone: asked nowhere
+    const asked = internal.queries.filter((q) => q.type === TYPE.PTR).map((q) => q.name.toLowerCase());
+    expect(new Set(asked)).toEqual(new Set(['8.0.0.127.in-addr.arpa', '9.0.0.127.in-addr.arpa']));
+    expect(upstream.queries.filter((q) => q.type === TYPE.PTR)).toEqual([]);
+    // the server looks up in the background: a later request has the name
+    const apiName = async () => {
+      const api = (await (await fetch(`http://127.0.0.1:${r.server.adminPort}/api/log?limit=50`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+        events: { client: string; clientName?: string }[];
+      };
+      return api.events.find((e) => e.client === '127.0.0.8')?.clientName === 'printer-08.corp.example';
+    };
+    await until('the server to name 127.0.0.8', apiName, 3000, 50);
+    expect(upstream.queries.filter((q) => q.type === TYPE.PTR)).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClientNames, parseHostsText } from '../../src/match/client-names.js';
+import { reverseName } from '../../src/upstream/reverse-names.js';
 
 describe('hosts files', () => {
   it('name each address by the first name of its first line, and report the lines they skip', () => {
@@ -39,5 +40,14 @@ describe('ClientNames', () => {
     ]);
     expect(rows[0]).toEqual({ client: '10.0.0.6', n: 1 });
     expect(new ClientNames().label(rows)).toBe(rows);
+  });
+});
+
+describe('reverse names', () => {
+  it('are in-addr.arpa for IPv4 (and IPv4-mapped) and nibbles under ip6.arpa for IPv6', () => {
+    expect(reverseName('10.1.2.3')).toBe('3.2.1.10.in-addr.arpa');
+    expect(reverseName('::ffff:10.1.2.3')).toBe('3.2.1.10.in-addr.arpa');
+    expect(reverseName('2001:db8::1')).toBe('1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa');
+    expect(reverseName('p:0123456789abcdef')).toBeUndefined();
   });
 });
