@@ -196,22 +196,26 @@ export class CompiledOverrides {
 
   /**
    * The allow or deny entry that decides `s` (a NameSuffixes of the query name) for this network
-   * and client now: a client's entry before a network's, and of two at the same level the newer.
+   * and client now: a client's entry before a network's; at the same level the entry for the more
+   * specific name, then the newer. Every entry covering the name is weighed, the query name's
+   * suffixes from the longest down (DomainSet.lookup's `resume`).
    */
   nameEntry(s: NameSuffixes, network: string, client: string | undefined, now: number): NameEntry | undefined {
-    const index = this.names.lookup(s);
-    if (index < 0) return undefined;
     let best: NameEntry | undefined;
-    let bestLevel = -1;
-    for (const r of this.rules.get(index)!) {
-      const e = r.entry;
-      if (!isActive(e, now)) continue;
-      if (e.network !== undefined && e.network !== network) continue;
-      if (r.clients && (client === undefined || !r.clients.lookup(client))) continue;
-      const level = r.clients ? 1 : 0;
-      if (level > bestLevel || (level === bestLevel && e.created >= best!.created)) {
-        best = e;
-        bestLevel = level;
+    let bestRank = -1;
+    for (let index = this.names.lookup(s); index >= 0; index = this.names.lookup(s, 2 * s.suffix + 1)) {
+      // Longer suffixes come first: of two at one level, the first found is the more specific.
+      const specificity = s.count - s.suffix;
+      for (const r of this.rules.get(index)!) {
+        const e = r.entry;
+        if (!isActive(e, now)) continue;
+        if (e.network !== undefined && e.network !== network) continue;
+        if (r.clients && (client === undefined || !r.clients.lookup(client))) continue;
+        const rank = (r.clients ? 1000 : 0) + specificity;
+        if (rank > bestRank || (rank === bestRank && e.created >= best!.created)) {
+          best = e;
+          bestRank = rank;
+        }
       }
     }
     return best;

@@ -196,7 +196,7 @@ export class PolicyEngine {
     const key = `${e.id}|${network.profile.name}`;
     let denied = this.denied.get(key);
     if (!denied) {
-      const labels = s.count - s.suffix;
+      const labels = e.domain.split('.').length;
       denied = { kind: 'blocked', profile: network.profile.name, list: DENY_LIST, rule: e.domain, ruleLabels: labels, reason: denyText(e), response: network.profile.response };
       this.denied.set(key, denied);
     }

@@ -93,8 +93,18 @@ describe('allow and deny entries', () => {
     // shared by every name under the entry, as a rule's decision is
     expect(decide(e, 'school', 'b.example.org', T, '172.16.0.1')).toBe(d);
     expect(decide(e, 'internal', 'a.example.org').kind).toBe('allowed');
-    // the client's allow of www.example.org is a more specific rule for that name: the deny does not apply
+    // the client's allow of www.example.org beats the network's deny of example.org
     expect(decide(e, 'school', 'www.example.org', T, '172.16.0.9').kind).toBe('allowed');
+    // and a client's entry beats a network's even for a less specific name; at one level the more specific wins
+    const levels = engine([
+      { ...base, id: 'net-deny', kind: 'deny', domain: 'cdn.example.org', network: 'school', created: T },
+      { ...base, id: 'cli-allow', kind: 'allow', domain: 'example.org', client: '172.16.0.9', created: T - 10 },
+      { ...base, id: 'net-allow', kind: 'allow', domain: 'www.tiktok.com', network: 'internal', created: T - 10 },
+      { ...base, id: 'net-deny2', kind: 'deny', domain: 'tiktok.com', network: 'internal', created: T },
+    ]);
+    expect(decide(levels, 'school', 'a.cdn.example.org', T, '172.16.0.9').kind).toBe('allowed');
+    expect(decide(levels, 'school', 'a.cdn.example.org', T, '172.16.0.1')).toMatchObject({ kind: 'blocked', list: DENY_LIST, rule: 'cdn.example.org', ruleLabels: 3 });
+    expect(decide(levels, 'internal', 'x.www.tiktok.com')).toMatchObject({ kind: 'allowed', allowEntry: { by: { id: 'net-allow' } } });
     const two = engine([
       { ...base, id: 'old', kind: 'allow', domain: 'tiktok.com', network: 'internal', created: T - 2 },
       { ...base, id: 'new', kind: 'deny', domain: 'tiktok.com', network: 'internal', created: T - 1 },
