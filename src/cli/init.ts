@@ -93,6 +93,11 @@ upstreams:
 query_log:
   store: { kind: sqlite, retention_days: 30, rollup_retention_days: 400 }
 
+# Device names beside addresses in the log and reports (never on a network that pseudonymises):
+# client_names:
+#   static: { "10.20.0.15": comms-laptop-01 }
+#   hosts_files: [leases.hosts]    # "10.20.0.16 hr-laptop-07" lines, e.g. a DHCP export
+
 # The admin API, /metrics and the dashboard. Token: $SLUICE_ADMIN_TOKEN, else state_dir/admin-token.
 admin:
   enabled: true
