@@ -9,7 +9,24 @@
 //    disk or a permission error at either step leaves the list as it was and no record. A crash
 //    between the record and the rename (or a failed rename, which is recorded as such) is the one
 //    case in which a record names a change that is not in the file.
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
@@ -134,7 +151,16 @@ const LOCK_WAIT_MS = 20_000;
 /** Run `fn` holding an exclusive lock on `file` (waits up to 20 s for another editor that is alive). */
 export async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
   try {
-    if (!existsSync(file)) writeFileSync(file, '', { flag: 'a' });
+    if (!existsSync(file)) {
+      writeFileSync(file, '', { flag: 'a' });
+      // Made by root (sudo sluice …) in a directory of the service user's: keep it theirs, or
+      // the server could no longer write it (the audit log, an overrides file), and the edit
+      // below would keep the owner of this empty file.
+      if (process.getuid?.() === 0) {
+        const dir = statSync(dirname(file));
+        if (dir.uid !== 0 || dir.gid !== 0) chownSync(file, dir.uid, dir.gid);
+      }
+    }
   } catch (err) {
     throw new WriteFailure(file, err);
   }

@@ -414,8 +414,9 @@ export class SluiceServer {
         if (JSON.stringify(rules.config.rpz) !== JSON.stringify(this.config.rpz)) log.warn('rpz zone changes (zones, listen, allow_transfer, notify, tsig) take effect at the next restart');
         this.loadedRules = loaded;
         this.applyRules(loaded);
+        // Only a changed logging.level: a logger given a level of its own (tests) keeps it.
+        if (rules.config.logging.level !== this.config.logging.level) log.level = rules.config.logging.level;
         this.config = rules.config;
-        log.level = rules.config.logging.level;
         this.afterLoad(loaded);
         this.observability.reconfigure(loaded);
         await saveActivated(loaded, log);

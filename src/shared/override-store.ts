@@ -4,7 +4,7 @@
 // (list-editor.ts: ahead of the file; in Redis, in the edit's own transaction), and the call
 // returns only once the change is durable.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { auditLogFile, overridesFile } from '../config/paths.js';
 import { appendAudit, currentUser, editFile, type AuditRecord } from '../lists/list-editor.js';
@@ -66,7 +66,7 @@ export async function changeOverrides(
   const record = { command, list: OVERRIDES_LIST, ...rest };
   if (!cfg) {
     const file = overridesFile(r.loaded.config, r.loaded.baseDir);
-    mkdirSync(dirname(file), { recursive: true });
+    makeDirLikeParent(dirname(file));
     const ids = new Set((change.remove ?? []).map((e) => e.id));
     await editFile(
       file,
@@ -101,5 +101,22 @@ export async function changeOverrides(
     throw new Error(describeRedisError(err, cfg, own));
   } finally {
     if (!redis) own.disconnect();
+  }
+}
+
+/**
+ * Create `dir` owned as its parent (state_dir) is: root running the CLI must not leave a directory
+ * the server's own user (`sluice`) cannot write into when the admin API changes an override.
+ * Files written there take the directory's owner (files/atomic-write.ts).
+ */
+function makeDirLikeParent(dir: string): void {
+  if (existsSync(dir)) return;
+  mkdirSync(dir, { recursive: true });
+  if (process.getuid?.() !== 0) return;
+  try {
+    const parent = statSync(dirname(dir));
+    if (parent.uid !== 0 || parent.gid !== 0) chownSync(dir, parent.uid, parent.gid);
+  } catch {
+    // the directory works for root; the server's API reports its own EACCES if it meets one
   }
 }

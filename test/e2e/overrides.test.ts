@@ -2,7 +2,7 @@
 // standalone one (the overrides file, picked up by its file watch) and two sharing a real
 // redis-server (the shared edit log). Real DNS on loopback, a fake upstream behind.
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RCODE, resolve, type DecodedResponse } from '../helpers/dns-client.js';
@@ -63,7 +63,12 @@ describe('runtime overrides on a standalone server', () => {
 
   it('a timed disable of a network lets its blocks through, says so in the EDE, the log and the metrics, and ends by itself', async () => {
     expect(await rcodeOf(h, 'www.tiktok.com', '127.0.0.1')).toBe(RCODE.NXDOMAIN);
+    // state_dir owned by the server's user (as systemd's StateDirectory= makes it), the CLI run as root
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) chownSync(join(h.dir, 'state'), 65534, 65534);
     const r = await cli(h, 'disable', '--network', 'internal', '--for', '3s', '--reason', 'login check, ticket 4711');
+    // the overrides directory and file it made belong to that user too, so the server can change them
+    if (asRoot) expect([statSync(join(h.dir, 'state', 'overrides')).uid, statSync(join(h.dir, 'state', 'overrides', 'overrides.json')).uid]).toEqual([65534, 65534]);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^blocking disabled: network internal until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(disable-[0-9a-f]{8}\)\n/);
