@@ -92,8 +92,7 @@ function describe(r: LoadedRules, edits: RuntimeEdits, domain: string, type: num
   if (d.exception) res.exception = d.exception;
   if (d.outsideSchedule) res.outsideSchedule = d.outsideSchedule;
   if (d.wouldBlock) res.wouldBlock = d.wouldBlock;
-  if (d.disabled)
-    res.override = disabledText(d.disabled.by, `would block: ${d.disabled.policy ? `policy ${d.disabled.policy.id}, ` : ''}list ${d.disabled.list}, rule ${d.disabled.rule}`).replace(/^sluice: /, '');
+  if (d.disabled) res.override = disabledText(d.disabled).replace(/^sluice: /, '');
   if (d.allowEntry) {
     const a = d.allowEntry.by;
     res.override = `allow entry ${a.id} for ${a.scope} (${a.reason}${a.approvedBy ? `, approved by ${a.approvedBy}` : ''}${a.until !== undefined ? `, until ${new Date(a.until).toISOString()}` : ''}), beating list ${d.allowEntry.list}, rule ${d.allowEntry.rule}`;

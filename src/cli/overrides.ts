@@ -4,7 +4,7 @@
 // (shared/override-store.ts): the overrides file, or the shared edit log in Redis.
 import { Command, Option } from 'commander';
 import { currentUser } from '../lists/list-editor.js';
-import { buildOverride, isActive, overrideScope, overrideSummary, type DisableEntry, type OverrideEntry, type OverrideRequest } from '../policy/overrides.js';
+import { buildOverride, isActive, isoSeconds, unknownScope, overrideScope, overrideSummary, type DisableEntry, type OverrideEntry, type OverrideRequest } from '../policy/overrides.js';
 import type { LoadedRules } from '../rules/load.js';
 import { changeOverrides, newOverrideId, overrideRedis, readOverrides, type OverrideChange } from '../shared/override-store.js';
 import { loadForCli } from './config-file.js';
@@ -12,10 +12,6 @@ import { EXIT, fail, printJson, printTable } from './output.js';
 import { confirmEdit } from './shared-edits.js';
 
 const json = () => new Option('--json', 'machine-readable output');
-
-function iso(t: number | undefined): string {
-  return t === undefined ? 'no end' : new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 /** The entry of a request, or undefined (said why: exit 2 for a malformed request, 1 refused). */
 function build(r: LoadedRules, req: OverrideRequest): OverrideEntry | undefined {
@@ -75,19 +71,6 @@ async function current(r: LoadedRules): Promise<OverrideEntry[] | undefined> {
   }
 }
 
-/** `enable`'s --policy and --network name configured ones. */
-function checkNames(r: LoadedRules, opts: { policy?: string; network?: string }): boolean {
-  const c = r.loaded.config;
-  const wrong =
-    opts.policy !== undefined && !(opts.policy in c.policies)
-      ? `--policy: no policy "${opts.policy}" in the config`
-      : opts.network !== undefined && !(opts.network in c.networks)
-        ? `--network: no network "${opts.network}" in the config`
-        : undefined;
-  if (wrong) fail(wrong, EXIT.USAGE);
-  return wrong === undefined;
-}
-
 export function registerOverrides(program: Command): void {
   program
     .command('disable')
@@ -117,7 +100,7 @@ export function registerOverrides(program: Command): void {
       const entry = r && build(r, { kind: 'disable', ...opts });
       if (!r || !entry) return;
       const change = await store(r, { add: entry }, { command: overrideSummary(entry), domains: [], reason: opts.reason });
-      if (change) await report(r, change, `blocking disabled: ${overrideScope(entry)} until ${iso(entry.until)} (${entry.id})`, entry, opts.json === true);
+      if (change) await report(r, change, `blocking disabled: ${overrideScope(entry)} until ${isoSeconds(entry.until)} (${entry.id})`, entry, opts.json === true);
     });
 
   program
@@ -130,7 +113,9 @@ export function registerOverrides(program: Command): void {
     .addHelpText('after', '\nExamples:\n  sluice enable\n  sluice enable --policy tiktok-ban --network comms')
     .action(async (opts: { policy?: string; network?: string; reason?: string; json?: boolean }, cmd: Command) => {
       const r = await loadForCli(cmd);
-      if (!r || !checkNames(r, opts)) return;
+      if (!r) return;
+      const unknown = unknownScope(opts, r.loaded.config);
+      if (unknown) return fail(unknown, EXIT.USAGE);
       const all = await current(r);
       if (!all) return;
       const now = Date.now();
@@ -179,7 +164,7 @@ export function registerOverrides(program: Command): void {
         if (!r || !entry || entry.kind === 'disable') return;
         const change = await store(r, { add: entry }, { command: overrideSummary(entry), domains: [entry.domain], reason: opts.reason });
         if (change)
-          await report(r, change, `${kind === 'allow' ? 'allowed' : 'denied'}: ${entry.domain} for ${overrideScope(entry)} until ${iso(entry.until)} (${entry.id})`, entry, opts.json === true);
+          await report(r, change, `${kind === 'allow' ? 'allowed' : 'denied'}: ${entry.domain} for ${overrideScope(entry)} until ${isoSeconds(entry.until)} (${entry.id})`, entry, opts.json === true);
       });
   }
 
@@ -207,7 +192,7 @@ export function registerOverrides(program: Command): void {
           e.kind,
           e.kind === 'disable' ? '-' : e.domain,
           overrideScope(e),
-          isActive(e, now) ? iso(e.until) : `ended ${iso(e.until)}`,
+          isActive(e, now) ? isoSeconds(e.until) : `ended ${isoSeconds(e.until)}`,
           e.kind !== 'disable' && e.approvedBy !== undefined ? `${e.by}, approved by ${e.approvedBy}` : e.by,
           e.reason,
         ]),

@@ -342,9 +342,7 @@ export class Resolver {
     const bytes = stale
       ? renderAnswer(answer, ctx.msg, ctx.query, 0, { ttl: rules.config.cache.stale_ttl, ede: { code: EDE.STALE_ANSWER, text: 'sluice: stale answer, upstreams unreachable' } })
       : d?.kind === 'allowed' && d.disabled !== undefined
-        ? renderAnswer(answer, ctx.msg, ctx.query, age, {
-            ede: { code: EDE.OTHER, text: disabledText(d.disabled.by, `would block: ${d.disabled.policy ? `policy ${d.disabled.policy.id}, ` : ''}list ${d.disabled.list}, rule ${d.disabled.rule}`) },
-          })
+        ? renderAnswer(answer, ctx.msg, ctx.query, age, { ede: { code: EDE.OTHER, text: disabledText(d.disabled) } })
         : renderAnswer(answer, ctx.msg, ctx.query, age);
     return this.finish(ctx, bytes, answer.rcode);
   }

@@ -157,6 +157,8 @@ export class CompiledOverrides {
   readonly disables: readonly DisableEntry[];
   /** Every allow/deny domain; the rule index leads to `rules`. */
   readonly names = new DomainSet();
+  /** Whether there are allow/deny entries at all: the engine looks names up only then. */
+  readonly hasNames: boolean;
   private readonly rules = new Map<number, NameRule[]>();
 
   constructor(entries: readonly OverrideEntry[]) {
@@ -170,6 +172,7 @@ export class CompiledOverrides {
       if (list) list.push(rule);
       else byDomain.set(e.domain, [rule]);
     }
+    this.hasNames = byDomain.size > 0;
     for (const domain of byDomain.keys()) this.names.add(domain);
     // A rule's number is what a lookup of the domain itself finds (the most specific rule).
     const s = new NameSuffixes();
@@ -235,15 +238,35 @@ export function allowRef(e: NameEntry): AllowRef {
   };
 }
 
-/** The EDE text of an answer that a disable let through (RFC 8914 allows it on any answer). */
-export function disabledText(d: DisableRef, would: string): string {
-  return `sluice: blocking disabled (${d.scope}) until ${new Date(d.until).toISOString()}: ${d.reason}; ${would}`;
+/** What a disable let through: the disable, and the list, rule and policy that would have blocked. */
+export interface DisabledNote {
+  by: DisableRef;
+  list: string;
+  rule: string;
+  policy?: { id: string };
+  /** The EDE text, once built (disabledText). */
+  text?: string;
+}
+
+/**
+ * The EDE text of an answer that a disable let through (RFC 8914 allows one on any answer), built
+ * once per note: a note the engine keeps per rule serves every answer under that rule.
+ */
+export function disabledText(n: DisabledNote): string {
+  return (n.text ??= `sluice: blocking disabled (${n.by.scope}) until ${new Date(n.by.until).toISOString()}: ${n.by.reason}; would block: ${n.policy ? `policy ${n.policy.id}, ` : ''}list ${n.list}, rule ${n.rule}`);
 }
 
 /** The EDE text of a deny entry's block. */
 export function denyText(e: NameEntry): string {
   const until = e.until !== undefined ? ` until ${new Date(e.until).toISOString()}` : '';
   return `sluice: blocked by a deny entry for ${overrideScope(e)}${until}: ${e.reason}`;
+}
+
+/** Why a --policy or --network names nothing in the config; undefined when both are known (or absent). */
+export function unknownScope(scope: { policy?: string | undefined; network?: string | undefined }, config: Config): string | undefined {
+  if (scope.policy !== undefined && !(scope.policy in config.policies)) return `--policy: no policy "${scope.policy}" in the config (known: ${Object.keys(config.policies).join(', ') || 'none'})`;
+  if (scope.network !== undefined && !(scope.network in config.networks)) return `--network: no network "${scope.network}" in the config (known: ${Object.keys(config.networks).join(', ')})`;
+  return undefined;
 }
 
 /** What `sluice disable|allow|deny` and POST /api/admin/overrides ask for. */
@@ -269,8 +292,8 @@ export type BuiltOverride = { entry: OverrideEntry } | { error: string; usage: b
 export function buildOverride(req: OverrideRequest, config: Config, at: { now: number; id: string; by: string; tz: string }): BuiltOverride {
   const usage = (error: string): BuiltOverride => ({ error, usage: true });
   if (!req.reason || req.reason.trim() === '') return usage('--reason is required: it is kept in the audit log');
-  if (req.policy !== undefined && !(req.policy in config.policies)) return usage(`--policy: no policy "${req.policy}" in the config (known: ${Object.keys(config.policies).join(', ') || 'none'})`);
-  if (req.network !== undefined && !(req.network in config.networks)) return usage(`--network: no network "${req.network}" in the config (known: ${Object.keys(config.networks).join(', ')})`);
+  const unknown = unknownScope(req, config);
+  if (unknown) return usage(unknown);
   if (req.for !== undefined && req.until !== undefined) return usage('give --for or --until, not both');
   let until: number | undefined;
   if (req.for !== undefined) {
@@ -311,7 +334,8 @@ export function buildOverride(req: OverrideRequest, config: Config, at: { now: n
   };
 }
 
-function isoSeconds(t: number | undefined): string {
+/** An override's end as people read it: `2027-01-31T23:00:00Z`, or `no end`. */
+export function isoSeconds(t: number | undefined): string {
   return t === undefined ? 'no end' : new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 

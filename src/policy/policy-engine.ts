@@ -16,7 +16,7 @@ import { parseRule } from '../lists/formats.js';
 import { BYPASS_LIST, bypassApplies } from '../config/bypass.js';
 import { DomainSet } from '../match/domain-set.js';
 import { NameSuffixes } from '../match/name-suffixes.js';
-import { allowRef, denyText, DENY_LIST, NO_OVERRIDES, type AllowRef, type CompiledOverrides, type DisableRef } from './overrides.js';
+import { allowRef, denyText, DENY_LIST, NO_OVERRIDES, type AllowRef, type CompiledOverrides, type DisabledNote, type DisableRef } from './overrides.js';
 import { boundaries, compilePolicy, exceptionActive, inSchedule, isInForce, type CompiledException, type CompiledPolicy } from './policy.js';
 
 export interface PolicyRef {
@@ -54,7 +54,7 @@ export type Decision =
       /** A dry-run policy that would have blocked. */
       wouldBlock?: WouldBlock;
       /** A runtime disable (`sluice disable`) let through what this would have blocked. */
-      disabled?: { by: DisableRef; list: string; rule: string; policy?: PolicyRef };
+      disabled?: DisabledNote & { policy?: PolicyRef };
       /** A runtime allow entry (`sluice allow`) let through what this would have blocked. */
       allowEntry?: { by: AllowRef; list: string; rule: string; policy?: PolicyRef };
     }
@@ -179,7 +179,7 @@ export class PolicyEngine {
     let d = this.evaluate(network, name, now);
     if (d.kind === 'blocked' && d.clientExceptions && client !== undefined) d = applyClientExceptions(d, client, now);
     // evaluate() left the name's suffixes in this.suffixes: one more lookup, only while entries exist.
-    if (this.overrides.names.size > 0) d = this.applyNameEntry(network, d, client, now);
+    if (this.overrides.hasNames) d = this.applyNameEntry(network, d, client, now);
     return d;
   }
 
@@ -268,9 +268,14 @@ export class PolicyEngine {
       const rule = list.set.lookup(s);
       if (rule < 0) continue;
       if (allowRule !== undefined) return { kind: 'allowed', profile: profile.name, allowRule, overriddenList: list.name };
-      if (applied.disabled) return { kind: 'allowed', profile: profile.name, disabled: { by: applied.disabled, list: list.name, rule: ruleText(s) } };
       const cache = applied.profileDecisions[i]!;
-      return cache.get(rule) ?? this.remember(cache, rule, blocked(profile, undefined, list.name, s));
+      // A disable lasts until an edge, which drops these decisions: kept per rule like a block.
+      const d = cache.get(rule);
+      if (d) return d;
+      const made = applied.disabled
+        ? { kind: 'allowed' as const, profile: profile.name, disabled: { by: applied.disabled, list: list.name, rule: ruleText(s) } }
+        : blocked(profile, undefined, list.name, s);
+      return this.remember(cache, rule, made);
     }
     let note: Partial<Extract<Decision, { kind: 'allowed' }>> | undefined;
     for (const np of applied.policies) {
