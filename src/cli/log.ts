@@ -2,7 +2,7 @@
 // API or, when it is not running, from the JSONL files (see querylog/log-source.ts).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, readConfigFile, type LoadedConfig } from '../config/load.js';
-import { renderCsv } from '../querylog/csv.js';
+import { renderCsv, type CsvCell } from '../querylog/csv.js';
 import type { QueryEvent } from '../querylog/event.js';
 import type { Covers } from '../querylog/store/store.js';
 import { parseFilter, type QueryFilter } from '../querylog/filter.js';
@@ -176,13 +176,26 @@ const CSV_FIELDS = [
   'transport',
 ] as const;
 
-/** The CSV of events; with names configured, a `clientName` column after `client`. */
+/**
+ * A CSV table whose `client` column is followed by `clientName` when names are configured (else
+ * the columns stay as they were, for the spreadsheets and scripts that read them).
+ */
+export function csvWithClientNames(headers: string[], rows: CsvCell[][], names: ClientNames): string {
+  const at = headers.indexOf('client');
+  if (!names.configured || at < 0) return renderCsv(headers, rows);
+  const insert = <T>(cells: T[], cell: T): T[] => [...cells.slice(0, at + 1), cell, ...cells.slice(at + 1)];
+  return renderCsv(
+    insert(headers, 'clientName'),
+    rows.map((r) => insert(r, names.name(String(r[at])) ?? null)),
+  );
+}
+
+/** The CSV of events (with a `clientName` column when names are configured). */
 export function eventsCsv(events: QueryEvent[], header = true, names: ClientNames = NO_CLIENT_NAMES): string {
-  const named = names.size > 0;
-  const fields: string[] = named ? [...CSV_FIELDS.slice(0, 4), 'clientName', ...CSV_FIELDS.slice(4)] : [...CSV_FIELDS];
-  const text = renderCsv(
-    fields,
-    events.map((e) => fields.map((k) => (k === 'time' ? isoTime(e.time) : k === 'clientName' ? (names.name(e.client) ?? null) : e[k as (typeof CSV_FIELDS)[number]]))),
+  const text = csvWithClientNames(
+    [...CSV_FIELDS],
+    events.map((e) => CSV_FIELDS.map((k) => (k === 'time' ? isoTime(e.time) : e[k]))),
+    names,
   );
   return header ? text : text.slice(text.indexOf('\r\n') + 2);
 }

@@ -7,9 +7,8 @@ import { resolveLists } from '../lists/catalog.js';
 import { loadDomainsFromBytes } from '../lists/list-bytes.js';
 import type { DomainSet } from '../match/domain-set.js';
 import { renderCsv } from '../querylog/csv.js';
-import type { ClientNames } from '../match/client-names.js';
 import { BYPASS_LISTS } from '../querylog/reports.js';
-import { clientCell, formatOf, formatOptions, isoTime, openLog, printCovers, reading, sourceOption, type FilterOptions, type SourceOptions } from './log.js';
+import { clientCell, csvWithClientNames, formatOf, formatOptions, isoTime, openLog, printCovers, reading, sourceOption, type FilterOptions, type SourceOptions } from './log.js';
 import { printJson, printTable } from './output.js';
 
 interface ReportOptions extends FilterOptions, SourceOptions {
@@ -94,9 +93,10 @@ export function registerReport(program: Command): void {
       printCovers(covers, format);
       if (format === 'csv') {
         return void process.stdout.write(
-          renderCsv(
-            withNameColumn(['network', 'client', 'policy', 'list', 'app', 'count', 'firstSeen', 'lastSeen', 'names'], names),
-            rows.map((r) => withName([r.network, r.client, r.policy, r.list, r.app, r.count, isoTime(r.firstSeen), isoTime(r.lastSeen), r.names.join(' ')], r, names)),
+          csvWithClientNames(
+            ['network', 'client', 'policy', 'list', 'app', 'count', 'firstSeen', 'lastSeen', 'names'],
+            rows.map((r) => [r.network, r.client, r.policy, r.list, r.app, r.count, isoTime(r.firstSeen), isoTime(r.lastSeen), r.names.join(' ')]),
+            names,
           ),
         );
       }
@@ -138,9 +138,10 @@ export function registerReport(program: Command): void {
       printCovers(covers, format);
       if (format === 'csv') {
         return void process.stdout.write(
-          renderCsv(
-            withNameColumn(['network', 'client', 'list', 'count', 'blocked', 'firstSeen', 'lastSeen', 'endpoints'], names),
-            rows.map((r) => withName([r.network, r.client, r.list, r.count, r.blocked, isoTime(r.firstSeen), isoTime(r.lastSeen), r.endpoints.join(' ')], r, names)),
+          csvWithClientNames(
+            ['network', 'client', 'list', 'count', 'blocked', 'firstSeen', 'lastSeen', 'endpoints'],
+            rows.map((r) => [r.network, r.client, r.list, r.count, r.blocked, isoTime(r.firstSeen), isoTime(r.lastSeen), r.endpoints.join(' ')]),
+            names,
           ),
         );
       }
@@ -194,13 +195,4 @@ export function registerReport(program: Command): void {
         );
       printCovers(covers, format);
     });
-}
-
-/** CSV columns: `clientName` after `client` when names are configured (else as before). */
-function withNameColumn(columns: string[], names: ClientNames): string[] {
-  return names.size > 0 ? [...columns.slice(0, 2), 'clientName', ...columns.slice(2)] : columns;
-}
-
-function withName<T>(cells: T[], row: { clientName?: string }, names: ClientNames): (T | string | null)[] {
-  return names.size > 0 ? [...cells.slice(0, 2), row.clientName ?? null, ...cells.slice(2)] : cells;
 }

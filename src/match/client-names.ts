@@ -60,9 +60,9 @@ export class ClientNames {
     for (const source of sources) for (const [address, name] of source) if (!this.known.has(canonicalAddress(address))) this.known.set(canonicalAddress(address), name);
   }
 
-  /** Names known from the sources; with a fallback, any name may turn up, so never 0. */
-  get size(): number {
-    return this.fallback ? Math.max(1, this.known.size) : this.known.size;
+  /** Whether any client can have a name: the sources name some, or a fallback (reverse DNS) may. */
+  get configured(): boolean {
+    return this.known.size > 0 || this.fallback !== undefined;
   }
 
   /** The same names, with `fallback` asked for the addresses they lack. */
@@ -86,7 +86,7 @@ export class ClientNames {
 
   /** Rows with `clientName` beside `client` where one is known (the rows are not changed). */
   label<T extends { client: string }>(rows: readonly T[]): (T & { clientName?: string })[] {
-    if (this.known.size === 0) return rows as T[];
+    if (!this.configured) return rows as T[];
     return rows.map((r) => {
       const n = this.name(r.client);
       return n === undefined ? r : { ...r, clientName: n };
