@@ -5,6 +5,7 @@
 // files, the list state, downloaded lists and the Redis snapshot alike.
 import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 const FS_REASONS: Record<string, string> = {
@@ -157,4 +158,26 @@ export async function createFile(file: string, text: string): Promise<void> {
 /** Write `data` to `file` atomically: temp file in the same directory, fsync, rename, fsync dir. Throws WriteFailure (the file unchanged). */
 export async function atomicWrite(file: string, data: string | Uint8Array): Promise<void> {
   await (await stageWrite(file, data)).commit();
+}
+
+/**
+ * Create `dir` owned as its parent is: root running the CLI (`sudo sluice disable`) must not leave
+ * a directory in state_dir that the server's own user cannot write into. Files made in it then
+ * take its owner (ownLikeDirectory).
+ */
+export function mkdirOwnedLikeParent(dir: string): void {
+  if (existsSync(dir)) return;
+  mkdirSync(dir, { recursive: true });
+  try {
+    ownLikeParentSync(dir);
+  } catch {
+    // the directory works for root; the server reports its own EACCES if it meets one
+  }
+}
+
+/** Run as root: give `path` its directory's owner when that is not root (a service user's state). */
+export function ownLikeParentSync(path: string): void {
+  if (process.getuid?.() !== 0) return;
+  const parent = statSync(dirname(path));
+  if (parent.uid !== 0 || parent.gid !== 0) chownSync(path, parent.uid, parent.gid);
 }

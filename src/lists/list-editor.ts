@@ -9,30 +9,13 @@
 //    disk or a permission error at either step leaves the list as it was and no record. A crash
 //    between the record and the rename (or a failed rename, which is recorded as such) is the one
 //    case in which a record names a change that is not in the file.
-import {
-  chownSync,
-  closeSync,
-  existsSync,
-  fstatSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readlinkSync,
-  readSync,
-  renameSync,
-  rmdirSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import { createRequire } from 'node:module';
 import type * as Lockfile from 'proper-lockfile';
-import { fsReason, stageWrite, tempWriterPid, WriteFailure } from '../files/atomic-write.js';
+import { fsReason, ownLikeParentSync, stageWrite, tempWriterPid, WriteFailure } from '../files/atomic-write.js';
 import { normaliseDomain, parseRule, type ListFormat } from './formats.js';
 
 function alive(pid: number): boolean {
@@ -156,10 +139,7 @@ export async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T
       // Made by root (sudo sluice …) in a directory of the service user's: keep it theirs, or
       // the server could no longer write it (the audit log, an overrides file), and the edit
       // below would keep the owner of this empty file.
-      if (process.getuid?.() === 0) {
-        const dir = statSync(dirname(file));
-        if (dir.uid !== 0 || dir.gid !== 0) chownSync(file, dir.uid, dir.gid);
-      }
+      ownLikeParentSync(file);
     }
   } catch (err) {
     throw new WriteFailure(file, err);

@@ -4,11 +4,11 @@
 // (list-editor.ts: ahead of the file; in Redis, in the edit's own transaction), and the call
 // returns only once the change is durable.
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { auditLogFile, overridesFile } from '../config/paths.js';
+import { mkdirOwnedLikeParent } from '../files/atomic-write.js';
 import { appendAudit, currentUser, editFile, type AuditRecord } from '../lists/list-editor.js';
-import { KEEP_ENDED_MS, overridesFileText, parseOverridesFile, type OverrideEntry } from '../policy/overrides.js';
+import { KEEP_ENDED_MS, overridesFileText, parseOverrideRule, parseOverridesFile, type OverrideEntry } from '../policy/overrides.js';
 import { OVERRIDES_LIST } from '../rules/edits.js';
 import { sharedOverrides } from '../rules/effective.js';
 import type { LoadedRules } from '../rules/load.js';
@@ -66,7 +66,7 @@ export async function changeOverrides(
   const record = { command, list: OVERRIDES_LIST, ...rest };
   if (!cfg) {
     const file = overridesFile(r.loaded.config, r.loaded.baseDir);
-    makeDirLikeParent(dirname(file));
+    mkdirOwnedLikeParent(dirname(file));
     const ids = new Set((change.remove ?? []).map((e) => e.id));
     await editFile(
       file,
@@ -86,7 +86,7 @@ export async function changeOverrides(
       // The log holds each entry as the JSON text it was added with: remove exactly that text.
       const held = (await withDeadline(readEdits(own, cfg.key_prefix), 3000)).lists[OVERRIDES_LIST]?.add ?? [];
       const ids = new Set(change.remove.map((e) => e.id));
-      const texts = held.filter((t) => ids.has((JSON.parse(t) as { id?: string }).id ?? ''));
+      const texts = held.filter((t) => ids.has(parseOverrideRule(t)?.id ?? ''));
       if (texts.length > 0) edit = await withDeadline(writeEdit(own, cfg.key_prefix, OVERRIDES_LIST, 'remove', texts, full, now), 5000);
     }
     if (change.add) edit = await withDeadline(writeEdit(own, cfg.key_prefix, OVERRIDES_LIST, 'add', [JSON.stringify(change.add)], full, now), 5000);
@@ -101,22 +101,5 @@ export async function changeOverrides(
     throw new Error(describeRedisError(err, cfg, own));
   } finally {
     if (!redis) own.disconnect();
-  }
-}
-
-/**
- * Create `dir` owned as its parent (state_dir) is: root running the CLI must not leave a directory
- * the server's own user (`sluice`) cannot write into when the admin API changes an override.
- * Files written there take the directory's owner (files/atomic-write.ts).
- */
-function makeDirLikeParent(dir: string): void {
-  if (existsSync(dir)) return;
-  mkdirSync(dir, { recursive: true });
-  if (process.getuid?.() !== 0) return;
-  try {
-    const parent = statSync(dirname(dir));
-    if (parent.uid !== 0 || parent.gid !== 0) chownSync(dir, parent.uid, parent.gid);
-  } catch {
-    // the directory works for root; the server's API reports its own EACCES if it meets one
   }
 }
