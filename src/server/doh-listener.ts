@@ -4,51 +4,37 @@
 // Limits: connections in total and per client address (counted before the TLS handshake), HTTP/2
 // streams per connection, an idle timeout, and the request size.
 //
-// HTTP/2 is served with node:http2's core API ('stream', respond(), end()): its compatibility API
-// (Http2ServerRequest/Response) builds two more objects and a dozen listeners per request and cost
-// about a third of the CPU of a DoH answer. HTTP/1.1 arrives through node:http as 'request'.
-import type http from 'node:http';
-import http2 from 'node:http2';
+// HTTP/2 is sluice's own (h2/connection.ts: node:http2 took most of the CPU of a DoH answer);
+// HTTP/1.1, which only clients without ALPN h2 use, is node:http's, on the same TLS server.
+import http from 'node:http';
 import type net from 'node:net';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import type { DohConfig } from '../config/schema.js';
 import type { ClientInfo, RequestContext } from '../pipeline/context.js';
 import { checkDohBody, dnsCacheMaxAge, DNS_MESSAGE, parseDohRequest, type DohParsed, type DohRoute } from './doh-request.js';
+import { H2Connection, H2Stream } from './h2/connection.js';
 import { InFlight } from './in-flight.js';
 import type { TlsCertificate } from './tls-certificate.js';
 import type { ListenerHooks, MessageHandler } from './udp.js';
 
 /** Where an answer goes: an HTTP/2 stream, or an HTTP/1.1 response. */
-type Reply = http2.ServerHttp2Stream | http.ServerResponse;
+type Reply = H2Stream | http.ServerResponse;
 
-/** The client of an HTTP/2 session, read once per connection rather than per stream. */
+/** The client of an HTTP/2 connection, read once per connection rather than per stream. */
 interface Peer {
   address: string;
   port: number;
 }
 
-/** Header objects of the bodiless error answers, built once (respond() and writeHead() copy them). */
-const ERROR_HEADERS = new Map<number, http2.OutgoingHttpHeaders>();
-function errorHeaders(status: number): http2.OutgoingHttpHeaders {
-  let h = ERROR_HEADERS.get(status);
-  if (!h) {
-    h = status === 405 ? { ':status': status, allow: 'GET, POST', 'content-length': 0 } : { ':status': status, 'content-length': 0 };
-    ERROR_HEADERS.set(status, h);
-  }
-  return h;
-}
 const H1_ERROR = { 'content-length': 0 };
 const H1_NOT_ALLOWED = { allow: 'GET, POST', 'content-length': 0 };
-const CONTINUE = { ':status': 100 };
-const END_STREAM: http2.ServerStreamResponseOptions = { endStream: true };
-/** A stream's 'error' (a reset, a broken session) needs a listener, or it would be thrown. */
-const ignoreError = (): void => {};
+const EMPTY = Buffer.alloc(0);
 
 export class DohListener {
-  private server: http2.Http2SecureServer | undefined;
+  private server: tls.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly perClient = new Map<string, number>();
-  private readonly peers = new WeakMap<http2.Http2Session, Peer>();
+  private readonly h2 = new Set<H2Connection>();
   private readonly inFlight = new InFlight();
   private route: DohRoute | undefined;
   private routeOf: DohConfig | undefined;
@@ -68,35 +54,21 @@ export class DohListener {
 
   start(): Promise<{ address: string; port: number }> {
     const s = this.settings();
-    const server = http2.createSecureServer({
-      ...this.certificate.options,
-      allowHTTP1: true,
-      ALPNProtocols: ['h2', 'http/1.1'],
-      settings: { maxConcurrentStreams: s.max_concurrent_streams },
-      handshakeTimeout: s.idle_timeout_ms,
-    });
+    const server = tls.createServer({ ...this.certificate.options, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: s.idle_timeout_ms });
     this.server = server;
-    // HTTP/2 sessions without a frame for this long are closed (GOAWAY); HTTP/1.1 connections below.
-    server.setTimeout(s.idle_timeout_ms);
+    // HTTP/1.1 through node:http, given the TLS socket as https.Server does.
+    const http1 = http.createServer((req, res) => this.onHttp1Request(req, res));
     server.on('connection', (sock: net.Socket) => this.onConnection(sock));
     server.on('secureConnection', (sock: tls.TLSSocket) => {
-      if (sock.alpnProtocol !== 'h2') sock.setTimeout(this.settings().idle_timeout_ms, () => sock.destroy());
+      const idle = this.settings().idle_timeout_ms;
+      if (sock.alpnProtocol === 'h2') {
+        this.onHttp2Connection(sock, idle);
+        return;
+      }
+      sock.setTimeout(idle, () => sock.destroy());
+      http1.emit('connection', sock);
     });
     server.on('tlsClientError', (_err, sock) => sock.destroy());
-    server.on('session', (session: http2.ServerHttp2Session) => {
-      // session.socket is a Proxy: read through it once per connection.
-      const sock = session.socket;
-      this.peers.set(session, { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 });
-    });
-    const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers);
-    server.on('stream', onStream);
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      // HTTP/2 streams are onStream's; only HTTP/1.1 requests are served here.
-      if (req.httpVersionMajor === 1) this.onHttp1Request(req, res);
-    });
-    // Adding a 'request' listener made node:http2 add its compatibility 'stream' listener, which
-    // would wrap every HTTP/2 stream in an Http2ServerRequest/Response pair: only onStream stays.
-    for (const l of server.listeners('stream')) if (l !== onStream) server.off('stream', l as (...args: unknown[]) => void);
     this.certificate.attach(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -108,6 +80,21 @@ export class DohListener {
         resolve({ address: a.address, port: a.port });
       });
     });
+  }
+
+  /** An HTTP/2 connection: requests come from its complete streams. */
+  private onHttp2Connection(sock: tls.TLSSocket, idleMs: number): void {
+    const s = this.settings();
+    const peer: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
+    const conn = new H2Connection(sock, {
+      maxStreams: s.max_concurrent_streams,
+      maxBody: s.max_request_bytes,
+      request: (stream) => this.onStream(stream, peer),
+    });
+    this.h2.add(conn);
+    sock.on('close', () => this.h2.delete(conn));
+    // Idle: GOAWAY, and the connection closes once its open requests are answered.
+    sock.setTimeout(idleMs, () => conn.shutdown());
   }
 
   /** Every TCP connection, before TLS: over a limit it is closed without a handshake. */
@@ -145,27 +132,23 @@ export class DohListener {
     return { address, port, transport: 'doh', listener: this.listener, listenerNetwork: this.listenerNetwork, pathNetwork };
   }
 
-  /** An HTTP/2 request. */
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on('error', ignoreError);
-    // As node:http2's compatibility layer did: 100-continue is answered, other expectations are not met.
-    const expectation = headers.expect;
-    if (expectation !== undefined) {
-      if (expectation !== '100-continue') {
-        this.fail(stream, 417);
-        return;
-      }
-      stream.additionalHeaders(CONTINUE);
-    }
-    const parsed = this.parse(headers[':method'], headers[':path'], headers['content-type'], headers['content-length']);
+  /** An HTTP/2 request, complete. */
+  private onStream(stream: H2Stream, peer: Peer): void {
+    const h = stream.head;
+    const parsed = this.parse(h.method, h.path, h.contentType, h.contentLength);
     if (!parsed.ok) {
       this.fail(stream, parsed.status);
       return;
     }
-    const peer = this.peers.get(stream.session!) ?? { address: '', port: 0 };
     const client = this.clientInfo(peer.address, peer.port, parsed.pathNetwork);
-    if (parsed.message) this.answer(parsed.message, client, stream);
-    else this.readBody(stream, client, stream);
+    if (parsed.message) {
+      this.answer(parsed.message, client, stream);
+      return;
+    }
+    const body = stream.body ?? EMPTY;
+    const status = checkDohBody(body, this.settings().max_request_bytes);
+    if (status !== undefined) this.fail(stream, status);
+    else this.answer(body, client, stream);
   }
 
   /** An HTTP/1.1 request (node:http's objects). */
@@ -180,8 +163,8 @@ export class DohListener {
     else this.readBody(req, client, res);
   }
 
-  /** A POST body, stopped as soon as it is longer than any message we accept. */
-  private readBody(body: NodeJS.ReadableStream, client: ClientInfo, reply: Reply): void {
+  /** An HTTP/1.1 POST body, stopped as soon as it is longer than any message we accept. */
+  private readBody(body: http.IncomingMessage, client: ClientInfo, reply: http.ServerResponse): void {
     const max = this.settings().max_request_bytes;
     let first: Buffer | undefined;
     let more: Buffer[] | undefined;
@@ -236,22 +219,16 @@ export class DohListener {
     if (bytes && bytes.length > 0) {
       if (!closed(reply)) {
         const maxAge = dnsCacheMaxAge(bytes);
-        const cacheControl = maxAge === undefined ? undefined : `max-age=${maxAge}`;
-        if ('respond' in reply) {
-          reply.respond(
-            cacheControl === undefined
-              ? { ':status': 200, 'content-type': DNS_MESSAGE, 'content-length': bytes.length }
-              : { ':status': 200, 'content-type': DNS_MESSAGE, 'content-length': bytes.length, 'cache-control': cacheControl },
-          );
-        } else {
+        if (reply instanceof H2Stream) reply.respondDns(bytes, maxAge);
+        else {
           reply.writeHead(
             200,
-            cacheControl === undefined
+            maxAge === undefined
               ? { 'content-type': DNS_MESSAGE, 'content-length': bytes.length }
-              : { 'content-type': DNS_MESSAGE, 'content-length': bytes.length, 'cache-control': cacheControl },
+              : { 'content-type': DNS_MESSAGE, 'content-length': bytes.length, 'cache-control': `max-age=${maxAge}` },
           );
+          reply.end(bytes);
         }
-        reply.end(bytes);
       }
     } else {
       // A message sluice does not answer (a response, garbage): not a DNS query.
@@ -262,9 +239,8 @@ export class DohListener {
 
   private fail(reply: Reply, status: number): void {
     if (closed(reply)) return;
-    if ('respond' in reply) {
-      reply.respond(errorHeaders(status), END_STREAM);
-    } else {
+    if (reply instanceof H2Stream) reply.respondStatus(status);
+    else {
       reply.writeHead(status, status === 405 ? H1_NOT_ALLOWED : H1_ERROR);
       reply.end();
     }
@@ -279,6 +255,7 @@ export class DohListener {
     if (!server) return;
     this.server = undefined;
     server.close();
+    for (const c of this.h2) c.shutdown();
     await this.inFlight.drain(timeoutMs);
     for (const s of this.sockets) s.destroy();
   }
@@ -286,6 +263,6 @@ export class DohListener {
 
 /** Answered already, or gone (reset by the client, connection closed): nothing more to send. */
 function closed(reply: Reply): boolean {
-  if ('respond' in reply) return reply.headersSent || reply.destroyed || reply.closed;
+  if (reply instanceof H2Stream) return reply.closed;
   return reply.headersSent || reply.destroyed;
 }

@@ -1,5 +1,5 @@
-// The DoH listener (src/server/doh-listener.ts) with a stand-in pipeline: HTTP/2 through the core
-// API only (no compatibility objects), HTTP/1.1 through node:http, answers and statuses the same
+// The DoH listener (src/server/doh-listener.ts) with a stand-in pipeline: HTTP/2 through sluice's
+// own connection (h2/connection.ts) to node:http2's client, HTTP/1.1 through node:http, answers and statuses the same
 // on both, a POST body in several DATA frames, and a client that resets its stream before a slow
 // answer is ready (nothing is sent, nothing is thrown, the query is still counted).
 import { execFileSync } from 'node:child_process';
@@ -140,11 +140,18 @@ const query = (name: string) => encodeQuery(name, 'A', { id: 0 });
 const get = (name: string, path = '/dns-query') => ({ ':method': 'GET', ':path': `${path}?dns=${query(name).toString('base64url')}` });
 
 describe('DohListener', () => {
-  it('serves HTTP/2 streams through the core API alone: no compatibility request and response objects', () => {
-    // A 'request' listener (for HTTP/1.1) makes node:http2 add its compatibility 'stream' listener.
-    const server = listener['server']!;
-    expect(server.listeners('stream')).toHaveLength(1);
-    expect(server.listeners('request')).toHaveLength(1);
+  it('announces the configured stream limit and no server push to an HTTP/2 client', async () => {
+    // Asked before the connection is up: the server's SETTINGS frame is still to come.
+    const settings = await withSession((s) => new Promise<http2.Settings>((resolve) => s.once('remoteSettings', resolve)));
+    expect(settings.maxConcurrentStreams).toBe(dohSchema.parse({}).max_concurrent_streams);
+    expect(settings.enablePush).toBe(false);
+  });
+
+  it('answers many HTTP/2 requests on one connection, whatever the client keeps in its header table', async () => {
+    // nghttp2 indexes repeated headers in the HPACK dynamic table: every answer needs the table in step.
+    const names = Array.from({ length: 300 }, (_, i) => `n${i}.x${'x'.repeat(i % 50)}.test`);
+    const answers = await withSession((s) => Promise.all(names.map((n, i) => h2request(s, { ...get(n), 'x-request': `r${i % 7}`, 'user-agent': 'sluice-test' }))));
+    expect(answers.every((a, i) => a.status === 200 && a.body.equals(answerOf(query(names[i]!))))).toBe(true);
   });
 
   it('answers HTTP/2 GET and POST (a body in several DATA frames) with the DNS answer and its headers', async () => {
