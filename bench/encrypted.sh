@@ -6,7 +6,9 @@
 #      DoT listener (tls-port) and dnsdist's DoT and DoH frontends (addTLSLocal, addDOHLocal), for
 #      blocked names (sluice's list, Unbound's local-zones, a dnsdist SuffixMatchNode rule) and
 #      cached names (each server's cache, warmed first; dnsdist: its packet cache); the servers
-#      are pinned to CPU 1 and forward to the fake upstream as in `npm run bench`;
+#      are pinned to CPU 1 and forward to the fake upstream as in `npm run bench`; sluice twice:
+#      as configured by default (its SQLite query log on, the writer thread on the same core) and
+#      as `sluice-nolog` (every network at log level none), like the peers, which keep no log;
 #   2. forward: sluice answering over UDP and forwarding every query (unique names) to a DoT
 #      upstream (dnsdist addTLSLocal in front of the fake upstream, on the upstream's CPU), against
 #      the same sluice forwarding over plain UDP to the same dnsdist; saturation QPS and the p99
@@ -18,9 +20,10 @@
 #
 # Knobs (env): those of bench/run.sh (DUR RUNS LAT_DUR PRIME_DUR QUICK SERVER_CPUS PERF_CPUS
 # UP_CPUS STEAL_MAX OTHER_MAX QUIET_WAIT NO_INSTALL), and ENC_PARTS ("listeners forward idle")
-# ENC_SERVERS ("sluice unbound dnsdist") ENC_PORT_BASE (5620: ports 5620-5636) IDLE_CONNS (1000)
+# ENC_SERVERS ("sluice sluice-nolog unbound dnsdist") ENC_PORT_BASE (5620: ports 5620-5639) IDLE_CONNS (1000)
 # ENC_CLIENTS (4: dnsperf -c, one connection each) SLUICE_BIN (bin/sluice.js; another build's to
-# compare) OUT (results folder; default /tmp/sluice-bench/encrypted-<date>).
+# compare) OUT (results folder; default /tmp/sluice-bench/encrypted-<date>) NET_EXTRA (YAML added to
+# the loopback network of every sluice, e.g. ", log: { level: none }").
 set -uo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
@@ -35,7 +38,7 @@ PRIME_DUR=${PRIME_DUR:-2}
 STEAL_MAX=${STEAL_MAX:-5}
 OTHER_MAX=${OTHER_MAX:-10}
 ENC_PARTS=${ENC_PARTS:-listeners forward idle}
-ENC_SERVERS=${ENC_SERVERS:-sluice unbound dnsdist}
+ENC_SERVERS=${ENC_SERVERS:-sluice sluice-nolog unbound dnsdist}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 ENC_CLIENTS=${ENC_CLIENTS:-4}
 MISS_N=${MISS_N:-$((DUR * 250000))}
@@ -70,9 +73,11 @@ X_PLAIN=$((PB + 5)) X_DOT=$((PB + 6)) X_DOH=$((PB + 7))
 P_PLAIN=$((PB + 10)) P_DOT=$((PB + 11))
 F_UDP=$((PB + 12)) F_DOT=$((PB + 13))
 I_PLAIN=$((PB + 14)) I_DOT=$((PB + 15)) I_DOH=$((PB + 16))
+N_PLAIN=$((PB + 17)) N_DOT=$((PB + 18)) N_DOH=$((PB + 19))
 enc_port() {
   case $1:$2 in
     sluice:dot) echo "$S_DOT" ;; sluice:doh) echo "$S_DOH" ;; unbound:dot) echo "$U_DOT" ;;
+    sluice-nolog:dot) echo "$N_DOT" ;; sluice-nolog:doh) echo "$N_DOH" ;;
     dnsdist:dot) echo "$X_DOT" ;; dnsdist:doh) echo "$X_DOH" ;;
   esac
 }
@@ -97,7 +102,7 @@ done
 if [[ "$(dnsperf -h 2>&1)" != *"dot or doh"* ]]; then log "this dnsperf has no -m dot/doh (2.10 or later needed)"; exit 1; fi
 servers=()
 for s in $ENC_SERVERS; do
-  case $s in sluice) servers+=(sluice) ;; unbound | dnsdist)
+  case $s in sluice | sluice-nolog) servers+=("$s") ;; unbound | dnsdist)
     if command -v "$s" >/dev/null; then servers+=("$s"); else log "skipping $s: not installed"; fi ;;
   *) log "unknown server $s" ;; esac
 done
@@ -173,7 +178,7 @@ sluice_conf() {
 listeners:
   - { address: 127.0.0.1, port: $plain, protocols: [$protos]$extra }
 networks:
-  loopback: { cidrs: [127.0.0.0/8], profile: bench }
+  loopback: { cidrs: [127.0.0.0/8], profile: bench${NET_EXTRA:-} }
 profiles:
   bench: { block: [bench], block_response: { mode: "null" } }
 lists:
@@ -287,6 +292,12 @@ if [[ " $ENC_PARTS " == *" listeners "* ]]; then
         if ! start_sluice sluice-enc "$S_PLAIN" "$S_DOT" "$S_DOH" "\"127.0.0.1:$UP_PORT\""; then
           log "sluice: $NA_REASON"
           for m in dot doh; do for k in blocked cached; do na_row sluice "$m" "$k" "$NA_REASON" >>"$OUT/encrypted.tsv"; done; done
+          continue
+        fi ;;
+      sluice-nolog)
+        if ! NET_EXTRA=', log: { level: none }' start_sluice sluice-enc-nolog "$N_PLAIN" "$N_DOT" "$N_DOH" "\"127.0.0.1:$UP_PORT\""; then
+          log "sluice-nolog: $NA_REASON"
+          for m in dot doh; do for k in blocked cached; do na_row sluice-nolog "$m" "$k" "$NA_REASON" >>"$OUT/encrypted.tsv"; done; done
           continue
         fi ;;
       unbound)
