@@ -155,12 +155,34 @@ function subtree(m: ShapeTree, k: unknown): ShapeTree {
   return n;
 }
 
-/** The innermost level of the tree for these fields: rule → shape id. */
-function ruleLevel(tree: ShapeTree, s: Shape | QueryEvent): Map<string | null, number> {
+/**
+ * The shapes that differ only by their rule (as many as a list has rules), and what the writer
+ * counts them under: kept once here rather than in a map per shape id, since a list of 100,000
+ * rules makes 100,000 shapes.
+ */
+interface RuleLevel {
+  /** Rule → shape id. */
+  readonly ids: Map<string | null, number>;
+  /** The first (lowest) shape id of the level: the one the series count under (see seriesShape). */
+  series: number;
+  /** The rollup class of the level's events (Aggregates), once known. */
+  cls: RollupClassId | undefined;
+}
+
+/** The innermost level of the tree for these fields. */
+function ruleLevel(tree: ShapeTree, s: Shape | QueryEvent): RuleLevel {
   const flags = (s.wouldBlock ? 1 : 0) | (s.exception ? 2 : 0) | (s.cache ? 4 : 0);
   let m = subtree(subtree(subtree(subtree(subtree(tree, s.instance), s.network), s.profile), s.decision), s.policy);
-  m = subtree(subtree(subtree(subtree(subtree(subtree(m, s.list), s.type), s.rcode), s.upstream), s.transport), flags);
-  return m as Map<string | null, number>;
+  m = subtree(subtree(subtree(subtree(subtree(m, s.list), s.type), s.rcode), s.upstream), s.transport);
+  let level = m.get(flags) as RuleLevel | undefined;
+  if (level === undefined) m.set(flags, (level = { ids: new Map(), series: -1, cls: undefined }));
+  return level;
+}
+
+/** Add a shape id to its level; the first one added (ids are loaded in order) is the series'. */
+function addToLevel(level: RuleLevel, rule: string | null, id: number): void {
+  level.ids.set(rule, id);
+  if (level.series < 0) level.series = id;
 }
 
 const markOf = (e: QueryEvent): number | null => (e.decision === 'blocked' ? MARK_BLOCKED : e.wouldBlock ? MARK_WOULD_BLOCK : e.exception ? MARK_EXCEPTION : null);
@@ -215,8 +237,6 @@ export class SqliteStore implements QueryLogStore {
   private readonly aggregates = new Aggregates();
   private aggregateTimer: NodeJS.Timeout | undefined;
   private readonly clientIds = new Map<string, number>();
-  /** The shape whose series an event's shape counts in (see seriesShape). */
-  private readonly seriesShapes = new Map<number, number>();
   private spill: QueryEvent[][] = [];
   private spillHead = 0;
   private pendingEvents = 0;
@@ -232,6 +252,8 @@ export class SqliteStore implements QueryLogStore {
   private readonly st: ReturnType<SqliteStore['prepare']> | undefined;
   /** The columns of the rows waiting for a multi-row INSERT (see writeSlice). */
   private readonly rowArgs: unknown[] = new Array<unknown>(INSERT_ROWS * EVENT_COLUMNS).fill(null);
+  /** The rule level of each event of the slice being written, for the aggregates after commit. */
+  private readonly levelArgs: RuleLevel[] = [];
 
   constructor(
     readonly path: string,
@@ -298,7 +320,7 @@ export class SqliteStore implements QueryLogStore {
     for (const r of this.db.prepare('SELECT * FROM shapes').all() as (ShapeRow & { key: string })[]) {
       const shape = rowShape(r);
       this.shapesById.set(r.id, shape);
-      ruleLevel(this.shapeIds, shape).set(shape.rule, r.id);
+      addToLevel(ruleLevel(this.shapeIds, shape), shape.rule, r.id);
     }
   }
 
@@ -406,6 +428,8 @@ export class SqliteStore implements QueryLogStore {
     const st = this.st!;
     const savedLastId = this.lastId;
     const shapes = new Int32Array(events.length);
+    const levels = this.levelArgs;
+    levels.length = events.length;
     const clients = new Int32Array(events.length);
     // Rows with the next free id (the usual, in-order case) go INSERT_ROWS to a statement; `rows`
     // holds their columns until then. Those ids are past every id in the file (max(id) is read
@@ -424,7 +448,8 @@ export class SqliteStore implements QueryLogStore {
       if (max !== null && max > this.lastId) this.lastId = max;
       for (let i = 0; i < events.length; i++) {
         const e = events[i]!;
-        const shape = (shapes[i] = this.shapeId(e));
+        const level = (levels[i] = ruleLevel(this.shapeIds, e));
+        const shape = (shapes[i] = this.shapeId(level, e));
         const client = (clients[i] = this.dictId(this.clientIds, st.findClient, st.insertClient, e.client));
         const duration = Math.max(0, Math.round(e.durationMs * 1000));
         const mark = markOf(e);
@@ -469,7 +494,6 @@ export class SqliteStore implements QueryLogStore {
     } catch (err) {
       // The dictionaries may hold ids of rows the rollback removed.
       this.shapeIds.clear();
-      this.seriesShapes.clear();
       this.shapesById.clear();
       this.clientIds.clear();
       this.lastId = savedLastId;
@@ -479,8 +503,7 @@ export class SqliteStore implements QueryLogStore {
     // Only what committed is summed, so a slice that failed and is written again counts once.
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
-      const shape = this.shapesById.get(shapes[i]!)!;
-      this.aggregates.add(e.time, shapes[i]!, this.seriesShape(shapes[i]!, shape), shape, Math.max(0, Math.round(e.durationMs * 1000)), clients[i]!, e.client);
+      this.aggregates.add(e.time, levels[i]!, e, Math.max(0, Math.round(e.durationMs * 1000)), clients[i]!, e.client);
     }
     if (this.aggregates.size > AGGREGATE_KEYS) this.safeWriteAggregates();
   }
@@ -534,37 +557,28 @@ export class SqliteStore implements QueryLogStore {
     for (const rows of [past, late]) {
       for (const r of rows) {
         const shape = this.shape(r.shape);
-        this.aggregates.add(timeOf(r.id), r.shape, this.seriesShape(r.shape, shape), shape, r.duration, r.clientId, r.client);
+        this.aggregates.add(timeOf(r.id), ruleLevel(this.shapeIds, shape), shape, r.duration, r.clientId, r.client);
       }
     }
     this.writeAggregates();
   }
 
   /**
-   * The shape an event of shape `id` is counted under in the per-minute and per-hour series: the
-   * first (lowest) shape with the same fields but the rule. The series feed the dashboard, which
-   * never looks at rules, and a series row per rule made a list of 100,000 rules cost 100,000
-   * series rows a minute: upserting them took more than half of the writer's time.
+   * The shape id of an event, in its level. A level's series shape (RuleLevel.series) is the one
+   * its events count under in the per-minute and per-hour series: the series feed the dashboard,
+   * which never looks at rules, and a series row per rule made a list of 100,000 rules cost
+   * 100,000 series rows a minute: upserting them took more than half of the writer's time.
+   * A new shape is not kept in shapesById: readers load the shapes when they meet an id they
+   * do not know, and the writer needs only the level (a Shape per rule was ~130 bytes of heap each).
    */
-  private seriesShape(id: number, s: Shape): number {
-    let first = this.seriesShapes.get(id);
-    if (first === undefined) {
-      first = (ruleLevel(this.shapeIds, s).values().next().value as number | undefined) ?? id;
-      this.seriesShapes.set(id, first);
-    }
-    return first;
-  }
-
-  private shapeId(e: QueryEvent): number {
-    const rules = ruleLevel(this.shapeIds, e);
-    let id = rules.get(e.rule);
+  private shapeId(level: RuleLevel, e: QueryEvent): number {
+    let id = level.ids.get(e.rule);
     if (id === undefined) {
       const st = this.st!;
       const key = shapeKey(e);
       const r = st.insertShape.run(key, e.instance, e.network, e.profile, e.policy, e.list, e.rule, e.type, e.decision, +e.wouldBlock, +e.exception, +e.cache, e.upstream, e.rcode, e.transport);
       id = r.changes === 1 ? Number(r.lastInsertRowid) : (st.findShape.get(key) as number);
-      rules.set(e.rule, id);
-      this.shapesById.set(id, eventShape(e));
+      addToLevel(level, e.rule, id);
     }
     return id;
   }
@@ -1200,25 +1214,6 @@ function rowShape(r: ShapeRow): Shape {
   };
 }
 
-function eventShape(e: QueryEvent): Shape {
-  return {
-    instance: e.instance,
-    network: e.network,
-    profile: e.profile,
-    policy: e.policy,
-    list: e.list,
-    rule: e.rule,
-    type: e.type,
-    decision: e.decision,
-    wouldBlock: e.wouldBlock,
-    exception: e.exception,
-    cache: e.cache,
-    upstream: e.upstream,
-    rcode: e.rcode,
-    transport: e.transport,
-  };
-}
-
 interface SeriesCell {
   unit: number;
   shape: number;
@@ -1234,6 +1229,8 @@ interface RollupClass {
   list: string;
   decision: string;
 }
+/** A rollup class with its number (the rollup cells' key). */
+type RollupClassId = RollupClass & { id: number };
 
 interface RollupCell {
   day: number;
@@ -1254,18 +1251,17 @@ class Aggregates {
   /** Rollup cells by class and day (class id × 2^17 + day), then by client id: number keys, no key string per event. */
   readonly rollups = new Map<number, Map<number, RollupCell>>();
   private rollupCells = 0;
-  private readonly classes = new Map<string, RollupClass & { id: number }>();
-  private readonly classOfShape = new Map<number, RollupClass & { id: number }>();
+  private readonly classes = new Map<string, RollupClassId>();
 
   get size(): number {
     return this.rollupCells + this.minutes.size;
   }
 
-  /** `shape` is the event's shape row, `seriesShape` the one its series count under, `client` its client id and text. */
-  add(time: number, shapeId: number, seriesShape: number, shape: Shape, duration: number, clientId: number, client: string): void {
-    addSeries(this.minutes, Math.floor(time / MINUTE), seriesShape, duration);
-    addSeries(this.hours, Math.floor(time / HOUR), seriesShape, duration);
-    const cls = this.classOf(shapeId, shape);
+  /** `level` is the event's rule level, `shape` its fields (the event or its shape row), `client` its client id and text. */
+  add(time: number, level: RuleLevel, shape: Shape | QueryEvent, duration: number, clientId: number, client: string): void {
+    addSeries(this.minutes, Math.floor(time / MINUTE), level.series, duration);
+    addSeries(this.hours, Math.floor(time / HOUR), level.series, duration);
+    const cls = (level.cls ??= this.classOf(shape));
     const day = Math.floor(time / DAY_MS);
     const key = cls.id * 131_072 + day;
     let byClient = this.rollups.get(key);
@@ -1281,15 +1277,12 @@ class Aggregates {
     }
   }
 
-  private classOf(shapeId: number, s: Shape): RollupClass & { id: number } {
-    let c = this.classOfShape.get(shapeId);
-    if (!c) {
-      const decision = s.decision === 'allowed' && s.wouldBlock ? 'would-block' : s.decision;
-      const key = `${s.instance}\0${s.network}\0${s.policy}\0${s.list}\0${decision}`;
-      c = this.classes.get(key);
-      if (!c) this.classes.set(key, (c = { id: this.classes.size, instance: s.instance, network: s.network ?? '', policy: s.policy ?? '', list: s.list ?? '', decision }));
-      this.classOfShape.set(shapeId, c);
-    }
+  /** The rollup class of a level's fields: one object per class, whichever levels share it. */
+  private classOf(s: Shape | QueryEvent): RollupClassId {
+    const decision = s.decision === 'allowed' && s.wouldBlock ? 'would-block' : s.decision;
+    const key = `${s.instance}\0${s.network}\0${s.policy}\0${s.list}\0${decision}`;
+    let c = this.classes.get(key);
+    if (!c) this.classes.set(key, (c = { id: this.classes.size, instance: s.instance, network: s.network ?? '', policy: s.policy ?? '', list: s.list ?? '', decision }));
     return c;
   }
 
