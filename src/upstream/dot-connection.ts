@@ -16,11 +16,16 @@ class DotConnection {
   error: Error | undefined;
   /** The start of a message split across reads. */
   private rest: Buffer | undefined;
-  /** Writes are being gathered until the end of this event-loop turn. */
-  private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
+  /** Framed queries gathered in this turn of the event loop, written together at its end. */
+  private unsent: Buffer[] = [];
+  private unsentBytes = 0;
+  private readonly flush = (): void => {
+    const parts = this.unsent;
+    const bytes = this.unsentBytes;
+    this.unsent = [];
+    this.unsentBytes = 0;
+    if (this.socket.destroyed || parts.length === 0) return;
+    this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes));
   };
 
   constructor(
@@ -30,14 +35,12 @@ class DotConnection {
 
   write(out: Buffer, q: InFlight): void {
     this.inflight.set(q.id, q);
-    // Queries sent in one turn of the event loop (a batch of client datagrams) leave in one TLS
-    // record and one system call rather than one each.
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
-    this.socket.write(out);
+    // Queries sent in one turn of the event loop (a batch of client datagrams) leave in one write,
+    // one TLS record and one system call rather than one each. Gathered here rather than by
+    // cork(): a corked stream still keeps a write request (and its callback) per query.
+    if (this.unsent.length === 0) process.nextTick(this.flush);
+    this.unsent.push(out);
+    this.unsentBytes += out.length;
   }
 
   onData(d: Buffer): void {
