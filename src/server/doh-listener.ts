@@ -93,8 +93,8 @@ export class DohListener {
     });
     this.h2.add(conn);
     sock.on('close', () => this.h2.delete(conn));
-    // Idle: GOAWAY, and the connection closes once its open requests are answered.
-    sock.setTimeout(idleMs, () => conn.shutdown());
+    // Idle: GOAWAY, and the connection closes once its open requests are answered (or at the next timeout).
+    sock.setTimeout(idleMs, () => conn.idle());
   }
 
   /** Every TCP connection, before TLS: over a limit it is closed without a handshake. */

@@ -264,6 +264,19 @@ describe('H2Connection', () => {
     await until('the connection to close', () => c.ended);
   });
 
+  it('when idle sends GOAWAY, and when idle again closes a connection whose request never ends', async () => {
+    const c = await RawClient.open();
+    // A POST whose body never comes: the stream stays open.
+    c.send(frame(HEADERS, END_HEADERS, 1, block(request('/post', 'POST'))));
+    await c.next('the server SETTINGS', (f) => f.type === SETTINGS && f.flags === 0);
+    const conn = connections.at(-1)!;
+    conn.idle();
+    await c.next('GOAWAY', (f) => f.type === GOAWAY);
+    expect(c.ended).toBe(false);
+    conn.idle();
+    await until('the connection to close', () => c.ended);
+  });
+
   it('never throws on arbitrary frames after the preface', async () => {
     const errors: unknown[] = [];
     const onError = (e: unknown) => errors.push(e);

@@ -173,6 +173,16 @@ export class H2Connection {
     if (this.streams.size === 0) this.endSoon();
   }
 
+  /**
+   * The connection was idle for the listener's timeout: GOAWAY the first time (it closes once its
+   * open requests are answered), and closed outright the second, for a client that neither
+   * finishes its requests nor closes its side.
+   */
+  idle(): void {
+    if (this.goingAway || this.dead) this.socket.destroy();
+    else this.shutdown();
+  }
+
   private onClose(): void {
     this.dead = true;
     for (const s of this.streams.values()) s.closed = true;
