@@ -1,14 +1,15 @@
-// DNS over TLS and DNS over HTTPS listeners with real clients (kdig, dig, curl, Node's tls and
-// http2): per-listener and per-address networks, DoH client IDs that never widen access, HTTP
+// DNS over TLS and DNS over HTTPS listeners with real clients (kdig, dig, curl, Chromium, Node's
+// tls and http2): per-listener and per-address networks, DoH client IDs that never widen access, HTTP
 // statuses, EDNS padding, connection limits, the transport in the query log, and a certificate
 // replaced on disk while connections stay open. The certificates come from `openssl` here.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeResponse, encodeQuery, RCODE, type DecodedResponse, type EncodeQueryOptions } from '../helpers/dns-client.js';
 import { DEFAULT_A, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
@@ -17,6 +18,7 @@ import { until } from '../helpers/until.js';
 import { freePort } from '../helpers/ports.js';
 
 const run = promisify(execFile);
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const NAME = 'dns.sluice.test';
 const TOKEN = 'encrypted-listeners-token-0123';
 const STAFF = '127.0.0.1'; // listener pinned to network staff (TikTok blocked)
@@ -262,6 +264,44 @@ describe('DoT and DoH listeners', () => {
     expect(get.body?.answers.map((a) => a.data)).toEqual([DEFAULT_A]);
     expect(get.headers).toMatch(/cache-control: max-age=(\d+)/);
     expect(Number(/cache-control: max-age=(\d+)/.exec(get.headers)![1])).toBe(get.body!.answers[0]!.ttl);
+  });
+
+  it("Chromium's HTTP/2 stack gets the DoH answers: GET and POST, and 200 requests at once on one connection", async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium, as .ci/run does) or set CHROMIUM_PATH`);
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', `--host-resolver-rules=MAP ${NAME} ${STAFF}`],
+    });
+    try {
+      // The test CA is not the browser's: the certificate is checked by the other clients here.
+      const page = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+      const origin = `https://${NAME}:${doh(STAFF)}`;
+      // A page of the listener's origin (served by the browser itself), so that fetch() is same-origin.
+      await page.route(`${origin}/page.html`, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<p>DoH</p>' }));
+      await page.goto(`${origin}/page.html`);
+      const blocked = encodeQuery('www.tiktok.com', 'A', { id: 0 });
+      const allowed = encodeQuery('chromium.example.org', 'A', { id: 0 });
+      const got = await page.evaluate(
+        async ([get, post]) => {
+          const bytes = async (r: Response) => ({ status: r.status, type: r.headers.get('content-type'), body: Array.from(new Uint8Array(await r.arrayBuffer())) });
+          const g = await bytes(await fetch(`/dns-query?dns=${get}`));
+          const p = await bytes(await fetch('/dns-query', { method: 'POST', headers: { 'content-type': 'application/dns-message' }, body: new Uint8Array(post!) }));
+          const many = await Promise.all(Array.from({ length: 200 }, (_, i) => fetch(`/dns-query?dns=${get}&n=${i}`).then((r) => r.status)));
+          const protocols = performance.getEntriesByType('resource').map((e) => (e as unknown as { nextHopProtocol: string }).nextHopProtocol);
+          return { g, p, many, protocols };
+        },
+        [blocked.toString('base64url'), Array.from(allowed)] as const,
+      );
+      expect([got.g.status, got.g.type, got.p.status, got.p.type]).toEqual([200, 'application/dns-message', 200, 'application/dns-message']);
+      expect(decodeResponse(Buffer.from(got.g.body)).rcode).toBe(RCODE.NXDOMAIN);
+      expect(decodeResponse(Buffer.from(got.p.body)).answers.map((a) => a.data)).toEqual([DEFAULT_A]);
+      expect(got.many.filter((status) => status === 200)).toHaveLength(200);
+      // Every fetch whose protocol the browser reports went over HTTP/2 (it reports '' for many).
+      expect(got.protocols.filter((p) => p === 'h2').length).toBeGreaterThan(0);
+      expect(got.protocols.filter((p) => p !== 'h2' && p !== '')).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('answers what is not a DoH query with an HTTP status', async () => {
