@@ -176,7 +176,7 @@ export class DohListener {
         this.fail(reply, 413);
         return;
       }
-      // A DNS query is nearly always one DATA frame: no array, no copy.
+      // A DNS query nearly always comes in one chunk: no array, no copy.
       if (first === undefined) first = chunk;
       else (more ??= [first]).push(chunk);
     };

@@ -163,7 +163,7 @@ function subtree(m: ShapeTree, k: unknown): ShapeTree {
 interface RuleLevel {
   /** Rule → shape id. */
   readonly ids: Map<string | null, number>;
-  /** The first (lowest) shape id of the level: the one the series count under (see seriesShape). */
+  /** The first shape id of the level (ids are loaded in order: the lowest): the one its series count under (see shapeId). */
   series: number;
   /** The rollup class of the level's events (Aggregates), once known. */
   cls: RollupClassId | undefined;
