@@ -90,6 +90,7 @@ export class DohListener {
       maxStreams: s.max_concurrent_streams,
       maxBody: s.max_request_bytes,
       request: (stream) => this.onStream(stream, peer),
+      error: (err) => this.hooks.error(err, 'doh http/2'),
     });
     this.h2.add(conn);
     sock.on('close', () => this.h2.delete(conn));

@@ -57,6 +57,7 @@ const request = (path: string, method = 'GET'): [string, string][] => [
 const handed: H2Stream[] = [];
 const held: H2Stream[] = [];
 const connections: H2Connection[] = [];
+const faults: string[] = [];
 let server: net.Server;
 let port: number;
 
@@ -65,8 +66,10 @@ beforeAll(async () => {
     const conn = new H2Connection(sock, {
       maxStreams: 2,
       maxBody: 100,
+      error: (err) => faults.push(err.message),
       request: (s) => {
         handed.push(s);
+        if (s.head.path === '/throw') throw new Error('a bug in the handler');
         if (s.head.path === '/hold') held.push(s);
         else if (s.head.path === '/big') s.respondDns(Buffer.alloc(100, 0x61), 30);
         else s.respondDns(Buffer.from(`${s.head.method} ${s.head.path} ${s.bodyLength}`), undefined);
@@ -277,6 +280,19 @@ describe('H2Connection', () => {
     await until('the connection to close', () => c.ended);
   });
 
+  it('ends only its own connection, with INTERNAL_ERROR, when handling a request throws', async () => {
+    const c = await RawClient.open();
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, block(request('/throw'))));
+    const away = await c.next('GOAWAY', (f) => f.type === GOAWAY);
+    expect(away.payload.readUInt32BE(4)).toBe(2);
+    expect(faults.splice(0)).toEqual(['a bug in the handler']);
+    await until('the connection to close', () => c.ended);
+    const next = await RawClient.open();
+    next.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, block(request('/fine'))));
+    await next.next('an answer on a new connection', (f) => f.type === DATA);
+    next.close();
+  });
+
   it('never throws on arbitrary frames after the preface', async () => {
     const errors: unknown[] = [];
     const onError = (e: unknown) => errors.push(e);
@@ -300,5 +316,6 @@ describe('H2Connection', () => {
       process.off('uncaughtException', onError);
     }
     expect(errors).toEqual([]);
+    expect(faults).toEqual([]);
   });
 });

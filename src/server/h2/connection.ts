@@ -114,6 +114,8 @@ export interface H2Handlers {
   maxStreams: number;
   /** Longest request body accepted; longer ones get 413 without more reading. */
   maxBody: number;
+  /** A fault of ours while reading the connection (it is then closed with INTERNAL_ERROR). */
+  error(err: Error): void;
 }
 
 /** One HTTP/2 connection over an established socket: TLS with ALPN h2 (or plain TCP, in tests). */
@@ -144,7 +146,15 @@ export class H2Connection {
     private readonly socket: net.Socket,
     private readonly handlers: H2Handlers,
   ) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      // Whatever a client sends must not take the server down: a bug here ends this connection only.
+      try {
+        this.onData(chunk);
+      } catch (err) {
+        handlers.error(err as Error);
+        this.fatal(H2Error.INTERNAL_ERROR);
+      }
+    });
     socket.on('drain', () => socket.resume());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.onClose());
