@@ -272,8 +272,10 @@ export class SqliteStore implements QueryLogStore {
     // there was resident memory the writer thread kept after every saturation run, at no measured
     // gain in ingest. Readers scan ranges, and keep the larger cache.
     this.db.pragma(opts.readOnly ? 'cache_size = -32768' : 'cache_size = -8192');
-    this.loadShapes();
     if (!opts.readOnly) {
+      // A reader loads the shapes when a query first needs them (shape(), shapesWhere()): a
+      // server that never runs a report does not hold one object per rule of its lists.
+      this.loadShapes();
       this.st = this.prepare();
       this.lastId = (this.db.prepare('SELECT max(id) AS id FROM events').get() as { id: number | null }).id ?? 0;
       this.recoverAggregates();
@@ -320,7 +322,8 @@ export class SqliteStore implements QueryLogStore {
     for (const r of this.db.prepare('SELECT * FROM shapes').all() as (ShapeRow & { key: string })[]) {
       const shape = rowShape(r);
       this.shapesById.set(r.id, shape);
-      addToLevel(ruleLevel(this.shapeIds, shape), shape.rule, r.id);
+      // The tree gives a writer the ids of the shapes it writes; a reader never looks one up.
+      if (!this.opts.readOnly) addToLevel(ruleLevel(this.shapeIds, shape), shape.rule, r.id);
     }
   }
 
