@@ -571,6 +571,54 @@ describe('SQLite store: aggregates after a crash', () => {
     await store.close();
   });
 
+  it('migrates a version-4 file: blocked events get their level, and report devices reads them as before', async () => {
+    const path = join(tempDir(), 'q.db');
+    const blocked = Array.from({ length: 400 }, (_, i) =>
+      event({
+        time: T0 + i * MINUTE,
+        client: `10.1.0.${i % 7}`,
+        network: i % 3 ? 'm-internal' : 'm-comms',
+        policy: 'app-ban',
+        list: i % 2 ? 'tiktok' : 'temu',
+        rule: `r${i % 40}.example`,
+        name: `n${i % 50}.r${i % 40}.example`,
+        type: i % 5 ? 'A' : 'AAAA',
+        decision: 'blocked',
+        upstream: null,
+        rcode: 3,
+        answers: 0,
+      }),
+    );
+    const first = [...blocked.slice(0, 300), ...randomEvents(200, 5, T0, 1)];
+    let store = new SqliteStore(path, options());
+    expect(store.write(first)).toBe(true);
+    await store.close();
+    // Back to version 4: no grp column, the device index over shapes.
+    const db = new Database(path);
+    db.exec(`DROP INDEX events_blocked_by_client; ALTER TABLE events DROP COLUMN grp;
+      CREATE INDEX events_blocked_by_client ON events(client, shape, id, name) WHERE mark = 1; PRAGMA user_version = 4;`);
+    db.close();
+    store = new SqliteStore(path, options());
+    expect(await store.devices({})).toEqual(devicesReport(first));
+    // Every blocked event has the lowest shape of its fields but the rule as its level.
+    const levels = rawSql<{ grp: number | null; n: number; lowest: number }>(
+      path,
+      `SELECT e.grp, count(*) AS n, (SELECT min(b.id) FROM shapes b WHERE b.network IS s.network AND b.list IS s.list AND b.qtype = s.qtype AND b.decision = s.decision) AS lowest
+       FROM events e JOIN shapes s ON s.id = e.shape WHERE e.mark = 1 AND s.network LIKE 'm-%' GROUP BY e.grp, s.network, s.list, s.qtype`,
+    );
+    expect(levels.every((l) => l.grp === l.lowest)).toBe(true);
+    expect(levels.reduce((n, l) => n + l.n, 0)).toBe(300);
+    expect(levels).toHaveLength(8); // two networks × two lists × two types
+    // New events after the migration go to the same levels.
+    expect(store.write(blocked.slice(300))).toBe(true);
+    await store.flush();
+    const all = [...first, ...blocked.slice(300)];
+    expect(await store.devices({})).toEqual(devicesReport(all));
+    expect(await store.devices({ network: 'm-comms' })).toEqual(devicesReport(all, { network: 'm-comms' }));
+    expect(rawSql<{ n: number }>(path, 'SELECT count(*) AS n FROM events WHERE mark = 1 AND grp IS NULL')[0]!.n).toBe(0);
+    await store.close();
+  });
+
   it('clean closes and reopens count every event exactly once', async () => {
     const path = join(tempDir(), 'q.db');
     const all: QueryEvent[] = [];
