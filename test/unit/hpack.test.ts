@@ -100,6 +100,12 @@ describe('HpackDecoder', () => {
     expect(result.headers.reduce((n, [k, v]) => n + k.length + v.length + 32, 0)).toBeLessThanOrEqual(MAX_HEADER_LIST);
     // Every insertion was made, the last one included: the client's encoder sees the same table.
     expect(decodeAll(d, Buffer.from([0x80 | 62])).headers).toEqual([['x-199', 'v'.repeat(90)]]);
+    // A table size update right after the field that passed the limit is still in the middle of
+    // the block: refused. Fields of 5 + 90 + 32 = 127 bytes: the 130th passes 16,384.
+    const exact = Array.from({ length: 130 }, (_, i) => indexed(`x-${String(i).padStart(3, '0')}`, 'v'.repeat(90)));
+    expect(decodeAll(new HpackDecoder(), Buffer.concat(exact)).failure).toBe('too-large');
+    expect(decodeAll(new HpackDecoder(), Buffer.concat(exact.slice(0, 129))).failure).toBeUndefined();
+    expect(decodeAll(new HpackDecoder(), Buffer.concat([...exact, Buffer.from([0x20])])).failure).toBe('compression');
   });
 
   it('never throws on arbitrary blocks, and leaves a good block after them decodable', () => {

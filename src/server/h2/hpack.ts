@@ -96,11 +96,11 @@ export class HpackDecoder {
   private pos = 0;
 
   /** Decode one complete header block; undefined when it is good. */
-  decode(block: Uint8Array, sink: HeaderSink): HpackFailure | undefined {
+  decode(block: Uint8Array, sink: HeaderSink, atStart = true): HpackFailure | undefined {
     this.pos = 0;
     const end = block.length;
     let listSize = 0;
-    let first = true;
+    let first = atStart;
     while (this.pos < end) {
       const b = block[this.pos]!;
       let name: string;
@@ -154,7 +154,8 @@ export class HpackDecoder {
 
   /** Decode what is left of a block only for its table insertions. */
   private skipRest(block: Uint8Array): HpackFailure | undefined {
-    const failure = this.decode(block.subarray(this.pos), () => undefined);
+    // Not the start of the block: a table size update there is still an error (§4.2).
+    const failure = this.decode(block.subarray(this.pos), () => undefined, false);
     return failure === 'too-large' ? undefined : failure;
   }
 
