@@ -33,13 +33,39 @@ describe('binary event batches', () => {
     for (let cut = 1; cut <= 3; cut++) expect(decodeEventBinary(empties.slice(0, empties.byteLength - cut))).toBeUndefined();
     expect(decodeEventBinary(empties)).toHaveLength(20);
     expect(decodeEventBinary(new ArrayBuffer(2))).toBeUndefined();
-    // A code that points past the dictionary.
+    // A code that points past the dictionary: the first event's instance code, after the header
+    // (16 bytes) and the time and duration columns (8 bytes an event each).
     const bad = data.slice(0);
-    const view = new DataView(bad);
-    let o = 8;
-    for (let k = 0; k < view.getUint32(4, true); k++) o += 2 + view.getUint16(o, true);
-    view.setInt32(o, 1_000_000, true);
+    new Int32Array(bad, 16 + events.length * 16, 1)[0] = 1_000_000;
     expect(decodeEventBinary(bad)).toBeUndefined();
+    // A rule that would start past the end of its name.
+    const suffixed = encodeEventBinary([{ ...events[0]!, name: 'www.tiktok.com', rule: 'tiktok.com' }]);
+    expect(decodeEventBinary(suffixed)![0]!.rule).toBe('tiktok.com');
+    new Int32Array(suffixed, 16 + 16 + 6 * 4, 1)[0] = -2 - 15;
+    expect(decodeEventBinary(suffixed)).toBeUndefined();
+  });
+
+  it('keep the columns when a large dictionary makes the batch outgrow its buffer', () => {
+    const base = fc.sample(event, { numRuns: 1, seed: 5 })[0]!;
+    const small = encodeEventBinary([base]);
+    // Long distinct clients: the dictionary alone is several times what the columns needed.
+    const events = Array.from({ length: 60 }, (_, i) => ({ ...base, time: i, name: `n${i}.example`, client: `${i}:${'é'.repeat(20_000)}` }));
+    expect(decodeEventBinary(encodeEventBinary(events))).toEqual(events.map((e) => ({ ...e, client: e.client.slice(0, 16_000) })));
+    expect(decodeEventBinary(small)).toEqual([base]);
+  });
+
+  it('carry a rule that is a suffix of the name, or the whole name, as a place in it', () => {
+    const base = fc.sample(event, { numRuns: 1, seed: 3 })[0]!;
+    const cases = [
+      { name: 'www.tiktok.com', rule: 'tiktok.com' },
+      { name: 'tiktok.com', rule: 'tiktok.com' },
+      { name: 'tiktok.com', rule: '' },
+      { name: 'a.tiktok.com', rule: 'b.tiktok.com' },
+      { name: 'x'.repeat(300), rule: 'x'.repeat(10) },
+      { name: 'tiktok.com', rule: null },
+    ];
+    const events = cases.map((c) => ({ ...base, ...c }));
+    expect(decodeEventBinary(encodeEventBinary(events))).toEqual(events.map((e) => ({ ...e, name: e.name.slice(0, 255) })));
   });
 
   it('and the column batches from workers to the primary keep every transport', () => {
