@@ -20,12 +20,16 @@ import { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import type { Covers, EraseResult, QueryLogStore, StoreHealth, TrendOptions, TrendRow } from './store.js';
 
 /**
- * The writer's nice value. CFS weights nice 10 at 110 against 1,024 for the answers: ~10 % of a
- * contended core, the share the on-loop writer had at saturation. At nice 19 (weight 15) it kept
- * p99 a little lower at 50k cached queries a second but dropped 3-8 % of the events there; at 10
- * it stored every one (bench/querylog.sh fixed-rate runs, one core).
+ * The writer's nice value: the lowest. CFS weights nice 19 at 15 against 1,024 for the answers, so
+ * on a core the answers fill the writer gets ~1.5 % of it and the events it cannot take are
+ * dropped and counted; whenever the core has idle time, it gets all of it. At nice 10 (weight 110,
+ * ~10 %) the writer took a tenth of a saturated core from the answers, most of the gap to the 0.8
+ * target (store ÷ log level none: blocked 0.72-0.79 at 10, 0.93 at 19, bench/querylog.sh, one
+ * core). Below saturation the writer keeps up either way: at 50k blocked or cached queries a
+ * second every event was stored at 19 (an earlier writer, ~2× slower a blocked event, dropped 3-8 %
+ * at 19 and none at 10).
  */
-export const WRITER_NICE = 10;
+export const WRITER_NICE = 19;
 
 /** What the writer thread is started with (functions cannot cross: the clock goes as an offset). */
 export interface WriterData {
