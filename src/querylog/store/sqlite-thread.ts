@@ -24,10 +24,10 @@ import type { Covers, EraseResult, QueryLogStore, StoreHealth, TrendOptions, Tre
  * on a core the answers fill the writer gets ~1.5 % of it and the events it cannot take are
  * dropped and counted; whenever the core has idle time, it gets all of it. At nice 10 (weight 110,
  * ~10 %) the writer took a tenth of a saturated core from the answers, most of the gap to the 0.8
- * target (store ÷ log level none: blocked 0.72-0.79 at 10, 0.93 at 19, bench/querylog.sh, one
- * core). Below saturation the writer keeps up either way: at 50k blocked or cached queries a
- * second every event was stored at 19 (an earlier writer, ~2× slower a blocked event, dropped 3-8 %
- * at 19 and none at 10).
+ * target (store ÷ log level none, bench/querylog.sh, one core: blocked 0.72-0.79 at 10, 0.78-0.93
+ * at 19; cached 0.79 at 10, 0.89-0.95 at 19). Below saturation the writer keeps up either way: at
+ * 50k blocked or cached queries a second every event was stored at 19. Where the answers alone
+ * nearly fill the core (the bench's realistic mix at 50k/s) it drops events at 10 as at 19.
  */
 export const WRITER_NICE = 19;
 
