@@ -8,10 +8,9 @@
 // The buffer never leaves the process (it is not a file format), so the columns are typed arrays
 // in the machine's own byte order. Layout: a header of four u32 (n, dict count, names offset, dict
 // offset); then n × time f64, n × durationMs f64, n × CODED codes i32 (-1: null; for the rule, -2
-// and below: a suffix of the name), n × rcode i32
-// (-1: null), n × answers i32, n × flags u8; the names (u8 length, latin1: a query name is at most
-// 255 bytes of wire text); last the dictionary (u16 byte length, UTF-8), which is known only once
-// every event has been coded.
+// and below: a suffix of the name), n × rcode i32 (-1: null), n × answers i32, n × flags u8; the
+// names (u8 length, latin1: a query name is at most 255 bytes of wire text); last the dictionary
+// (u16 byte length, UTF-8), which is known only once every event has been coded.
 import { asTransport } from '../pipeline/context.js';
 import type { LoggedDecision, QueryEvent } from './event.js';
 import { CODED } from './event-batch.js';
@@ -85,6 +84,8 @@ export function encodeEventBinary(events: readonly QueryEvent[]): ArrayBuffer {
   const rcode = new Int32Array(scratch, at.rcode, n);
   const answers = new Int32Array(scratch, at.answers, n);
   last.fill(null);
+  dictIndex.clear();
+  dictStrings.length = 0;
   let o = at.names;
   // Field by field, in CODED's order: named reads stay monomorphic where e[CODED[f]] did not.
   for (let i = 0, k = 0; i < n; i++, k += F) {
@@ -129,8 +130,6 @@ export function encodeEventBinary(events: readonly QueryEvent[]): ArrayBuffer {
   header[1] = dictStrings.length;
   header[2] = at.names;
   header[3] = dictAt;
-  dictIndex.clear();
-  dictStrings.length = 0;
   const out = scratch.slice(0, o);
   // An unusually large batch (a flush at close) does not keep its buffer.
   if (scratch.byteLength > SCRATCH_KEPT) setScratch(new ArrayBuffer(SCRATCH_START));
