@@ -268,6 +268,8 @@ export class SqliteStore implements QueryLogStore {
   private readonly rowArgs: unknown[] = new Array<unknown>(INSERT_ROWS * EVENT_COLUMNS).fill(null);
   /** The rule level of each event of the slice being written, for the aggregates after commit. */
   private readonly levelArgs: RuleLevel[] = [];
+  /** shape(): one shape by id, prepared on its first miss. */
+  private findShapeById: SqliteStatement | undefined;
 
   constructor(
     readonly path: string,
@@ -289,8 +291,8 @@ export class SqliteStore implements QueryLogStore {
     // and keep the larger cache.
     this.db.pragma(opts.readOnly ? 'cache_size = -32768' : 'cache_size = -2048');
     if (!opts.readOnly) {
-      // A reader loads the shapes when a query first needs them (shape(), shapesWhere()): a
-      // server that never runs a report does not hold one object per rule of its lists.
+      // A reader loads a shape when a query first needs it (shape(): that row; shapesWhere(): all
+      // of them): a server that never runs a report does not hold one object per rule of its lists.
       this.loadShapes();
       this.st = this.prepare();
       this.lastId = (this.db.prepare('SELECT max(id) AS id FROM events').get() as { id: number | null }).id ?? 0;
@@ -347,7 +349,8 @@ export class SqliteStore implements QueryLogStore {
     let s = this.shapesById.get(id);
     if (!s) {
       // Not loaded yet, or added by another connection (the writing server) since: that one row.
-      const r = this.db.prepare('SELECT * FROM shapes WHERE id = ?').get(id) as ShapeRow | undefined;
+      this.findShapeById ??= this.db.prepare('SELECT * FROM shapes WHERE id = ?');
+      const r = this.findShapeById.get(id) as ShapeRow | undefined;
       if (r) this.shapesById.set(id, (s = rowShape(r)));
     }
     return s!;
